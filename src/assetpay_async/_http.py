@@ -1,0 +1,82 @@
+"""The thin aiohttp layer: one attempt on the wire, its failures sorted into "not sent" and "maybe sent"."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Mapping
+
+import aiohttp
+import attrs
+
+from ._protocol import RequestSpec
+
+
+@attrs.frozen
+class RawResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    wire_seconds: float
+
+
+class NotSentError(Exception):
+    """The request never left this process (connection refused, DNS, connect timeout)."""
+
+
+class MaybeSentError(Exception):
+    """The request may have reached the server but no complete response came back."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+class TLSError(Exception):
+    """Certificate or TLS failure: never retried, never silenced."""
+
+
+def _describe(exc: BaseException) -> str:
+    # aiohttp's messages name host and port, never headers, so they cannot carry the token.
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+async def send(
+    http: aiohttp.ClientSession,
+    base_url: str,
+    spec: RequestSpec,
+    headers: Mapping[str, str],
+    *,
+    timeout: float,
+    connect_timeout: float,
+) -> RawResponse:
+    """Send one attempt and read the whole body, classifying every failure."""
+    started = time.perf_counter()
+    client_timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
+    try:
+        async with http.request(
+            spec.method,
+            base_url + spec.path,
+            params=spec.params or None,
+            headers=headers,
+            timeout=client_timeout,
+            allow_redirects=False,
+        ) as response:
+            body = await response.read()
+            return RawResponse(
+                response.status, response.headers, body, time.perf_counter() - started
+            )
+    except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError, ssl.SSLError) as exc:
+        raise TLSError(_describe(exc)) from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise NotSentError(_describe(exc)) from exc
+    except aiohttp.ConnectionTimeoutError as exc:
+        raise NotSentError(_describe(exc)) from exc
+    except (TimeoutError, asyncio.TimeoutError) as exc:
+        raise MaybeSentError(f"no response within {timeout:g}s", timed_out=True) from exc
+    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+        raise MaybeSentError(_describe(exc)) from exc
+    except aiohttp.ClientResponseError as exc:
+        raise MaybeSentError(_describe(exc)) from exc

@@ -1,0 +1,190 @@
+"""AssetPayClient: a cheap handle bound to one end user's client token."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from . import _http
+from . import _protocol as proto
+from ._tokens import SecretToken
+from .errors import (
+    AssetPayError,
+    QueueTimeoutError,
+    RateLimitedError,
+    RequestTimeoutError,
+    TransportError,
+)
+from .models import CancelResult
+
+if TYPE_CHECKING:
+    from .session import AssetPaySession
+
+__all__ = ["AssetPayClient"]
+
+T = TypeVar("T")
+logger = logging.getLogger("assetpay_async")
+
+
+def _backoff(attempt: int, base: float, cap: float) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2**(attempt-1))]."""
+    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+
+
+class AssetPayClient:
+    """Calls on behalf of one end user. Get one from :meth:`AssetPaySession.client`; create as many as needed.
+
+    The token is held in a :class:`SecretToken`: ``repr(client)`` shows the merchant and a fingerprint only.
+    """
+
+    __slots__ = ("_merchant_id", "_session", "_token")
+
+    def __init__(self, session: AssetPaySession, token: SecretToken, merchant_id: str) -> None:
+        self._session = session
+        self._token = token
+        self._merchant_id = merchant_id
+
+    @property
+    def merchant_id(self) -> str:
+        return self._merchant_id
+
+    @property
+    def session(self) -> AssetPaySession:
+        return self._session
+
+    @property
+    def token_fingerprint(self) -> str:
+        """A short hash of the token, safe to log."""
+        return self._token.fingerprint
+
+    def __repr__(self) -> str:
+        return f"<AssetPayClient merchant={self._merchant_id!r} token={self._token.fingerprint}>"
+
+    async def cancel_withdrawal_item(
+        self,
+        trade_id: uuid.UUID | str,
+        item_id: uuid.UUID | str,
+        *,
+        max_queue_wait: float | None = None,
+    ) -> CancelResult:
+        """Ask AssetPay to cancel one undelivered withdrawal item.
+
+        A result means the marketplace accepted; the item becomes ``reverted`` later (refund then).
+
+        Args:
+            trade_id: the withdrawal trade (UUID or UUID string).
+            item_id: the item within it.
+            max_queue_wait: seconds this call may wait for quota (default: the session's).
+
+        Raises:
+            InvalidRequestError: a bad id, before anything is sent or any quota is spent.
+            CancelTooSoonError, NotCancellableError, ForbiddenError, ItemNotFoundError, ...: AssetPay's answer.
+            QueueTimeoutError: no quota within ``max_queue_wait``; nothing was sent.
+            TransportError: the network failed after retries (``ambiguous`` if it may have been sent).
+        """
+        spec = proto.cancel_request(trade_id, item_id)
+        return await self._call(
+            spec,
+            lambda env, status: proto.decode_cancel(env, status=status),
+            max_queue_wait=max_queue_wait,
+        )
+
+    async def _call(
+        self,
+        spec: proto.RequestSpec,
+        decode: Callable[[proto.Envelope, int], T],
+        *,
+        max_queue_wait: float | None = None,
+    ) -> T:
+        """Run one call: limiter, attempt, classify, retry. Every attempt pays the limiter."""
+        session = self._session
+        retry = session.retry_policy
+        limiter = session.limiter_for(self._merchant_id, spec.route_group)
+        queue_budget = max_queue_wait if max_queue_wait is not None else session.default_max_queue_wait
+        request_id = proto.new_request_id()
+        headers = proto.request_headers(self._token.reveal(), request_id)
+        maybe_sent = False
+        failures = 0
+        attempt = 0
+        rate_limited_since: float | None = None
+        queued_total = 0.0
+        while True:
+            attempt += 1
+            remaining = None if queue_budget is None else max(0.0, queue_budget - queued_total)
+            try:
+                queued = await limiter.acquire(max_wait=remaining)
+            except QueueTimeoutError as exc:
+                exc.ambiguous = maybe_sent
+                raise
+            queued_total += queued
+            try:
+                raw = await session.send(spec, headers)
+            except _http.TLSError as exc:
+                raise TransportError(
+                    f"TLS failure talking to AssetPay: {exc}", request_id=request_id
+                ) from None
+            except (_http.NotSentError, _http.MaybeSentError) as exc:
+                lost = isinstance(exc, _http.MaybeSentError)
+                maybe_sent = maybe_sent or lost
+                self._log(spec, attempt, queued, None, None, request_id, str(exc))
+                failures += 1
+                if failures <= retry.max_retries and (spec.repeatable or not lost):
+                    await asyncio.sleep(_backoff(failures, retry.backoff_base, retry.backoff_cap))
+                    continue
+                timed_out = isinstance(exc, _http.MaybeSentError) and exc.timed_out
+                cls = RequestTimeoutError if timed_out else TransportError
+                raise cls(
+                    f"{spec.method} {spec.path} failed after {attempt} attempt(s): {exc}",
+                    request_id=request_id,
+                    ambiguous=maybe_sent,
+                ) from None
+            try:
+                envelope = proto.decode_envelope(
+                    raw.status, raw.headers, raw.body, request_id, ambiguous=maybe_sent
+                )
+            except RateLimitedError as exc:
+                self._log(spec, attempt, queued, raw, exc.key, exc.request_id, None)
+                limiter.rate_limited(exc.retry_after)
+                now = asyncio.get_running_loop().time()
+                rate_limited_since = rate_limited_since or now
+                if now - rate_limited_since >= retry.max_rate_limited_wait:
+                    raise
+                continue
+            except AssetPayError as exc:
+                limiter.succeeded()
+                key = getattr(exc, "key", None) or type(exc).__name__
+                self._log(spec, attempt, queued, raw, key, getattr(exc, "request_id", None), None)
+                raise
+            limiter.succeeded()
+            self._log(spec, attempt, queued, raw, None, envelope.request_id, None)
+            return decode(envelope, raw.status)
+
+    def _log(
+        self,
+        spec: proto.RequestSpec,
+        attempt: int,
+        queued: float,
+        raw: _http.RawResponse | None,
+        key: str | None,
+        request_id: str | None,
+        failure: str | None,
+    ) -> None:
+        if not logger.isEnabledFor(logging.DEBUG):
+            return
+        logger.debug(
+            "%s %s group=%s status=%s key=%s request_id=%s attempt=%d queued=%.3fs wire=%s%s",
+            spec.method,
+            spec.path,
+            spec.route_group.value,
+            raw.status if raw else "-",
+            key or "-",
+            request_id,
+            attempt,
+            queued,
+            f"{raw.wire_seconds:.3f}s" if raw else "-",
+            f" failure={failure}" if failure else "",
+        )

@@ -1,0 +1,238 @@
+"""Every exception the SDK raises, in one tree.
+
+```
+AssetPayError                      base of everything below; ``ambiguous`` = outcome unknown
+├── InvalidRequestError            (also ValueError) bad input, refused before sending or spending quota
+├── SessionClosedError             the session was closed (or never usable on this loop)
+├── MerchantMismatchError          (also ValueError) a token of another merchant, or self-contradicting
+├── QueueTimeoutError              waited longer than allowed for quota; nothing was sent
+├── InvalidResponseError           no AssetPay envelope (HTML, empty, bad JSON, missing fields)
+├── TransportError                 the request or its response was lost on the network
+│   └── RequestTimeoutError        ... because the request timed out on the wire
+└── APIError                       AssetPay answered with an error envelope
+    ├── CancelTooSoonError         TRADE_CANCEL_TOO_SOON (27): item younger than 30 minutes
+    ├── NotCancellableError        TRADE_NOT_CANCELLABLE (28), TRADE_CANCEL_UNSUPPORTED
+    ├── ForbiddenError             FORBIDDEN (1300): trade of another user
+    ├── ItemNotFoundError          ITEM_NOT_FOUND (2201)
+    ├── TradeNotFoundError         TRADE_NOT_FOUND (21)
+    ├── RateLimitedError           RATE_LIMITED (1005, formerly 1007); ``retry_after``
+    ├── AuthenticationError        UNAUTHORIZED, INVALID_TOKEN, MISSING_BEARER, TOKEN_EXPIRED, ...
+    ├── AccountDisabledError       ACCOUNT_DISABLED (1301)
+    ├── APIValidationError         VALIDATION_FAILED (1001); ``fields``
+    └── ServerError                any 5xx with an envelope (SERVER_ERROR, SYSTEM_MAINTENANCE, ...)
+```
+
+Branch on the class (it follows the error ``key``, then the numeric ``code``); an unknown key is a plain
+:class:`APIError` that keeps everything the server said.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "APIError",
+    "APIValidationError",
+    "AccountDisabledError",
+    "AssetPayError",
+    "AuthenticationError",
+    "CancelTooSoonError",
+    "ForbiddenError",
+    "InvalidRequestError",
+    "InvalidResponseError",
+    "ItemNotFoundError",
+    "MerchantMismatchError",
+    "NotCancellableError",
+    "QueueTimeoutError",
+    "RateLimitedError",
+    "RequestTimeoutError",
+    "ServerError",
+    "SessionClosedError",
+    "TradeNotFoundError",
+    "TransportError",
+]
+
+
+class AssetPayError(Exception):
+    """Base class of every error raised by assetpay-async.
+
+    Attributes:
+        ambiguous: True when the outcome on AssetPay's side is unknown: an earlier attempt of the same call
+            may have been accepted although this one failed (its response was lost).
+    """
+
+    ambiguous: bool = False
+
+
+class InvalidRequestError(AssetPayError, ValueError):
+    """Bad input (an id that is not a UUID, a bad option). Raised before anything is sent."""
+
+
+class SessionClosedError(AssetPayError, RuntimeError):
+    """The session is closed, or cannot be used from the running event loop."""
+
+
+class MerchantMismatchError(AssetPayError, ValueError):
+    """A token that belongs to another merchant than the session's, or whose claims disagree."""
+
+
+class QueueTimeoutError(AssetPayError):
+    """The call waited longer than its ``max_queue_wait`` for quota. Nothing was sent, no quota spent."""
+
+    def __init__(self, message: str, *, waited: float) -> None:
+        super().__init__(message)
+        self.waited = waited
+
+
+class InvalidResponseError(AssetPayError):
+    """The server's answer is not an AssetPay envelope (HTML from a proxy, empty body, bad JSON, ...).
+
+    Attributes:
+        http_status: the HTTP status of the response.
+        content_type: its Content-Type header, if any.
+        snippet: the first 200 characters of the body, for diagnosis.
+        request_id: the request id we sent (or the server's, if it echoed one).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int,
+        content_type: str | None,
+        snippet: str,
+        request_id: str | None,
+    ) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.content_type = content_type
+        self.snippet = snippet
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        return (
+            f"{self.args[0]} (HTTP {self.http_status}, content type {self.content_type!r}, "
+            f"request id {self.request_id}, body starts {self.snippet[:80]!r})"
+        )
+
+
+class TransportError(AssetPayError):
+    """The request could not be sent, or its response was lost.
+
+    ``ambiguous`` is True when the request may have reached AssetPay.
+    """
+
+    def __init__(
+        self, message: str, *, request_id: str | None = None, ambiguous: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+        self.ambiguous = ambiguous
+
+
+class RequestTimeoutError(TransportError, TimeoutError):
+    """The request timed out on the wire (time spent queueing for quota does not count)."""
+
+
+class APIError(AssetPayError):
+    """AssetPay answered with an error envelope.
+
+    Attributes:
+        http_status: HTTP status of the response.
+        code: the numeric error code (renumbered between API editions: prefer ``key``).
+        key: the stable error key, e.g. ``"TRADE_NOT_CANCELLABLE"``.
+        message: the server's message (wording changes without notice; lists are joined).
+        request_id: from the envelope, else the response header, else the one we sent.
+        details: the envelope's ``details`` object, if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int,
+        code: int | None,
+        key: str | None,
+        request_id: str | None,
+        details: Mapping[str, Any] | None = None,
+        ambiguous: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.code = code
+        self.key = key
+        self.request_id = request_id
+        self.details: Mapping[str, Any] = details or {}
+        self.ambiguous = ambiguous
+
+    def __str__(self) -> str:
+        text = f"{self.key or 'UNKNOWN'} ({self.code}, HTTP {self.http_status}): {self.message}"
+        if self.ambiguous:
+            text += (
+                " [outcome unknown: an earlier attempt whose response was lost may have been accepted]"
+            )
+        return f"{text} [request id {self.request_id}]"
+
+
+class CancelTooSoonError(APIError):
+    """TRADE_CANCEL_TOO_SOON (27): the item is younger than 30 minutes; retry after that."""
+
+
+class NotCancellableError(APIError):
+    """TRADE_NOT_CANCELLABLE (28) or TRADE_CANCEL_UNSUPPORTED.
+
+    Not a withdrawal, not a CS2 item (Rust), already terminal, or the marketplace refused. When ``ambiguous`` is
+    True, an earlier attempt of this call lost its response and may have been the one that cancelled the item.
+    """
+
+
+class ForbiddenError(APIError):
+    """FORBIDDEN (1300): the trade does not belong to the authenticated user."""
+
+
+class ItemNotFoundError(APIError):
+    """ITEM_NOT_FOUND (2201): no item with that id under that trade."""
+
+
+class TradeNotFoundError(APIError):
+    """TRADE_NOT_FOUND (21): no such trade."""
+
+
+class RateLimitedError(APIError):
+    """RATE_LIMITED (1005): over the merchant's quota.
+
+    Attributes:
+        retry_after: seconds to wait as the server said (``Retry-After``), or None when it did not say.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class AuthenticationError(APIError):
+    """The client token is missing, malformed, expired or refused (401)."""
+
+
+class AccountDisabledError(APIError):
+    """ACCOUNT_DISABLED (1301)."""
+
+
+class APIValidationError(APIError):
+    """VALIDATION_FAILED (1001).
+
+    Attributes:
+        fields: ``{"dotted.path": "reason"}`` as the server reported them.
+    """
+
+    def __init__(
+        self, message: str, *, fields: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.fields: Mapping[str, str] = fields or {}
+
+
+class ServerError(APIError):
+    """A 5xx answer carrying an error envelope (SERVER_ERROR, SYSTEM_MAINTENANCE, SERVICE_UNAVAILABLE)."""
