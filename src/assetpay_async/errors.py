@@ -6,6 +6,7 @@ AssetPayError                      base of everything below; ``ambiguous`` = out
 ├── SessionClosedError             the session was closed (or never usable on this loop)
 ├── MerchantMismatchError          (also ValueError) a token of another merchant, or self-contradicting
 ├── QueueTimeoutError              waited longer than allowed for quota; nothing was sent
+├── LimiterBackendError            the shared limiter's store (Redis) failed and fallback is off
 ├── InvalidResponseError           no AssetPay envelope (HTML, empty, bad JSON, missing fields)
 ├── TransportError                 the request or its response was lost on the network
 │   └── RequestTimeoutError        ... because the request timed out on the wire
@@ -42,6 +43,7 @@ __all__ = [
     "InvalidRequestError",
     "InvalidResponseError",
     "ItemNotFoundError",
+    "LimiterBackendError",
     "MerchantMismatchError",
     "NotCancellableError",
     "QueueTimeoutError",
@@ -83,6 +85,13 @@ class QueueTimeoutError(AssetPayError):
     def __init__(self, message: str, *, waited: float) -> None:
         super().__init__(message)
         self.waited = waited
+
+
+class LimiterBackendError(AssetPayError):
+    """The shared limiter's store (Redis) is unreachable or failed, and falling back was switched off.
+
+    Nothing was sent and no quota was spent by the call that raised it.
+    """
 
 
 class InvalidResponseError(AssetPayError):
