@@ -4,11 +4,12 @@ The public surface is what this module exports (``__all__``); every other module
 """
 
 from ._version import __version__
+from .batch import BatchProgress, CancelBatch, CancelOutcome, OutcomeKind
 from .client import AssetPayClient
 from .errors import (
+    AccountDisabledError,
     APIError,
     APIValidationError,
-    AccountDisabledError,
     AssetPayError,
     AuthenticationError,
     CancelTooSoonError,
@@ -26,6 +27,7 @@ from .errors import (
     SessionClosedError,
     TradeNotFoundError,
     TransportError,
+    WaitTimeoutError,
 )
 from .limiting import LimiterPolicy, LimiterStats
 from .models import (
@@ -35,6 +37,7 @@ from .models import (
     RevertedBy,
     Trade,
     TradeItem,
+    TradePage,
     TradeSource,
     TradeStatus,
     TradeType,
@@ -51,6 +54,9 @@ __all__ = [
     "AssetPayError",
     "AssetPaySession",
     "AuthenticationError",
+    "BatchProgress",
+    "CancelBatch",
+    "CancelOutcome",
     "CancelResult",
     "CancelStatus",
     "CancelTooSoonError",
@@ -65,8 +71,9 @@ __all__ = [
     "MerchantMismatchError",
     "MerchantTier",
     "NotCancellableError",
-    "Quota",
+    "OutcomeKind",
     "QueueTimeoutError",
+    "Quota",
     "RateLimitedError",
     "RequestTimeoutError",
     "RetryPolicy",
@@ -77,9 +84,11 @@ __all__ = [
     "Trade",
     "TradeItem",
     "TradeNotFoundError",
+    "TradePage",
     "TradeSource",
     "TradeStatus",
     "TradeType",
     "TransportError",
+    "WaitTimeoutError",
     "__version__",
 ]

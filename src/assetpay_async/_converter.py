@@ -11,7 +11,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from .models import CancelResult, OpenEnum, Trade, TradeItem
+from .models import CancelResult, OpenEnum, Trade, TradeItem, TradePage
 
 T = TypeVar("T")
 
@@ -48,10 +48,10 @@ def _structure_open_enum(value: Any, cls: type[OpenEnum]) -> OpenEnum:
 def _strict(value: Any, cls: type[T]) -> T:
     # cattrs would happily turn 5 into "5" or "yes" into True; a wrong type is a broken response.
     if cls is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)  # type: ignore[return-value]
+        return float(value)  # type: ignore[return-value,unused-ignore]
     if type(value) is not cls:
         raise TypeError(f"expected {cls.__name__}, got {type(value).__name__}")
-    return value  # type: ignore[no-any-return]
+    return value  # type: ignore[no-any-return,unused-ignore]
 
 
 def make_converter() -> cattrs.Converter:
@@ -66,7 +66,7 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook_func(
         lambda t: isinstance(t, type) and issubclass(t, OpenEnum), _structure_open_enum
     )
-    for cls in (CancelResult, TradeItem, Trade):
+    for cls in (CancelResult, TradeItem, Trade, TradePage):
         renames = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
         conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv, **renames))  # type: ignore[arg-type]
         conv.register_unstructure_hook(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import time
 from collections.abc import Mapping
@@ -74,9 +73,13 @@ async def send(
         raise NotSentError(_describe(exc)) from exc
     except aiohttp.ConnectionTimeoutError as exc:
         raise NotSentError(_describe(exc)) from exc
-    except (TimeoutError, asyncio.TimeoutError) as exc:
+    except TimeoutError as exc:
         raise MaybeSentError(f"no response within {timeout:g}s", timed_out=True) from exc
-    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+    except (
+        aiohttp.ClientPayloadError,
+        aiohttp.ServerDisconnectedError,
+        aiohttp.ClientOSError,
+    ) as exc:
         raise MaybeSentError(_describe(exc)) from exc
     except aiohttp.ClientResponseError as exc:
         raise MaybeSentError(_describe(exc)) from exc

@@ -18,14 +18,13 @@ import cattrs
 from . import errors as e
 from ._converter import converter
 from ._version import __version__
-from .models import CancelResult
+from .models import CancelResult, Trade, TradePage
 from .quota import RouteGroup
 
 T = TypeVar("T")
 
 USER_AGENT: Final = (
-    f"assetpay-async/{__version__} aiohttp/{aiohttp.__version__} "
-    f"Python/{platform.python_version()}"
+    f"assetpay-async/{__version__} aiohttp/{aiohttp.__version__} Python/{platform.python_version()}"
 )
 _SNIPPET_CHARS: Final = 200
 _MAX_ID_CHARS: Final = 64
@@ -88,7 +87,7 @@ def list_trades_request(
     *,
     cursor: str | None = None,
     limit: int = 100,
-    type: str | None = None,  # noqa: A002 - the API's own name
+    type: str | None = None,
     game: str | None = None,
 ) -> RequestSpec:
     """``GET /client/trades`` with its query. Raises :class:`InvalidRequestError` for bad values."""
@@ -105,7 +104,9 @@ def list_trades_request(
         params.append(("type", str(type)))
     if game is not None:
         if str(game) not in ("730", "252490"):
-            raise e.InvalidRequestError(f"game must be '730' (CS2) or '252490' (Rust), got {game!r}")
+            raise e.InvalidRequestError(
+                f"game must be '730' (CS2) or '252490' (Rust), got {game!r}"
+            )
         params.append(("game", str(game)))
     return RequestSpec("GET", "/client/trades", RouteGroup.TRADES_READ, tuple(params))
 
@@ -313,6 +314,25 @@ def structure(data: Any, cls: type[T], *, what: str, status: int, request_id: st
 def decode_cancel(envelope: Envelope, *, status: int) -> CancelResult:
     """The :class:`CancelResult` of a cancel's success envelope."""
     result = structure(
-        envelope.data, CancelResult, what="cancel result", status=status, request_id=envelope.request_id
+        envelope.data,
+        CancelResult,
+        what="cancel result",
+        status=status,
+        request_id=envelope.request_id,
     )
     return attrs.evolve(result, request_id=envelope.request_id)
+
+
+def decode_trade(envelope: Envelope, status: int) -> Trade:
+    """The :class:`Trade` of ``GET /client/trades/{id}`` (``data`` is the trade, or ``{"trade": ...}``)."""
+    data = envelope.data
+    if isinstance(data, dict) and isinstance(data.get("trade"), dict) and "id" not in data:
+        data = data["trade"]
+    return structure(data, Trade, what="trade", status=status, request_id=envelope.request_id)
+
+
+def decode_trade_page(envelope: Envelope, status: int) -> TradePage:
+    """A page of ``GET /client/trades``."""
+    return structure(
+        envelope.data, TradePage, what="trade page", status=status, request_id=envelope.request_id
+    )

@@ -18,7 +18,7 @@ class SecretToken:
 
     __slots__ = ("_value",)
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str | SecretToken) -> None:
         if isinstance(value, SecretToken):
             value = value.reveal()
         if not isinstance(value, str) or not value.strip():

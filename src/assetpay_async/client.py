@@ -6,20 +6,24 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, TypeVar
 
 from . import _http
 from . import _protocol as proto
 from ._tokens import SecretToken
+from .batch import CancelBatch, CancelOutcome, ProgressCallback
 from .errors import (
     AssetPayError,
+    InvalidRequestError,
+    ItemNotFoundError,
     QueueTimeoutError,
     RateLimitedError,
     RequestTimeoutError,
     TransportError,
+    WaitTimeoutError,
 )
-from .models import CancelResult
+from .models import CancelResult, Game, Trade, TradeItem, TradePage, TradeType
 
 if TYPE_CHECKING:
     from .session import AssetPaySession
@@ -93,6 +97,145 @@ class AssetPayClient:
             max_queue_wait=max_queue_wait,
         )
 
+    async def get_trade(self, trade_id: uuid.UUID | str) -> Trade:
+        """Read one trade (``GET /client/trades/{id}``) through the merchant's trades-read quota.
+
+        Raises:
+            InvalidRequestError: a bad id, before anything is sent.
+            TradeNotFoundError, ForbiddenError, ...: AssetPay's answer.
+        """
+        spec = proto.get_trade_request(trade_id)
+        return await self._call(spec, proto.decode_trade)
+
+    async def list_trades(
+        self,
+        *,
+        type: TradeType | str | None = None,
+        game: Game | str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> TradePage:
+        """One page of ``GET /client/trades``, newest first; pass ``page.next_cursor`` for the next one."""
+        spec = proto.list_trades_request(
+            cursor=cursor,
+            limit=limit,
+            type=None if type is None else str(type),
+            game=None if game is None else str(game),
+        )
+        return await self._call(spec, proto.decode_trade_page)
+
+    async def iter_trades(
+        self,
+        *,
+        type: TradeType | str | None = None,
+        game: Game | str | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[Trade]:
+        """Every trade of this user, newest first, following the cursor page by page.
+
+        Each page is one request through the trades-read quota; stop iterating to stop reading.
+        """
+        cursor: str | None = None
+        while True:
+            page = await self.list_trades(type=type, game=game, cursor=cursor, limit=page_size)
+            for trade in page.items:
+                yield trade
+            if not page.next_cursor or not page.items:
+                return
+            cursor = page.next_cursor
+
+    async def wait_for_item(
+        self,
+        trade_id: uuid.UUID | str,
+        item_id: uuid.UUID | str,
+        *,
+        timeout: float = 900.0,
+        first_poll: float = 1.0,
+        max_interval: float = 15.0,
+    ) -> TradeItem:
+        """Poll the trade until the item reaches a final status (``reverted`` after a cancel) and return it.
+
+        Polls start ``first_poll`` seconds apart and grow by half each time up to ``max_interval``; every poll
+        also queues in the trades-read limiter shared by every poller of the merchant.
+
+        Raises:
+            WaitTimeoutError: not final within ``timeout`` seconds (``last_status`` says where it was).
+            ItemNotFoundError: the trade has no such item.
+        """
+        trade_uuid = proto.parse_id(trade_id, "trade_id")
+        item_uuid = proto.parse_id(item_id, "item_id")
+        if not (isinstance(timeout, int | float) and timeout > 0):
+            raise InvalidRequestError("timeout must be a positive number of seconds")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        interval = first_poll
+        last: str | None = None
+        while True:
+            trade = await self.get_trade(trade_uuid)
+            item = trade.item(item_uuid)
+            if item is None:
+                raise ItemNotFoundError(
+                    f"trade {trade_uuid} has no item {item_uuid}",
+                    http_status=200,
+                    code=None,
+                    key="ITEM_NOT_FOUND",
+                    request_id=None,
+                )
+            if item.status is not None and item.status.terminal:
+                return item
+            last = None if item.status is None else item.status.value
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise WaitTimeoutError(
+                    f"item {item_uuid} of trade {trade_uuid} not final after {timeout:g}s "
+                    f"(last status {last})",
+                    last_status=last,
+                )
+            await asyncio.sleep(min(interval, remaining))
+            interval = min(max_interval, interval * 1.5)
+
+    def batch(
+        self,
+        pairs: Iterable[tuple[object, object]],
+        *,
+        workers: int = 32,
+        on_progress: ProgressCallback | None = None,
+        reschedule_too_soon: bool = False,
+        max_reschedule_wait: float = 1800.0,
+    ) -> CancelBatch:
+        """A :class:`CancelBatch` of ``(trade_id, item_id)`` pairs, not started yet (``await batch.run()``)."""
+        return CancelBatch(
+            self,
+            pairs,
+            workers=workers,
+            on_progress=on_progress,
+            reschedule_too_soon=reschedule_too_soon,
+            max_reschedule_wait=max_reschedule_wait,
+        )
+
+    async def cancel_withdrawal_items(
+        self,
+        pairs: Iterable[tuple[object, object]],
+        *,
+        workers: int = 32,
+        on_progress: ProgressCallback | None = None,
+        reschedule_too_soon: bool = False,
+        max_reschedule_wait: float = 1800.0,
+    ) -> list[CancelOutcome]:
+        """Cancel many items; one :class:`CancelOutcome` per pair, in input order. Never raises for one pair.
+
+        Duplicate pairs are cancelled once; bad ids fail before any quota is spent; with
+        ``reschedule_too_soon`` an item younger than 30 minutes is cancelled again once it is old enough.
+        Use :meth:`batch` instead to keep a handle on the outcomes if the task may be cancelled.
+        """
+        return await self.batch(
+            pairs,
+            workers=workers,
+            on_progress=on_progress,
+            reschedule_too_soon=reschedule_too_soon,
+            max_reschedule_wait=max_reschedule_wait,
+        ).run()
+
     async def _call(
         self,
         spec: proto.RequestSpec,
@@ -104,7 +247,9 @@ class AssetPayClient:
         session = self._session
         retry = session.retry_policy
         limiter = session.limiter_for(self._merchant_id, spec.route_group)
-        queue_budget = max_queue_wait if max_queue_wait is not None else session.default_max_queue_wait
+        queue_budget = (
+            max_queue_wait if max_queue_wait is not None else session.default_max_queue_wait
+        )
         request_id = proto.new_request_id()
         headers = proto.request_headers(self._token.reveal(), request_id)
         maybe_sent = False
@@ -130,7 +275,15 @@ class AssetPayClient:
             except (_http.NotSentError, _http.MaybeSentError) as exc:
                 lost = isinstance(exc, _http.MaybeSentError)
                 maybe_sent = maybe_sent or lost
-                self._log(spec, attempt, queued, None, None, request_id, str(exc))
+                self._log(
+                    spec,
+                    attempt=attempt,
+                    queued=queued,
+                    raw=None,
+                    key=None,
+                    request_id=request_id,
+                    failure=str(exc),
+                )
                 failures += 1
                 if failures <= retry.max_retries and (spec.repeatable or not lost):
                     await asyncio.sleep(_backoff(failures, retry.backoff_base, retry.backoff_cap))
@@ -147,7 +300,15 @@ class AssetPayClient:
                     raw.status, raw.headers, raw.body, request_id, ambiguous=maybe_sent
                 )
             except RateLimitedError as exc:
-                self._log(spec, attempt, queued, raw, exc.key, exc.request_id, None)
+                self._log(
+                    spec,
+                    attempt=attempt,
+                    queued=queued,
+                    raw=raw,
+                    key=exc.key,
+                    request_id=exc.request_id,
+                    failure=None,
+                )
                 limiter.rate_limited(exc.retry_after)
                 now = asyncio.get_running_loop().time()
                 rate_limited_since = rate_limited_since or now
@@ -157,15 +318,32 @@ class AssetPayClient:
             except AssetPayError as exc:
                 limiter.succeeded()
                 key = getattr(exc, "key", None) or type(exc).__name__
-                self._log(spec, attempt, queued, raw, key, getattr(exc, "request_id", None), None)
+                self._log(
+                    spec,
+                    attempt=attempt,
+                    queued=queued,
+                    raw=raw,
+                    key=key,
+                    request_id=getattr(exc, "request_id", None),
+                    failure=None,
+                )
                 raise
             limiter.succeeded()
-            self._log(spec, attempt, queued, raw, None, envelope.request_id, None)
+            self._log(
+                spec,
+                attempt=attempt,
+                queued=queued,
+                raw=raw,
+                key=None,
+                request_id=envelope.request_id,
+                failure=None,
+            )
             return decode(envelope, raw.status)
 
     def _log(
         self,
         spec: proto.RequestSpec,
+        *,
         attempt: int,
         queued: float,
         raw: _http.RawResponse | None,

@@ -6,6 +6,7 @@ AssetPayError                      base of everything below; ``ambiguous`` = out
 ├── SessionClosedError             the session was closed (or never usable on this loop)
 ├── MerchantMismatchError          (also ValueError) a token of another merchant, or self-contradicting
 ├── QueueTimeoutError              waited longer than allowed for quota; nothing was sent
+├── WaitTimeoutError               (also TimeoutError) an item did not reach a final status in time
 ├── LimiterBackendError            the shared limiter's store (Redis) failed and fallback is off
 ├── InvalidResponseError           no AssetPay envelope (HTML, empty, bad JSON, missing fields)
 ├── TransportError                 the request or its response was lost on the network
@@ -53,6 +54,7 @@ __all__ = [
     "SessionClosedError",
     "TradeNotFoundError",
     "TransportError",
+    "WaitTimeoutError",
 ]
 
 
@@ -85,6 +87,18 @@ class QueueTimeoutError(AssetPayError):
     def __init__(self, message: str, *, waited: float) -> None:
         super().__init__(message)
         self.waited = waited
+
+
+class WaitTimeoutError(AssetPayError, TimeoutError):
+    """``wait_for_item`` gave up: the item was not in a final status within the timeout.
+
+    Attributes:
+        last_status: the item's status at the last poll (None if it was never read).
+    """
+
+    def __init__(self, message: str, *, last_status: str | None) -> None:
+        super().__init__(message)
+        self.last_status = last_status
 
 
 class LimiterBackendError(AssetPayError):
@@ -179,9 +193,7 @@ class APIError(AssetPayError):
     def __str__(self) -> str:
         text = f"{self.key or 'UNKNOWN'} ({self.code}, HTTP {self.http_status}): {self.message}"
         if self.ambiguous:
-            text += (
-                " [outcome unknown: an earlier attempt whose response was lost may have been accepted]"
-            )
+            text += " [outcome unknown: an earlier attempt whose response was lost may have been accepted]"
         return f"{text} [request id {self.request_id}]"
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "RevertedBy",
     "Trade",
     "TradeItem",
+    "TradePage",
     "TradeSource",
     "TradeStatus",
     "TradeType",
@@ -165,3 +166,11 @@ class Trade:
         """The item with that id, or None."""
         wanted = str(item_id).lower()
         return next((it for it in self.items if it.id.lower() == wanted), None)
+
+
+@attrs.frozen
+class TradePage:
+    """One page of ``GET /client/trades``: newest first; ``next_cursor`` is None on the last page."""
+
+    items: tuple[Trade, ...] = ()
+    next_cursor: str | None = None

@@ -8,7 +8,7 @@ import math
 import warnings
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import Any, Final, Self
 
 import aiohttp
 import attrs
@@ -16,12 +16,10 @@ import attrs
 from . import _http
 from ._protocol import RequestSpec
 from ._tokens import SecretToken, merchant_of
+from .client import AssetPayClient
 from .errors import InvalidRequestError, MerchantMismatchError, SessionClosedError
 from .limiting import LimiterPolicy, LimiterRegistry, LimiterStats, RateLimiter, default_registry
 from .quota import MerchantTier, Quota, RouteGroup, default_quota
-
-if TYPE_CHECKING:
-    from .client import AssetPayClient
 
 __all__ = ["DEFAULT_BASE_URL", "AssetPaySession", "RetryPolicy"]
 
@@ -146,7 +144,11 @@ class AssetPaySession:
                 raise InvalidRequestError(f"{name} must be a positive number of seconds")
         if not (isinstance(latency_margin, int | float) and 0 <= latency_margin < math.inf):
             raise InvalidRequestError("latency_margin must be a finite number of seconds >= 0")
-        if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
+        if (
+            isinstance(max_connections, bool)
+            or not isinstance(max_connections, int)
+            or max_connections < 1
+        ):
             raise InvalidRequestError("max_connections must be an int >= 1")
         if not base_url.startswith(("https://", "http://")):
             raise InvalidRequestError("base_url must start with https:// or http://")
@@ -178,8 +180,6 @@ class AssetPaySession:
             MerchantMismatchError: the token belongs to another merchant than this session's.
             InvalidRequestError: an opaque token while the session has no ``merchant_id``.
         """
-        from .client import AssetPayClient
-
         self._check_open()
         secret = SecretToken(token)
         merchant = merchant_of(secret)
@@ -314,16 +314,17 @@ class AssetPaySession:
         binding = self._binding
         if binding is not None and binding.loop is loop and not binding.http.closed:
             return binding
-        if binding is not None and binding.loop is not loop and not binding.loop.is_closed():
-            if binding.loop.is_running():
-                raise SessionClosedError(
-                    "this AssetPaySession is in use on another event loop that is still running; "
-                    "create one session per event loop"
-                )
+        if binding is not None and binding.loop is not loop and binding.loop.is_running():
+            raise SessionClosedError(
+                "this AssetPaySession is in use on another event loop that is still running; "
+                "create one session per event loop"
+            )
         if self._external_http is not None:
             http = self._external_http
             if http.closed:
-                raise SessionClosedError("the aiohttp.ClientSession passed as http_session is closed")
+                raise SessionClosedError(
+                    "the aiohttp.ClientSession passed as http_session is closed"
+                )
             http_loop = getattr(http, "_loop", loop)
             if http_loop is not loop:
                 raise SessionClosedError(

@@ -30,7 +30,7 @@ __all__ = ["VirtualTimeLoop", "run_virtual"]
 T = TypeVar("T")
 
 
-class _WarpSelector(selectors.DefaultSelector):  # type: ignore[valid-type,misc]
+class _WarpSelector(selectors.DefaultSelector):
     """A selector that, instead of blocking for ``timeout`` seconds, advances the loop's virtual clock."""
 
     def __init__(self) -> None:
@@ -39,12 +39,13 @@ class _WarpSelector(selectors.DefaultSelector):  # type: ignore[valid-type,misc]
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         ready = super().select(0)
-        if ready or timeout is not None and timeout <= 0:
+        if ready or (timeout is not None and timeout <= 0):
             return ready
         if timeout is None:
             # Nothing scheduled: only real I/O can wake us; block for it.
             return super().select(None)
-        assert self.loop is not None
+        if self.loop is None:
+            raise RuntimeError("_WarpSelector is used only by VirtualTimeLoop")
         self.loop.advance(timeout)
         return []
 
@@ -66,7 +67,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         if seconds > 0:
             moved = self._virtual_now + seconds
             # Never stand still: a step below the float resolution would spin the loop forever.
-            self._virtual_now = moved if moved > self._virtual_now else math.nextafter(moved, math.inf)
+            self._virtual_now = (
+                moved if moved > self._virtual_now else math.nextafter(moved, math.inf)
+            )
 
 
 def run_virtual(coro: Coroutine[Any, Any, T], *, debug: bool | None = None) -> T:
