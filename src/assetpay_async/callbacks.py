@@ -1,0 +1,273 @@
+"""AssetPay's signed callbacks: verify them, decode their trade, answer the withdrawal approval gate.
+
+Two layers:
+
+* :func:`verify_callback` (and :func:`verify_signature`) take the raw body and headers and return a verified
+  :class:`CallbackEvent` or raise a :class:`CallbackError`; they work with any web framework.
+* :func:`callback_handler` builds an aiohttp handler on top: it answers AssetPay, hands each event to your
+  coroutine once (dedupe on the delivery id, on the trade id for approvals) and never approves a withdrawal
+  unless your ``on_approval`` coroutine said so.
+
+```
+CallbackError (AssetPayError)          http_status: what to answer AssetPay
+├── CallbackAuthenticationError        401
+│   ├── MissingSignatureError          no X-AssetPay-Signature header
+│   ├── MalformedSignatureError        a header that does not parse
+│   ├── SignatureMismatchError         no signature matches any secret (or the body was altered)
+│   └── TimestampToleranceError        signed more than ``tolerance`` seconds before or after now
+├── InvalidCallbackBodyError           400: authentic, but not {"trade": {...}}
+└── UnsignedTestPing                   200: the unsigned {"test": true} ping; trust nothing in it
+```
+
+Example:
+    >>> from aiohttp import web
+    >>> async def on_event(event: CallbackEvent) -> None:
+    ...     print(event.trade.id, event.status)
+    >>> async def on_approval(event: CallbackEvent) -> ApprovalDecision:
+    ...     return ApprovalDecision.approve()
+    >>> app = web.Application()
+    >>> _ = app.router.add_post(
+    ...     "/assetpay/callback", callback_handler("api-secret", on_event, on_approval=on_approval)
+    ... )
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
+
+from aiohttp import web
+
+from ._callback_core import (
+    DEFAULT_TOLERANCE,
+    ApprovalDecision,
+    CallbackAnswer,
+    CallbackAuthenticationError,
+    CallbackError,
+    CallbackEvent,
+    Clock,
+    InvalidCallbackBodyError,
+    MalformedSignatureError,
+    MissingSignatureError,
+    SignatureMismatchError,
+    TimestampToleranceError,
+    UnsignedTestPing,
+    VerifiedDelivery,
+    _check_tolerance,
+    _secret_keys,
+    is_test_ping,
+    verify_callback,
+    verify_signature,
+)
+from ._callback_dedupe import DedupeStore, MemoryDedupeStore
+
+__all__ = [
+    "NO_APPROVER_REASON",
+    "ApprovalDecision",
+    "ApprovalHandler",
+    "CallbackAnswer",
+    "CallbackAuthenticationError",
+    "CallbackError",
+    "CallbackEvent",
+    "DedupeStore",
+    "EventHandler",
+    "InvalidCallbackBodyError",
+    "MalformedSignatureError",
+    "MemoryDedupeStore",
+    "MissingSignatureError",
+    "SignatureMismatchError",
+    "TimestampToleranceError",
+    "UnsignedTestPing",
+    "VerifiedDelivery",
+    "callback_handler",
+    "is_test_ping",
+    "verify_callback",
+    "verify_signature",
+]
+
+logger = logging.getLogger(__name__)
+
+EventHandler = Callable[[CallbackEvent], Awaitable[None]]
+"""Your coroutine for trade events: return normally once handled, raise to have AssetPay retry."""
+
+ApprovalHandler = Callable[[CallbackEvent], Awaitable[ApprovalDecision]]
+"""Your coroutine for approval requests: return :meth:`ApprovalDecision.approve` or ``.reject(reason)``."""
+
+NO_APPROVER_REASON: Final = "this callback endpoint does not approve withdrawals"
+
+DEFAULT_SEEN_TTL: Final = 7 * 24 * 3600.0
+DEFAULT_PROCESSING_TTL: Final = 120.0
+
+# Store values. A key is claimed as "processing" while your coroutine runs, then records the outcome.
+_PROCESSING: Final = "processing"
+_DONE: Final = "done"
+_APPROVED: Final = "approved"
+_REJECTED_PREFIX: Final = "rejected:"
+
+
+def callback_handler(
+    secrets: str | Sequence[str],
+    on_event: EventHandler,
+    *,
+    on_approval: ApprovalHandler | None = None,
+    dedupe: DedupeStore | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    now: Clock | None = None,
+    seen_ttl: float = DEFAULT_SEEN_TTL,
+    processing_ttl: float = DEFAULT_PROCESSING_TTL,
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """An aiohttp handler for AssetPay's callback URL.
+
+    Answers:
+
+    * 200 once ``on_event`` returned for a verified event (or at once for a delivery already handled);
+    * 401 for a missing, malformed or mismatching signature or a timestamp outside ``tolerance``;
+    * 400 for an authentic body that is not ``{"trade": {...}}``;
+    * 200 for AssetPay's unsigned test ping (nothing else happens);
+    * for an approval request (a ``withdraw`` trade in ``initiated``): the decision of ``on_approval``, given
+      once per trade and repeated to AssetPay's further attempts. **Without** ``on_approval`` every approval
+      request is rejected (403 with a reject body): an endpoint that answers 200 to everything would approve
+      every withdrawal. Approval requests never reach ``on_event``;
+    * 500 when ``on_event``/``on_approval`` raises: the delivery is not marked as handled, so AssetPay's retry
+      runs it again;
+    * 503 to a redelivery that arrives while the first one is still being handled, so it is retried later
+      instead of being acknowledged before the outcome is known.
+
+    Args:
+        secrets: the merchant's API secret, or several during a rotation.
+        on_event: awaited with each verified event, once per delivery id.
+        on_approval: awaited with each approval request, once per trade id; must return an
+            :class:`ApprovalDecision` (anything else rejects).
+        dedupe: where handled deliveries are remembered; a per-process :class:`MemoryDedupeStore` by default.
+            Pass a shared store when several processes serve the callback URL.
+        tolerance: seconds the signed timestamp may lie before or after now.
+        now: a clock returning the current datetime (tests); the system clock by default.
+        seen_ttl: seconds a handled delivery (and an approval decision) is remembered.
+        processing_ttl: seconds a delivery stays claimed while being handled, should the process die meanwhile.
+
+    Returns:
+        A coroutine function to register with ``app.router.add_post(path, handler)``.
+    """
+    _secret_keys(secrets)  # fail at start-up, not at the first callback
+    secret_list = (secrets,) if isinstance(secrets, str) else tuple(secrets)
+    tolerance = _check_tolerance(tolerance)
+    for name, ttl in (("seen_ttl", seen_ttl), ("processing_ttl", processing_ttl)):
+        if not ttl > 0:
+            raise ValueError(f"{name} must be a positive number of seconds")
+    store: DedupeStore = MemoryDedupeStore() if dedupe is None else dedupe
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            event = verify_callback(
+                body, request.headers, secret_list, tolerance=tolerance, now=now
+            )
+        except UnsignedTestPing:
+            logger.info("answered AssetPay's unsigned test ping")
+            return _json(200, {"ok": True})
+        except CallbackError as exc:
+            logger.warning("refused a callback (%s): %s", type(exc).__name__, exc)
+            return _json(exc.http_status, {"error": type(exc).__name__})
+        if event.is_approval_request:
+            return await _approval(event)
+        return await _event(event)
+
+    async def _event(event: CallbackEvent) -> web.Response:
+        key = event.dedupe_key
+        if not await store.add(key, _PROCESSING, processing_ttl):
+            if await store.get(key) == _DONE:
+                logger.debug("skipped duplicate delivery %s", event.delivery_id)
+                return _json(200, {"ok": True, "duplicate": True})
+            return _busy(event)
+        try:
+            await on_event(event)
+        except Exception:
+            await _release(key)
+            logger.exception(
+                "on_event failed for delivery %s; AssetPay will retry", event.delivery_id
+            )
+            return _json(500, {"error": "handler failed"})
+        except BaseException:  # cancelled: leave the delivery for AssetPay's retry
+            await _release(key)
+            raise
+        await store.set(key, _DONE, seen_ttl)
+        return _json(200, {"ok": True})
+
+    async def _approval(event: CallbackEvent) -> web.Response:
+        if on_approval is None:
+            logger.warning(
+                "rejected withdrawal %s: no on_approval handler is configured", event.trade.id
+            )
+            return _response(ApprovalDecision.reject(NO_APPROVER_REASON).answer())
+        key = event.dedupe_key
+        if not await store.add(key, _PROCESSING, processing_ttl):
+            earlier = _decode_decision(await store.get(key))
+            if earlier is None:
+                return _busy(event)
+            logger.debug("repeated the decision on withdrawal %s", event.trade.id)
+            return _response(earlier.answer())
+        try:
+            decision: object = await on_approval(event)
+        except Exception:
+            await _release(key)
+            logger.exception(
+                "on_approval failed for withdrawal %s; AssetPay will retry", event.trade.id
+            )
+            return _json(500, {"error": "handler failed"})
+        except BaseException:  # cancelled: decide on AssetPay's next attempt
+            await _release(key)
+            raise
+        verdict = (
+            decision if isinstance(decision, ApprovalDecision) else _no_decision(decision, event)
+        )
+        await store.set(key, _encode_decision(verdict), seen_ttl)
+        return _response(verdict.answer())
+
+    async def _release(key: str) -> None:
+        try:
+            await store.delete(key)
+        except Exception:
+            # The claim then lapses after processing_ttl; until then redeliveries get 503 and come back.
+            logger.exception("could not release dedupe key %s", key)
+
+    return handle
+
+
+def _no_decision(returned: object, event: CallbackEvent) -> ApprovalDecision:
+    logger.error(
+        "on_approval returned %s instead of an ApprovalDecision: rejecting withdrawal %s",
+        type(returned).__name__,
+        event.trade.id,
+    )
+    return ApprovalDecision.reject("the approval handler gave no decision")
+
+
+def _busy(event: CallbackEvent) -> web.Response:
+    logger.info("delivery %s is still being handled; asked AssetPay to retry", event.delivery_id)
+    response = _json(503, {"error": "already in progress"})
+    response.headers["Retry-After"] = "1"
+    return response
+
+
+def _encode_decision(decision: ApprovalDecision) -> str:
+    return _APPROVED if decision.approved else _REJECTED_PREFIX + decision.reason
+
+
+def _decode_decision(value: str | None) -> ApprovalDecision | None:
+    if value == _APPROVED:
+        return ApprovalDecision.approve()
+    if value is not None and value.startswith(_REJECTED_PREFIX):
+        return ApprovalDecision(approved=False, reason=value.removeprefix(_REJECTED_PREFIX))
+    return None
+
+
+def _json(status: int, payload: dict[str, object]) -> web.Response:
+    return web.Response(
+        status=status, body=json.dumps(payload).encode(), content_type="application/json"
+    )
+
+
+def _response(answer: CallbackAnswer) -> web.Response:
+    return web.Response(status=answer.status, body=answer.body, content_type=answer.content_type)
