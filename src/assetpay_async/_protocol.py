@@ -226,8 +226,10 @@ def decode_envelope(
         APIError: (a subclass of) for an error envelope.
         InvalidResponseError: when there is no envelope at all.
     """
-    content_type = headers.get("Content-Type")
-    header_request_id = headers.get("X-Request-Id") or headers.get("x-request-id")
+    # aiohttp hands a case-insensitive mapping; a plain dict (tests, other transports) may not be one.
+    by_name = {name.lower(): value for name, value in headers.items()}
+    content_type = by_name.get("content-type")
+    request_id = by_name.get("x-request-id") or sent_request_id
 
     def invalid(reason: str) -> e.InvalidResponseError:
         return e.InvalidResponseError(
@@ -235,23 +237,20 @@ def decode_envelope(
             http_status=status,
             content_type=content_type,
             snippet=_snippet(body),
-            request_id=header_request_id or sent_request_id,
+            request_id=request_id,
         )
 
     if not body.strip():
         raise invalid("empty response body")
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         raise invalid("response body is not JSON") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("success"), bool):
         raise invalid("response is not an AssetPay envelope")
     envelope_request_id = doc.get("requestId")
-    request_id = (
-        envelope_request_id
-        if isinstance(envelope_request_id, str) and envelope_request_id
-        else header_request_id or sent_request_id
-    )
+    if isinstance(envelope_request_id, str) and envelope_request_id:
+        request_id = envelope_request_id
     if doc["success"]:
         if not 200 <= status < 300:
             raise invalid(f"success envelope on HTTP {status}")
@@ -263,7 +262,8 @@ def decode_envelope(
         raise invalid("error envelope without an error object")
     if 200 <= status < 300:
         raise invalid(f"error envelope on HTTP {status}")
-    key = error.get("key") if isinstance(error.get("key"), str) else None
+    raw_key = error.get("key")
+    key = raw_key if isinstance(raw_key, str) and raw_key else None
     raw_code = error.get("code")
     code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
     raw_message = error.get("message")
@@ -284,7 +284,7 @@ def decode_envelope(
         "ambiguous": ambiguous and cls is e.NotCancellableError,
     }
     if cls is e.RateLimitedError:
-        kwargs["retry_after"] = parse_retry_after(headers.get("Retry-After"))
+        kwargs["retry_after"] = parse_retry_after(by_name.get("retry-after"))
     elif cls is e.APIValidationError:
         fields = error.get("fields")
         kwargs["fields"] = (
