@@ -7,6 +7,7 @@ import email.utils
 import json
 import math
 import platform
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any, Final, TypeVar
@@ -27,7 +28,9 @@ USER_AGENT: Final = (
     f"assetpay-async/{__version__} aiohttp/{aiohttp.__version__} Python/{platform.python_version()}"
 )
 _SNIPPET_CHARS: Final = 200
-_MAX_ID_CHARS: Final = 64
+_UUID_TEXT: Final = re.compile(
+    r"[0-9a-fA-F]{8}(-?)[0-9a-fA-F]{4}\1[0-9a-fA-F]{4}\1[0-9a-fA-F]{4}\1[0-9a-fA-F]{12}", re.ASCII
+)
 
 
 @attrs.frozen
@@ -45,6 +48,11 @@ class RequestSpec:
 def parse_id(value: object, name: str) -> uuid.UUID:
     """Check a trade or item id: a :class:`uuid.UUID` or a string that parses as one.
 
+    A string must be the hyphenated 8-4-4-4-12 form or 32 hex digits, in any case, with nothing around it.
+    :class:`uuid.UUID` alone is too lenient for ids that end up in a URL path: it accepts braces, ``urn:uuid:``,
+    surrounding whitespace, a sign and underscores (``int(..., 16)`` reads them), so a typo can become a
+    different, valid-looking id.
+
     Raises:
         InvalidRequestError: anything else, with the offending value shortened.
     """
@@ -54,16 +62,10 @@ def parse_id(value: object, name: str) -> uuid.UUID:
         raise e.InvalidRequestError(
             f"{name} must be a UUID or a UUID string, got {type(value).__name__}"
         )
-    text = value.strip()
-    shown = value if len(value) <= 40 else value[:40] + "..."
-    if not text or len(text) > _MAX_ID_CHARS or not text.isascii():
+    if not _UUID_TEXT.fullmatch(value):
+        shown = value if len(value) <= 40 else value[:40] + "..."
         raise e.InvalidRequestError(f"{name} is not a UUID: {shown!r}")
-    try:
-        parsed = uuid.UUID(text)
-    except ValueError:
-        raise e.InvalidRequestError(f"{name} is not a UUID: {shown!r}") from None
-    # uuid.UUID accepts braces and "urn:uuid:"; we send only the canonical 36-char form anyway.
-    return parsed
+    return uuid.UUID(value)
 
 
 def cancel_request(trade_id: object, item_id: object) -> RequestSpec:
