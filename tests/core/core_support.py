@@ -1,4 +1,6 @@
-"""Helpers of the core tests (imported by the tests; fixtures are in conftest.py): JWT-shaped client tokens and a scripted HTTP server on loopback.
+"""Helpers of the core tests: JWT-shaped client tokens and a scripted HTTP server on loopback.
+
+The tests import these; the fixtures that use them are in ``conftest.py``.
 
 The server is a few dozen lines of raw asyncio HTTP/1.1 instead of an ``aiohttp.web`` app on purpose: tests
 need to misbehave at the socket level (read a request, then hang up without answering) and to run on
@@ -72,7 +74,11 @@ def success_body(data: Any, request_id: str = "srv-req-1") -> bytes:
 
 
 def error_body(
-    key: str | None, code: int | None, message: Any = "nope", request_id: str = "srv-req-1", **extra: Any
+    key: str | None,
+    code: int | None,
+    message: Any = "nope",
+    request_id: str = "srv-req-1",
+    **extra: Any,
 ) -> bytes:
     error: dict[str, Any] = {"message": message, **extra}
     if key is not None:

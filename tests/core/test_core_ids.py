@@ -28,8 +28,8 @@ BAD_IDS: list[object] = [
     True,
     CANONICAL.encode(),
     ["7c9e6679-7425-40de-944b-e07fc1f90ae7"],
-    "７c9e6679-7425-40de-944b-e07fc1f90ae7",  # fullwidth digit
-    "7c9e6679-7425-40dе-944b-e07fc1f90ae7",  # Cyrillic "е"
+    "\uff17c9e6679-7425-40de-944b-e07fc1f90ae7",  # fullwidth digit seven
+    "7c9e6679-7425-40d\u0435-944b-e07fc1f90ae7",  # Cyrillic small ie
     "7c9e6679\u20137425-40de-944b-e07fc1f90ae7",  # en dash
     f"{CANONICAL}\r\n",
     f"{CANONICAL}\r\nX-Injected: 1",
