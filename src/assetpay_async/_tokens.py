@@ -21,11 +21,14 @@ class SecretToken:
     def __init__(self, value: str | SecretToken) -> None:
         if isinstance(value, SecretToken):
             value = value.reveal()
-        if not isinstance(value, str) or not value.strip():
+        if not isinstance(value, str):
             raise InvalidRequestError("the client token must be a non-empty string")
         value = value.strip()
-        if value.lower().startswith("bearer "):
-            value = value[7:].strip()
+        scheme, _, rest = value.partition(" ")
+        if scheme.lower() == "bearer":
+            value = rest.strip()
+        if not value:
+            raise InvalidRequestError("the client token must be a non-empty string")
         if len(value) > _MAX_TOKEN_CHARS or any(c in value for c in "\r\n\0 \t"):
             raise InvalidRequestError("the client token contains whitespace or is too long")
         self._value = value
@@ -72,7 +75,7 @@ def merchant_of(token: SecretToken) -> str | None:
         return None
     try:
         header, payload = _b64json(parts[0]), _b64json(parts[1])
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, RecursionError):  # RecursionError: absurdly nested JSON
         return None
     if not isinstance(header, dict) or not isinstance(payload, dict):
         return None
