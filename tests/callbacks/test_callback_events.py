@@ -1,0 +1,205 @@
+"""Decoded events: the trade, the approval gate, dedupe keys, the test ping, approval answers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from callback_support import (
+    ITEM_ID,
+    NOW,
+    SECRET,
+    TRADE_ID,
+    callback_body,
+    signed_headers,
+    trade_payload,
+)
+
+from assetpay_async import Game, Trade, TradeStatus, TradeType
+from assetpay_async._converter import converter
+from assetpay_async._signing import signature_header
+from assetpay_async.callbacks import (
+    ApprovalDecision,
+    CallbackEvent,
+    InvalidCallbackBodyError,
+    MissingSignatureError,
+    UnsignedTestPing,
+    is_test_ping,
+    verify_callback,
+)
+
+
+def _verify(body: bytes, **header_options: Any) -> CallbackEvent:
+    return verify_callback(body, signed_headers(body, **header_options), SECRET, now=NOW)
+
+
+def test_event_carries_the_decoded_trade() -> None:
+    event = _verify(callback_body(status="reverted", revertedBy="user"))
+
+    assert isinstance(event.trade, Trade)
+    assert event.trade.id == TRADE_ID
+    assert event.trade.type is TradeType.WITHDRAW
+    assert event.status is TradeStatus.REVERTED
+    assert event.trade.game is Game.CS2
+    assert event.trade.client_steam_id == "76561198000000000"
+    item = event.trade.item(ITEM_ID)
+    assert item is not None
+    assert item.appid == 730
+    assert event.payload["trade"]["merchantId"] == "merchant-1"
+
+
+def test_unknown_status_and_extra_fields_are_kept_not_fatal() -> None:
+    body = json.dumps(
+        {"trade": trade_payload(status="escrowed", brandNewField={"x": 1}), "extra": 1}
+    ).encode()
+
+    event = _verify(body)
+
+    assert event.status == "escrowed"
+    assert not event.status.known
+    assert event.payload["extra"] == 1
+
+
+def test_body_as_the_sandbox_builds_it_verifies() -> None:
+    # The sandbox unstructures a Trade with the SDK's converter and signs with signature_header.
+    trade = converter().structure(trade_payload(), Trade)
+    body = json.dumps({"trade": converter().unstructure(trade)}).encode()
+    header = signature_header(SECRET, "dlv-42", "2026-07-31T12:00:00.123Z", body)
+
+    event = verify_callback(body, {"X-AssetPay-Signature": header}, SECRET, now=NOW)
+
+    assert event.trade == trade
+    assert event.delivery_id == "dlv-42"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        [],
+        "trade",
+        {"trades": {}},
+        {"trade": None},
+        {"trade": []},
+        {"trade": {"id": TRADE_ID}},  # no type/status
+        {"trade": trade_payload(createdAt="last tuesday")},
+        {"trade": trade_payload(items=[{"appid": 730}])},  # item without id
+        {"trade": trade_payload(items="many")},
+        {"trade": trade_payload(totalPrice=10**400)},
+    ],
+)
+def test_unexpected_authentic_bodies_raise_invalid_body(payload: object) -> None:
+    with pytest.raises(InvalidCallbackBodyError):
+        _verify(json.dumps(payload).encode())
+
+
+def test_invalid_body_message_names_fields_not_values() -> None:
+    with pytest.raises(InvalidCallbackBodyError) as caught:
+        _verify(callback_body(createdAt="SENSITIVE-VALUE"))
+
+    assert "created_at" in str(caught.value)
+    assert "SENSITIVE-VALUE" not in str(caught.value)
+
+
+def test_deeply_nested_body_is_an_invalid_body_not_a_recursion_error() -> None:
+    body = b"[" * 100_000 + b"]" * 100_000
+
+    with pytest.raises(InvalidCallbackBodyError):
+        _verify(body)
+
+
+# --- the approval gate ----------------------------------------------------------------------------------
+
+
+def test_initiated_withdrawal_is_an_approval_request() -> None:
+    event = _verify(callback_body(status="initiated"))
+
+    assert event.is_approval_request
+    assert event.dedupe_key == f"approval:{TRADE_ID}"
+
+
+@pytest.mark.parametrize(
+    ("trade_type", "status"),
+    [("withdraw", "pending"), ("withdraw", "completed"), ("deposit", "initiated")],
+)
+def test_other_events_are_not_approval_requests(trade_type: str, status: str) -> None:
+    event = _verify(callback_body(type=trade_type, status=status), delivery_id="d-7")
+
+    assert not event.is_approval_request
+    assert event.dedupe_key == "delivery:d-7"
+
+
+def test_approval_attempts_share_a_dedupe_key_across_delivery_ids() -> None:
+    body = callback_body(status="initiated")
+
+    keys = {_verify(body, delivery_id=f"attempt-{n}").dedupe_key for n in range(3)}
+
+    assert keys == {f"approval:{TRADE_ID}"}
+
+
+def test_approve_answer_is_a_plain_2xx() -> None:
+    answer = ApprovalDecision.approve().answer()
+
+    assert 200 <= answer.status < 300
+    assert json.loads(answer.body) == {"action": "approve"}
+
+
+def test_reject_answer_rejects_under_both_documented_rules() -> None:
+    answer = ApprovalDecision.reject("user is banned").answer()
+
+    # "any 4xx but 408/429 rejects" ...
+    assert 400 <= answer.status < 500
+    assert answer.status not in (408, 429)
+    # ... and "{"action": "reject", "reason": ...}" rejects even where the status were ignored.
+    assert json.loads(answer.body) == {"action": "reject", "reason": "user is banned"}
+    assert answer.content_type == "application/json"
+
+
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_reject_needs_a_reason(reason: str) -> None:
+    with pytest.raises(ValueError, match="reason"):
+        ApprovalDecision.reject(reason)
+
+
+# --- the unsigned test ping -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"test": true}', b'{"test": true, "url": "https://merchant.example/cb"}']
+)
+def test_unsigned_ping_is_recognised_and_answered_2xx(body: bytes) -> None:
+    with pytest.raises(UnsignedTestPing) as caught:
+        verify_callback(body, {}, SECRET, now=NOW)
+
+    assert caught.value.http_status == 200
+
+
+def test_ping_exposes_no_event_even_with_a_valid_signature() -> None:
+    body = b'{"test": true}'
+
+    with pytest.raises(UnsignedTestPing):
+        verify_callback(body, signed_headers(body), SECRET, now=NOW)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"test": "true"}',
+        b'{"test": 1}',
+        b'{"test": false}',
+        b"[true]",
+        b'{"test": true, "trade": {}}',  # carries a trade: must be signed like any other
+        b"test",
+    ],
+)
+def test_only_an_exact_ping_is_a_ping(body: bytes) -> None:
+    with pytest.raises(MissingSignatureError):
+        verify_callback(body, {}, SECRET, now=NOW)
+
+
+def test_a_ping_shaped_body_smuggling_a_trade_is_not_trusted() -> None:
+    body = json.dumps({"test": True, "trade": trade_payload(status="initiated")}).encode()
+
+    assert not is_test_ping(json.loads(body))
+    with pytest.raises(MissingSignatureError):
+        verify_callback(body, {}, SECRET, now=NOW)
