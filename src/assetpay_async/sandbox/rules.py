@@ -1,0 +1,262 @@
+"""AssetPay's rules as pure functions: given the world and a caller, the answer (and the effect to apply).
+
+Nothing here touches the network or a clock: time is passed in, effects are returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
+
+import attrs
+
+from .behavior import RustCancelAnswer, SandboxBehavior
+from .state import APPIDS, TERMINAL, GameName, SandboxItem, SandboxTrade, User
+
+__all__ = ["CANCEL_MIN_AGE", "Answer", "CancelOutcome", "cancel_item", "get_trade", "list_trades"]
+
+CANCEL_MIN_AGE: Final = 30 * 60.0
+"""An item can be cancelled once its trade is this many seconds old."""
+
+UNSUPPORTED_CODE: Final = 29
+"""The sandbox's guess at TRADE_CANCEL_UNSUPPORTED's code (unpublished)."""
+
+
+@attrs.frozen
+class Answer:
+    """A response before it gets its request id: a success ``data`` or an error object."""
+
+    status: int
+    data: Any = None
+    error: Mapping[str, Any] | None = None
+
+    @classmethod
+    def ok(cls, data: Any) -> Answer:
+        return cls(200, data)
+
+    @classmethod
+    def fail(
+        cls,
+        status: int,
+        code: int,
+        key: str,
+        message: str,
+        *,
+        fields: Mapping[str, str] | None = None,
+    ) -> Answer:
+        error: dict[str, Any] = {"code": code, "key": key, "message": message}
+        if fields:
+            error["fields"] = dict(fields)
+        return cls(status, error=error)
+
+    @property
+    def key(self) -> str | None:
+        return None if self.error is None else str(self.error["key"])
+
+    def envelope(self, request_id: str) -> dict[str, Any]:
+        """The JSON body."""
+        if self.error is None:
+            return {"requestId": request_id, "success": True, "data": self.data}
+        return {"requestId": request_id, "success": False, "error": dict(self.error)}
+
+
+def validation_failed(behavior: SandboxBehavior, fields: Mapping[str, str]) -> Answer:
+    return Answer.fail(
+        behavior.validation_status, 1001, "VALIDATION_FAILED", "Validation failed", fields=fields
+    )
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False
+
+
+def _trade_not_found(trade_id: str) -> Answer:
+    return Answer.fail(404, 21, "TRADE_NOT_FOUND", f"Trade {trade_id} not found")
+
+
+def _forbidden() -> Answer:
+    return Answer.fail(
+        403, 1300, "FORBIDDEN", "This trade does not belong to the authenticated user"
+    )
+
+
+def _find_trade(
+    trades: Mapping[str, SandboxTrade], caller: User, trade_id: str
+) -> SandboxTrade | Answer:
+    trade = trades.get(trade_id.lower())
+    # Another merchant's trade is not revealed to exist.
+    if trade is None or trade.merchant_id != caller.merchant_id:
+        return _trade_not_found(trade_id)
+    if trade.user_id != caller.id:
+        return _forbidden()
+    return trade
+
+
+@attrs.frozen
+class CancelOutcome:
+    """The answer to a cancel, and the item whose revert must now be scheduled (None: nothing new)."""
+
+    answer: Answer
+    accepted: SandboxItem | None = None
+
+
+def cancel_item(
+    trades: Mapping[str, SandboxTrade],
+    caller: User,
+    trade_id: str,
+    item_id: str,
+    *,
+    now: float,
+    behavior: SandboxBehavior,
+    marketplace_refuses: Callable[[SandboxItem], bool],
+) -> CancelOutcome:
+    """Apply the contract's rules, in order: ids, trade, ownership, withdrawal, item, game, terminal, age,
+    pending, marketplace.
+
+    A second cancel of an item whose revert is pending answers 200 again and schedules nothing: cancel is
+    repeatable and cannot move money twice.
+    """
+    ids = (("tradeId", trade_id), ("itemId", item_id))
+    bad = {name: "must be a UUID" for name, value in ids if not _is_uuid(value)}
+    if bad:
+        return CancelOutcome(validation_failed(behavior, bad))
+    found = _find_trade(trades, caller, trade_id)
+    if isinstance(found, Answer):
+        return CancelOutcome(found)
+    trade = found
+    cancel_status = behavior.cancel_error_status
+
+    def not_cancellable(why: str) -> CancelOutcome:
+        return CancelOutcome(Answer.fail(cancel_status, 28, "TRADE_NOT_CANCELLABLE", why))
+
+    if trade.type != "withdraw":
+        return not_cancellable("Only withdrawal items can be cancelled")
+    item = trade.item(item_id)
+    if item is None:
+        return CancelOutcome(
+            Answer.fail(404, 2201, "ITEM_NOT_FOUND", f"No item {item_id} under trade {trade.id}")
+        )
+    if trade.game is GameName.RUST or item.appid != APPIDS[GameName.CS2]:
+        if behavior.rust_cancel is RustCancelAnswer.UNSUPPORTED:
+            return CancelOutcome(
+                Answer.fail(
+                    cancel_status,
+                    UNSUPPORTED_CODE,
+                    "TRADE_CANCEL_UNSUPPORTED",
+                    "Rust withdrawals cannot be cancelled",
+                )
+            )
+        return not_cancellable("Rust withdrawals cannot be cancelled")
+    if item.status in TERMINAL:
+        return not_cancellable(f"Item is already {item.status}")
+    if now - trade.created_at < CANCEL_MIN_AGE:
+        return CancelOutcome(
+            Answer.fail(
+                cancel_status,
+                27,
+                "TRADE_CANCEL_TOO_SOON",
+                "Items can be cancelled 30 minutes after creation",
+            )
+        )
+    data: dict[str, Any] = {"tradeId": trade.id, "itemId": item.id, "status": "cancelled"}
+    if item.external_id is not None:
+        data["externalId"] = item.external_id
+    if item.cancel_pending:
+        return CancelOutcome(Answer.ok(data))
+    if marketplace_refuses(item):
+        return not_cancellable("The marketplace rejected the cancellation")
+    return CancelOutcome(Answer.ok(data), accepted=item)
+
+
+def get_trade(
+    trades: Mapping[str, SandboxTrade],
+    caller: User,
+    trade_id: str,
+    *,
+    behavior: SandboxBehavior,
+    render: Callable[[SandboxTrade], dict[str, Any]],
+) -> Answer:
+    """``GET /client/trades/{id}``: the caller's trade."""
+    if not _is_uuid(trade_id):
+        return validation_failed(behavior, {"id": "must be a UUID"})
+    found = _find_trade(trades, caller, trade_id)
+    return found if isinstance(found, Answer) else Answer.ok(render(found))
+
+
+def _encode_cursor(trade_id: str) -> str:
+    return base64.urlsafe_b64encode(trade_id.encode()).decode("ascii").rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str | None:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+    return text if _is_uuid(text) else None
+
+
+_GAMES: Final = {"730": GameName.CS2, "252490": GameName.RUST}
+
+
+def list_trades(
+    trades: Iterable[SandboxTrade],
+    caller: User,
+    query: Mapping[str, str],
+    *,
+    behavior: SandboxBehavior,
+    render: Callable[[SandboxTrade], dict[str, Any]],
+) -> Answer:
+    """``GET /client/trades``: the caller's trades, newest first, a page at a time.
+
+    Query: ``limit`` (1-100, default 20), ``cursor`` (``nextCursor`` of the previous page), ``type``
+    (``deposit``/``withdraw``), ``game`` (``730``/``252490``).
+    """
+    fields: dict[str, str] = {}
+    limit = 20
+    if "limit" in query:
+        text = query["limit"]
+        if not text.isdigit() or not 1 <= int(text) <= 100:
+            fields["limit"] = "must be an integer from 1 to 100"
+        else:
+            limit = int(text)
+    kind = query.get("type")
+    if kind is not None and kind not in ("deposit", "withdraw"):
+        fields["type"] = "must be one of: deposit, withdraw"
+    game = query.get("game")
+    if game is not None and game not in _GAMES:
+        fields["game"] = "must be one of: 730, 252490"
+    after: str | None = None
+    if "cursor" in query:
+        after = _decode_cursor(query["cursor"])
+        if after is None:
+            fields["cursor"] = "is not a cursor returned by this endpoint"
+    if fields:
+        return validation_failed(behavior, fields)
+    mine = sorted(
+        (
+            t
+            for t in trades
+            if t.user_id == caller.id
+            and t.merchant_id == caller.merchant_id
+            and (kind is None or t.type == kind)
+            and (game is None or t.game is _GAMES[game])
+        ),
+        key=lambda t: (t.created_at, t.id),
+        reverse=True,
+    )
+    if after is not None:
+        position = next((i for i, t in enumerate(mine) if t.id == after), None)
+        if position is None:
+            return validation_failed(
+                behavior, {"cursor": "is not a cursor returned by this endpoint"}
+            )
+        mine = mine[position + 1 :]
+    page = mine[:limit]
+    next_cursor = _encode_cursor(page[-1].id) if len(mine) > limit else None
+    return Answer.ok({"items": [render(t) for t in page], "nextCursor": next_cursor})
