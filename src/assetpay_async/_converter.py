@@ -57,15 +57,16 @@ def _strict(value: Any, cls: type[T]) -> T:
 def make_converter() -> cattrs.Converter:
     """Build the SDK's converter: simple types first, then the classes that use them."""
     conv = cattrs.Converter(forbid_extra_keys=False)
-    # Exact-type predicates: a singledispatch hook on str would also catch the str-based enums.
-    conv.register_structure_hook_func(lambda t: t in (str, int, float, bool), _strict)
+    # cattrs dispatches on the class (singledispatch) before it tries predicates, and its own hooks for
+    # the simple types coerce ("false" -> True, 5 -> "5"): replace them by class. The open enums get their
+    # own class hook below, which singledispatch prefers to str's for these str subclasses.
+    for simple in (str, int, float, bool):
+        conv.register_structure_hook(simple, _strict)
     conv.register_structure_hook(dt.datetime, _structure_datetime)
     conv.register_unstructure_hook(dt.datetime, lambda d: d.isoformat().replace("+00:00", "Z"))
     conv.register_structure_hook(uuid.UUID, _structure_uuid)
     conv.register_unstructure_hook(uuid.UUID, str)
-    conv.register_structure_hook_func(
-        lambda t: isinstance(t, type) and issubclass(t, OpenEnum), _structure_open_enum
-    )
+    conv.register_structure_hook(OpenEnum, _structure_open_enum)
     for cls in (CancelResult, TradeItem, Trade, TradePage):
         renames = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
         conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv, **renames))  # type: ignore[arg-type]
