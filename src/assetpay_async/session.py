@@ -164,7 +164,15 @@ class AssetPaySession:
         self._policy = LimiterPolicy(policy)
         self._latency_margin = float(latency_margin)
         self._max_queue_wait = max_queue_wait
-        self._registry = limiter_registry or default_registry()
+        if redis is not None and limiter_registry is None:
+            from .redis_limiter import RedisLimiterRegistry  # noqa: PLC0415 (the optional [redis] extra)
+
+            self._redis_registry: RedisLimiterRegistry | None = RedisLimiterRegistry(
+                redis, key_prefix=redis_key_prefix, fallback=redis_fallback
+            )
+        else:
+            self._redis_registry = None
+        self._registry = limiter_registry or self._redis_registry or default_registry()
         self._redis = redis
         self._redis_key_prefix = redis_key_prefix
         self._redis_fallback = redis_fallback
@@ -306,7 +314,9 @@ class AssetPaySession:
         )
 
     async def _close_limiters(self) -> None:
-        return None
+        # Stops the limiters' workers; closes the Redis client only if the registry made it from a URL.
+        if self._redis_registry is not None:
+            await self._redis_registry.aclose()
 
     async def _ensure_http(self) -> _LoopBinding:
         self._check_open()
