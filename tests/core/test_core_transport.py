@@ -1,0 +1,221 @@
+"""Real sockets on 127.0.0.1, on virtual time: what is retried, what is not, and what the caller is told.
+
+Each test runs its scenario with :func:`assetpay_async.testing.run_virtual`, so server delays and timeouts
+of many seconds cost no wall time and come out the same every run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+
+import pytest
+from core_support import (
+    HANG_UP,
+    ITEM_ID,
+    TRADE_ID,
+    RecordedRequest,
+    Reply,
+    ScriptedServer,
+    api_error,
+    cancel_ok,
+    make_token,
+    new_session,
+)
+
+from assetpay_async import (
+    CancelResult,
+    ItemNotFoundError,
+    NotCancellableError,
+    RequestTimeoutError,
+    RetryPolicy,
+    ServerError,
+    TransportError,
+)
+from assetpay_async._protocol import USER_AGENT
+from assetpay_async.errors import InvalidResponseError
+from assetpay_async.testing import run_virtual
+
+CANCEL_PATH = f"/client/trading/withdraw/{TRADE_ID}/items/{ITEM_ID}/cancel"
+
+
+def _request_ids(requests: list[RecordedRequest]) -> set[str]:
+    return {r.headers["x-request-id"] for r in requests}
+
+
+def test_request_shape_on_the_wire() -> None:
+    token = make_token()
+
+    async def scenario() -> list[RecordedRequest]:
+        async with ScriptedServer() as server, new_session(server.url) as session:
+            server.script(cancel_ok())
+            await session.client(token).cancel_withdrawal_item(str(TRADE_ID).upper(), str(ITEM_ID))
+            return server.requests
+
+    [request] = run_virtual(scenario())
+    assert (request.method, request.target) == ("POST", CANCEL_PATH)
+    assert request.body == b""
+    assert request.headers.get("content-length", "0") == "0"
+    assert request.headers["authorization"] == f"Bearer {token}"
+    assert request.headers["accept"] == "application/json"
+    assert request.headers["user-agent"] == USER_AGENT
+    assert re.fullmatch(r"assetpay-async/\S+ aiohttp/\S+ Python/\d+\.\d+\.\d+\S*", USER_AGENT)
+    assert uuid.UUID(request.headers["x-request-id"]).version == 4
+
+
+def test_connection_refused_is_retried_then_not_ambiguous(closed_port: int) -> None:
+    async def scenario() -> tuple[TransportError, int]:
+        async with new_session(f"http://127.0.0.1:{closed_port}") as session:
+            with pytest.raises(TransportError) as info:
+                await session.client(make_token()).cancel_withdrawal_item(TRADE_ID, ITEM_ID)
+            return info.value, session.limiter_stats().granted
+
+    exc, granted = run_virtual(scenario())
+    assert type(exc) is TransportError
+    assert exc.ambiguous is False  # nothing can have reached AssetPay
+    assert granted == 4  # the first attempt and 3 retries, each paid to the limiter
+    assert exc.request_id is not None
+    assert "4 attempt(s)" in str(exc)
+
+
+def test_a_lost_response_is_retried_with_the_same_request_id_and_makes_28_ambiguous() -> None:
+    async def scenario() -> tuple[NotCancellableError, list[RecordedRequest]]:
+        async with ScriptedServer() as server, new_session(server.url) as session:
+            server.script(HANG_UP, api_error(400, "TRADE_NOT_CANCELLABLE", 28))
+            with pytest.raises(NotCancellableError) as info:
+                await session.client(make_token()).cancel_withdrawal_item(TRADE_ID, ITEM_ID)
+            return info.value, server.requests
+
+    exc, requests = run_virtual(scenario())
+    assert len(requests) == 2
+    assert len(_request_ids(requests)) == 1
+    # The first attempt may have cancelled the item: "not cancellable" may mean "already cancelled".
+    assert exc.ambiguous is True
+    assert "outcome unknown" in str(exc)
+
+
+def test_a_lost_response_then_success_returns_the_result() -> None:
+    async def scenario() -> tuple[CancelResult, list[RecordedRequest]]:
+        async with ScriptedServer() as server, new_session(server.url) as session:
+            server.script(HANG_UP, cancel_ok(request_id="srv-2"))
+            result = await session.client(make_token()).cancel_withdrawal_item(TRADE_ID, ITEM_ID)
+            return result, server.requests
+
+    result, requests = run_virtual(scenario())
+    assert (result.trade_id, result.item_id, result.request_id) == (TRADE_ID, ITEM_ID, "srv-2")
+    assert len(requests) == 2
+    assert len(_request_ids(requests)) == 1
+
+
+def test_a_lost_response_does_not_make_other_errors_ambiguous() -> None:
+    async def scenario() -> ItemNotFoundError:
+        async with ScriptedServer() as server, new_session(server.url) as session:
+            server.script(HANG_UP, api_error(404, "ITEM_NOT_FOUND", 2201))
+            with pytest.raises(ItemNotFoundError) as info:
+                await session.client(make_token()).cancel_withdrawal_item(TRADE_ID, ITEM_ID)
+            return info.value
+
+    assert run_virtual(scenario()).ambiguous is False
+
+
+def test_responses_lost_on_every_attempt_end_ambiguous() -> None:
+    async def scenario() -> tuple[TransportError, list[RecordedRequest]]:
+        async with ScriptedServer() as server, new_session(server.url) as session:
+            server.respond = lambda _request: HANG_UP
+            with pytest.raises(TransportError) as info:
+                await session.client(make_token()).cancel_withdrawal_item(TRADE_ID, ITEM_ID)
+            return info.value, server.requests
+
+    exc, requests = run_virtual(scenario())
+    assert type(exc) is TransportError
+    assert exc.ambiguous is True
+    assert len(requests) == 4
+    assert _request_ids(requests) == {exc.request_id}
+
+
+@pytest.mark.parametrize(
+    ("reply", "cls"),
+    [
+        (api_error(500, "SERVER_ERROR", 1006), ServerError),
+        (api_error(503, "SYSTEM_MAINTENANCE", 1007), ServerError),
+        (api_error(503, "SERVICE_UNAVAILABLE", 1009), ServerError),
+        (Reply(502, b"<html>Bad Gateway</html>", content_type="text/html"), InvalidResponseError),
+        (Reply(504, b"", content_type=None), InvalidResponseError),
+        (api_error(404, "ITEM_NOT_FOUND", 2201), ItemNotFoundError),
+        (api_error(400, "TRADE_NOT_CANCELLABLE", 28), NotCancellableError),
+    ],
+    ids=["500", "503-maintenance", "503-unavailable", "502-html", "504-empty", "404", "400"],
+)
+def test_answers_are_never_retried(reply: Reply, cls: type[Exception]) -> None:
+    async def scenario() -> tuple[Exception, int]:
+        async with ScriptedServer() as server, new_session(server.url) as session:
+            server.script(reply, cancel_ok())
+            with pytest.raises(cls) as info:
+                await session.client(make_token()).cancel_withdrawal_item(TRADE_ID, ITEM_ID)
+            return info.value, len(server.requests)
+
+    exc, requests = run_virtual(scenario())
+    assert type(exc) is cls
+    assert requests == 1
+    assert getattr(exc, "ambiguous", False) is False
+
+
+def test_a_timeout_is_retried_then_raises_request_timeout_error() -> None:
+    async def scenario() -> tuple[RequestTimeoutError, list[RecordedRequest], float]:
+        loop = asyncio.get_running_loop()
+        retry = RetryPolicy(max_retries=1, backoff_base=0.001, backoff_cap=0.001)
+        async with (
+            ScriptedServer() as server,
+            new_session(server.url, timeout=2.0, retry=retry) as session,
+        ):
+            server.respond = lambda _request: Reply(200, b"{}", delay=3600)
+            started = loop.time()
+            with pytest.raises(RequestTimeoutError) as info:
+                await session.client(make_token()).cancel_withdrawal_item(TRADE_ID, ITEM_ID)
+            return info.value, server.requests, loop.time() - started
+
+    exc, requests, elapsed = run_virtual(scenario())
+    assert isinstance(exc, TimeoutError)
+    assert isinstance(exc, TransportError)
+    assert exc.ambiguous is True
+    assert len(requests) == 2
+    assert _request_ids(requests) == {exc.request_id}
+    assert 4.0 <= elapsed < 4.1  # two attempts of 2 s each on the wire, nothing else
+
+
+def test_cancelling_the_task_mid_request_does_not_retry() -> None:
+    async def scenario() -> int:
+        async with ScriptedServer() as server, new_session(server.url) as session:
+            server.respond = lambda _request: cancel_ok()
+            server.script(Reply(200, b"{}", delay=60))
+            client = session.client(make_token())
+            task = asyncio.create_task(client.cancel_withdrawal_item(TRADE_ID, ITEM_ID))
+            while not server.requests:
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await asyncio.sleep(120)
+            return len(server.requests)
+
+    assert run_virtual(scenario()) == 1
+
+
+def test_cancelling_the_task_during_backoff_does_not_retry() -> None:
+    async def scenario() -> int:
+        slow_backoff = RetryPolicy(max_retries=3, backoff_base=30.0, backoff_cap=30.0)
+        async with ScriptedServer() as server, new_session(server.url, retry=slow_backoff) as session:
+            server.respond = lambda _request: HANG_UP
+            client = session.client(make_token())
+            task = asyncio.create_task(client.cancel_withdrawal_item(TRADE_ID, ITEM_ID))
+            while not server.requests:
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0.01)  # the attempt fails; the call now sleeps before retrying
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await asyncio.sleep(120)
+            return len(server.requests)
+
+    assert run_virtual(scenario()) == 1
