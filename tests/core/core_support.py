@@ -153,10 +153,16 @@ class ScriptedServer:
         self._sock = sock
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        self._arrivals = asyncio.Condition()
         self.url = ""
 
     def script(self, *replies: Reply) -> None:
         self._script.extend(replies)
+
+    async def wait_for_requests(self, count: int) -> None:
+        """Return once the server has read ``count`` requests in all."""
+        async with self._arrivals:
+            await self._arrivals.wait_for(lambda: len(self.requests) >= count)
 
     async def __aenter__(self) -> Self:
         if self._sock is not None:
@@ -206,6 +212,8 @@ class ScriptedServer:
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 request = RecordedRequest(method, target, headers, body)
                 self.requests.append(request)
+                async with self._arrivals:
+                    self._arrivals.notify_all()
                 reply = self._next_reply(request)
                 if reply.delay:
                     await asyncio.sleep(reply.delay)

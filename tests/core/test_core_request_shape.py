@@ -44,7 +44,9 @@ async def test_cancel_request_shape() -> None:
         mocked.post(CANCEL_URL, payload=OK_PAYLOAD)
         async with _session() as session:
             client = session.client(token)
-            result = await client.cancel_withdrawal_item(str(TRADE_ID).upper(), str(ITEM_ID).upper())
+            result = await client.cancel_withdrawal_item(
+                str(TRADE_ID).upper(), str(ITEM_ID).upper()
+            )
 
     assert result.status is CancelStatus.CANCELLED
     [(method, url)] = mocked.requests

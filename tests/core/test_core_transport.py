@@ -191,8 +191,7 @@ def test_cancelling_the_task_mid_request_does_not_retry() -> None:
             server.script(Reply(200, b"{}", delay=60))
             client = session.client(make_token())
             task = asyncio.create_task(client.cancel_withdrawal_item(TRADE_ID, ITEM_ID))
-            while not server.requests:
-                await asyncio.sleep(0.01)
+            await server.wait_for_requests(1)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
@@ -205,12 +204,14 @@ def test_cancelling_the_task_mid_request_does_not_retry() -> None:
 def test_cancelling_the_task_during_backoff_does_not_retry() -> None:
     async def scenario() -> int:
         slow_backoff = RetryPolicy(max_retries=3, backoff_base=30.0, backoff_cap=30.0)
-        async with ScriptedServer() as server, new_session(server.url, retry=slow_backoff) as session:
+        async with (
+            ScriptedServer() as server,
+            new_session(server.url, retry=slow_backoff) as session,
+        ):
             server.respond = lambda _request: HANG_UP
             client = session.client(make_token())
             task = asyncio.create_task(client.cancel_withdrawal_item(TRADE_ID, ITEM_ID))
-            while not server.requests:
-                await asyncio.sleep(0.001)
+            await server.wait_for_requests(1)
             await asyncio.sleep(0.01)  # the attempt fails; the call now sleeps before retrying
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
