@@ -143,6 +143,11 @@ def test_trade_decoding_renames_keeps_unknown_values_and_ignores_extras() -> Non
 )
 def test_no_silent_coercion_of_wrong_types(field: str, value: Any) -> None:
     # cattrs' default hooks would turn "false" into True and 5 into "5".
-    raw = {"id": "t-1", "type": "withdraw", "status": "active", "items": [{"id": "i", field: value}]}
+    raw = {
+        "id": "t-1",
+        "type": "withdraw",
+        "status": "active",
+        "items": [{"id": "i", field: value}],
+    }
     with pytest.raises((cattrs.BaseValidationError, TypeError, ValueError)):
         converter().structure(raw, Trade)

@@ -55,7 +55,17 @@ def test_disagreeing_claims_are_refused_without_showing_the_token() -> None:
         f"{_segment(b'{}')}.{_segment(json.dumps({'merchantId': ''}).encode())}.sig",
         "\u00e9t\u00e9.\u00e9t\u00e9.sig",
     ],
-    ids=["opaque", "abc", "two-parts", "arrays", "bad-json", "deep", "int-claim", "empty", "non-ascii"],
+    ids=[
+        "opaque",
+        "abc",
+        "two-parts",
+        "arrays",
+        "bad-json",
+        "deep",
+        "int-claim",
+        "empty",
+        "non-ascii",
+    ],
 )
 def test_opaque_tokens_name_no_merchant(token: str) -> None:
     assert merchant_of(SecretToken(token)) is None
@@ -75,7 +85,17 @@ def test_a_secret_token_wraps_another_without_change() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["", "   ", "Bearer ", None, 123, "has space", "abc\r\nX-Injected: 1", "tab\there", "x" * 20_000],
+    [
+        "",
+        "   ",
+        "Bearer ",
+        None,
+        123,
+        "has space",
+        "abc\r\nX-Injected: 1",
+        "tab\there",
+        "x" * 20_000,
+    ],
     ids=["empty", "blank", "bearer-only", "none", "int", "space", "crlf", "tab", "huge"],
 )
 def test_unusable_tokens_are_refused_without_echoing_them(value: object) -> None:
