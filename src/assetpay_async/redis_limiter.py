@@ -234,6 +234,7 @@ class RedisLimiter:
         self._queue: collections.deque[_Waiter] = collections.deque()
         self._held: _Slot | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._wake: asyncio.Future[bool] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._pause_until = 0.0
         self._closed = False
@@ -278,12 +279,14 @@ class RedisLimiter:
             async with asyncio.timeout(max_wait):
                 outcome = await waiter.future
         except TimeoutError:
+            self._nudge()
             if not _granted(waiter.future):
                 raise QueueTimeoutError(
                     f"no quota within {max_wait:.3f}s", waited=loop.time() - start
                 ) from None
             outcome = _Outcome.GRANTED  # granted as the time ran out: keep it rather than waste it
         except asyncio.CancelledError:
+            self._nudge()
             if _granted(waiter.future):
                 self._pass_on()
             raise
@@ -476,9 +479,8 @@ class RedisLimiter:
             if self._pause_until <= loop.time():
                 self._grant_head()
             return
-        await asyncio.sleep(max(0.0, held.due - loop.time()))
-        if self._head() is None:
-            return
+        if await self._sleep_until(loop, held.due) or self._head() is None:
+            return  # a waiter left: look again (and give the slot back if nobody is left)
         reply = await self._script.acquire(
             self._redis_key,
             confirm_slot_us=held.slot_us,
@@ -500,6 +502,21 @@ class RedisLimiter:
             logger.debug(
                 "slot of %s void: the key was paused or lost after it was reserved", self._redis_key
             )
+
+    async def _sleep_until(self, loop: asyncio.AbstractEventLoop, when: float) -> bool:
+        """Sleep until ``when``; return True if woken earlier by :meth:`_nudge`."""
+        wake: asyncio.Future[bool] = loop.create_future()
+        self._wake = wake
+        timer = loop.call_at(when, _resolve, wake, False)
+        try:
+            return await wake
+        finally:
+            timer.cancel()
+            self._wake = None
+
+    def _nudge(self) -> None:
+        """Wake the worker: a waiter left the queue, so a held slot may have to go back."""
+        _resolve(self._wake, True)
 
     def _expire_before(self, due: float, loop: asyncio.AbstractEventLoop) -> None:
         """Fail, now, the waiters at the head whose ``max_wait`` ends before the next slot is due."""
@@ -584,6 +601,11 @@ class RedisLimiter:
         self._granted += 1
         self._waits.append(waited)
         return waited
+
+
+def _resolve(future: asyncio.Future[bool] | None, value: bool) -> None:
+    if future is not None and not future.done():
+        future.set_result(value)
 
 
 def _granted(future: asyncio.Future[_Outcome]) -> bool:
