@@ -22,6 +22,7 @@ from core_support import (
 )
 
 from assetpay_async import (
+    AssetPayClient,
     AssetPaySession,
     CancelResult,
     InvalidRequestError,
@@ -123,13 +124,25 @@ async def test_a_closed_injected_client_session_is_a_clear_error() -> None:
     await session.aclose()
 
 
+def _drop_and_collect(objects: list[object]) -> None:
+    objects.clear()
+    gc.collect()
+
+
 async def test_a_session_collected_unclosed_warns(server: ScriptedServer) -> None:
     session = new_session(server.url)
     await session.__aenter__()
+    held: list[object] = [session]
+    del session
     with pytest.warns(ResourceWarning, match=r"unclosed <AssetPaySession"):
-        del session
-        gc.collect()
+        _drop_and_collect(held)
     await asyncio.sleep(0)  # the loop finishes closing the orphaned HTTP session
+
+
+async def _cancel_once(client: AssetPayClient, listener: socket.socket) -> CancelResult:
+    async with ScriptedServer(sock=listener.dup()) as server:
+        server.script(cancel_ok())
+        return await client.cancel_withdrawal_item(TRADE_ID, ITEM_ID)
 
 
 def test_a_session_is_reused_across_two_asyncio_runs() -> None:
@@ -138,19 +151,14 @@ def test_a_session_is_reused_across_two_asyncio_runs() -> None:
         port = listener.getsockname()[1]
         session = new_session(f"http://127.0.0.1:{port}")
         client = session.client(make_token())
+        first = asyncio.run(_cancel_once(client, listener))
+        second = asyncio.run(_cancel_once(client, listener))  # never "Event loop is closed"
+    assert first.trade_id == second.trade_id == TRADE_ID
 
-        async def one_run() -> CancelResult:
-            async with ScriptedServer(sock=listener.dup()) as server:
-                server.script(cancel_ok())
-                return await client.cancel_withdrawal_item(TRADE_ID, ITEM_ID)
-
-        first = asyncio.run(one_run())
-        second = asyncio.run(one_run())  # never "Event loop is closed"
-        assert first.trade_id == second.trade_id == TRADE_ID
-
-        # Each loop's HTTP session was closed at that loop's shutdown: collecting the session is silent.
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            del session, client
-            gc.collect()
-        assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+    # Each loop's HTTP session was closed at that loop's shutdown: collecting the session is silent.
+    held: list[object] = [session, client]
+    del session, client
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _drop_and_collect(held)
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
