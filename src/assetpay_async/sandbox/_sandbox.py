@@ -486,7 +486,7 @@ class Sandbox:
     # -- seeds ----------------------------------------------------------------------------------------
 
     @classmethod
-    def from_seed(cls, seed: Mapping[str, Any], **options: Any) -> Self:
+    def from_seed(cls, document: Mapping[str, Any], /, **options: Any) -> Self:
         """A sandbox (not started) holding the merchants, users and trades of a JSON seed document.
 
         Format::
@@ -499,7 +499,7 @@ class Sandbox:
         Every key but ``merchants`` is optional. ``options`` go to the constructor.
         """
         sandbox = cls(**options)
-        for m in seed.get("merchants", ()):
+        for m in document.get("merchants", ()):
             merchant = sandbox.add_merchant(
                 m.get("tier", "verified"),
                 quotas={g: tuple(q) for g, q in m.get("quotas", {}).items()},
