@@ -62,6 +62,8 @@ async def send(
             headers=headers,
             timeout=client_timeout,
             allow_redirects=False,
+            # An injected session may raise for status; AssetPay's error envelopes must reach the decoder.
+            raise_for_status=False,
         ) as response:
             body = await response.read()
             return RawResponse(
@@ -77,9 +79,7 @@ async def send(
         raise MaybeSentError(f"no response within {timeout:g}s", timed_out=True) from exc
     except (
         aiohttp.ClientPayloadError,
-        aiohttp.ServerDisconnectedError,
-        aiohttp.ClientOSError,
+        aiohttp.ClientConnectionError,  # disconnected, reset, OS errors, "Connection closed"
+        aiohttp.ClientResponseError,
     ) as exc:
-        raise MaybeSentError(_describe(exc)) from exc
-    except aiohttp.ClientResponseError as exc:
         raise MaybeSentError(_describe(exc)) from exc
