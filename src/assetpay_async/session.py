@@ -282,6 +282,7 @@ class AssetPaySession:
         return self._max_queue_wait
 
     def limiter_for(self, merchant_id: str, group: RouteGroup) -> RateLimiter:
+        self._check_open()  # before a call takes quota it could never use
         return self._limiter(merchant_id, group)
 
     async def send(self, spec: RequestSpec, headers: Mapping[str, str]) -> _http.RawResponse:
