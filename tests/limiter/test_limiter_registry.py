@@ -1,0 +1,114 @@
+"""The registry: one limiter per (merchant, route group), shared by sessions; the slower configuration wins."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from assetpay_async import AssetPaySession, MerchantTier
+from assetpay_async.limiting import LimiterPolicy, LimiterRegistry, MemoryLimiter, default_registry
+from assetpay_async.quota import Quota, RouteGroup
+from assetpay_async.testing import run_virtual
+
+CANCEL = RouteGroup.CANCEL_ITEM
+
+
+def test_one_limiter_per_merchant_and_group() -> None:
+    registry = LimiterRegistry()
+    quota = Quota(60, 60.0)
+    first = registry.get("m1", CANCEL, quota)
+    assert registry.get("m1", CANCEL, quota) is first
+    assert registry.get("m1", RouteGroup.TRADES_READ, quota) is not first
+    assert registry.get("m2", CANCEL, quota) is not first
+    registry.clear()
+    assert registry.get("m1", CANCEL, quota) is not first
+
+
+def test_sessions_of_one_merchant_share_the_process_wide_limiter() -> None:
+    one = AssetPaySession(tier=MerchantTier.VERIFIED, merchant_id="m1")
+    two = AssetPaySession(tier=MerchantTier.VERIFIED, merchant_id="m1")
+    other = AssetPaySession(tier=MerchantTier.VERIFIED, merchant_id="m2")
+    shared = one.limiter_for("m1", CANCEL)
+    assert two.limiter_for("m1", CANCEL) is shared
+    assert default_registry().get("m1", CANCEL, Quota(60, 60.0)) is shared
+    assert other.limiter_for("m2", CANCEL) is not shared
+
+
+def test_the_slower_configuration_wins_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="assetpay_async.limiter")
+    registry = LimiterRegistry()
+    limiter = registry.get("m1", CANCEL, Quota(60, 60.0))
+    assert isinstance(limiter, MemoryLimiter)
+    fast = limiter.pacing
+
+    assert registry.get("m1", CANCEL, Quota(10, 60.0)) is limiter
+    slow = limiter.pacing
+    assert slow.interval == pytest.approx(61 / 9, rel=1e-5)
+    assert len(caplog.records) == 1
+    message = caplog.records[0].getMessage()
+    assert "slower configuration wins: switching to the new one" in message
+    assert "'m1' cancel-item" in message
+
+    for _ in range(3):  # both configurations are known now: no more warnings, no flip-flop
+        registry.get("m1", CANCEL, Quota(60, 60.0))
+        registry.get("m1", CANCEL, Quota(10, 60.0))
+    assert limiter.pacing == slow
+    assert len(caplog.records) == 1
+
+    registry.get("m1", CANCEL, Quota(30, 60.0))  # faster than what is in force: kept out
+    assert limiter.pacing == slow
+    assert len(caplog.records) == 2
+    assert "keeping the current one" in caplog.records[1].getMessage()
+    assert fast != slow
+
+
+@pytest.mark.parametrize(
+    ("policy", "latency_margin", "adopted"),
+    [
+        (LimiterPolicy.STRICT, 1.0, True),
+        (LimiterPolicy.EVEN, 3.0, True),
+        (LimiterPolicy.BURST, 1.0, False),
+        (LimiterPolicy.EVEN, 0.0, False),
+    ],
+)
+def test_policy_and_margin_count_in_which_is_slower(
+    policy: LimiterPolicy, latency_margin: float, adopted: bool
+) -> None:
+    registry = LimiterRegistry()
+    limiter = registry.get("m1", CANCEL, Quota(60, 60.0))
+    assert isinstance(limiter, MemoryLimiter)
+    before = limiter.pacing
+    registry.get("m1", CANCEL, Quota(60, 60.0), policy=policy, latency_margin=latency_margin)
+    assert (limiter.pacing != before) is adopted
+
+
+def test_a_slower_configuration_applies_to_calls_already_queued() -> None:
+    async def main() -> list[float]:
+        registry = LimiterRegistry()
+        limiter = registry.get("m1", CANCEL, Quota(60, 60.0))
+        loop = asyncio.get_running_loop()
+        times: list[float] = []
+
+        async def call() -> None:
+            await limiter.acquire()
+            times.append(loop.time())
+
+        tasks = [asyncio.create_task(call()) for _ in range(3)]
+        await asyncio.sleep(0.5)
+        registry.get("m1", CANCEL, Quota(10, 60.0))
+        await asyncio.gather(*tasks)
+        return times
+
+    # The second grant was scheduled at 60/min when the first went out; the third follows at 10/min.
+    assert run_virtual(main()) == pytest.approx([0.0, 61 / 59, 61 / 59 + 61 / 9], rel=1e-5)
+
+
+def test_a_registry_clock_reaches_its_limiters() -> None:
+    now = [50.0]
+    registry = LimiterRegistry(clock=lambda: now[0])
+    limiter = registry.get("m1", CANCEL, Quota(10, 60.0))
+    limiter.rate_limited(None)
+    now[0] = 80.0
+    assert limiter.stats().paused_for == pytest.approx(30.0)
