@@ -52,7 +52,8 @@ async def test_async_with_closes_and_a_closed_session_refuses_work(server: Scrip
     async with new_session(server.url) as session:
         client = session.client(make_token())
         await client.cancel_withdrawal_item(TRADE_ID, ITEM_ID)
-        assert not session.closed
+        open_inside = not session.closed
+    assert open_inside
     assert session.closed
     with pytest.raises(SessionClosedError, match="closed"):
         session.client(make_token())

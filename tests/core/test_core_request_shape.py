@@ -12,6 +12,7 @@ import uuid
 import aiohttp
 import pytest
 from aioresponses import aioresponses
+from aioresponses.core import RequestCall
 from core_support import ITEM_ID, TRADE_ID, make_token
 from yarl import URL
 
@@ -33,6 +34,11 @@ OK_PAYLOAD = {
 UA_PATTERN = re.compile(r"assetpay-async/\S+ aiohttp/\S+ Python/\d+\.\d+\.\d+\S*")
 
 
+def _calls(mocked: aioresponses) -> dict[tuple[str, URL], list[RequestCall]]:
+    assert mocked.requests is not None
+    return mocked.requests
+
+
 def _session() -> AssetPaySession:
     retry = RetryPolicy(backoff_base=0.001, backoff_cap=0.002)
     return AssetPaySession(cancel_quota=Quota(1000, 1.0), latency_margin=0.0, retry=retry)
@@ -49,9 +55,9 @@ async def test_cancel_request_shape() -> None:
             )
 
     assert result.status is CancelStatus.CANCELLED
-    [(method, url)] = mocked.requests
+    [(method, url)] = _calls(mocked)
     assert (method, url) == ("POST", URL(CANCEL_URL))  # lowercase canonical ids in the path
-    [call] = mocked.requests[(method, url)]
+    [call] = _calls(mocked)[(method, url)]
     assert call.kwargs.get("data") is None
     assert call.kwargs.get("json") is None
     assert not call.kwargs.get("params")
@@ -71,7 +77,7 @@ async def test_each_call_has_its_own_request_id() -> None:
             client = session.client(make_token())
             await client.cancel_withdrawal_item(TRADE_ID, ITEM_ID)
             await client.cancel_withdrawal_item(TRADE_ID, ITEM_ID)
-    calls = mocked.requests[("POST", URL(CANCEL_URL))]
+    calls = _calls(mocked)[("POST", URL(CANCEL_URL))]
     assert len({call.kwargs["headers"]["X-Request-Id"] for call in calls}) == 2
 
 
@@ -90,6 +96,6 @@ async def test_every_connection_failure_is_a_transport_error(failure: Exception)
             with pytest.raises(TransportError) as info:
                 await session.client(make_token()).cancel_withdrawal_item(TRADE_ID, ITEM_ID)
     assert info.value.ambiguous is True  # it may have been written before the connection died
-    calls = mocked.requests[("POST", URL(CANCEL_URL))]
+    calls = _calls(mocked)[("POST", URL(CANCEL_URL))]
     assert len(calls) == 4
     assert len({call.kwargs["headers"]["X-Request-Id"] for call in calls}) == 1
