@@ -118,8 +118,16 @@ def cancel_ok(request_id: str = "srv-req-1", **data: Any) -> Reply:
     return Reply(200, success_body(body, request_id))
 
 
-def api_error(status: int, key: str | None, code: int | None, **kwargs: Any) -> Reply:
-    return Reply(status, error_body(key, code, **kwargs))
+def api_error(
+    status: int,
+    key: str | None,
+    code: int | None,
+    *,
+    headers: tuple[tuple[str, str], ...] = (),
+    **kwargs: Any,
+) -> Reply:
+    """An error envelope with ``key`` and ``code``; ``kwargs`` go into the error object."""
+    return Reply(status, error_body(key, code, **kwargs), headers=headers)
 
 
 @attrs.frozen

@@ -23,6 +23,8 @@ from core_support import (
     make_token,
     new_session,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 from assetpay_async import (
     CancelResult,
@@ -34,6 +36,7 @@ from assetpay_async import (
     TransportError,
 )
 from assetpay_async._protocol import USER_AGENT
+from assetpay_async.client import _backoff
 from assetpay_async.errors import InvalidResponseError
 from assetpay_async.testing import run_virtual
 
@@ -144,8 +147,9 @@ def test_responses_lost_on_every_attempt_end_ambiguous() -> None:
         (Reply(504, b"", content_type=None), InvalidResponseError),
         (api_error(404, "ITEM_NOT_FOUND", 2201), ItemNotFoundError),
         (api_error(400, "TRADE_NOT_CANCELLABLE", 28), NotCancellableError),
+        (Reply(302, b"", headers=(("Location", "https://login.example/"),)), InvalidResponseError),
     ],
-    ids=["500", "503-maintenance", "503-unavailable", "502-html", "504-empty", "404", "400"],
+    ids=["500", "503-maintenance", "503-unavailable", "502-html", "504-empty", "404", "400", "302"],
 )
 def test_answers_are_never_retried(reply: Reply, cls: type[Exception]) -> None:
     async def scenario() -> tuple[Exception, int]:
@@ -220,3 +224,30 @@ def test_cancelling_the_task_during_backoff_does_not_retry() -> None:
             return len(server.requests)
 
     assert run_virtual(scenario()) == 1
+
+
+def test_a_429_goes_back_to_the_queue_with_the_same_request_id() -> None:
+    async def scenario() -> tuple[CancelResult, list[RecordedRequest], float]:
+        loop = asyncio.get_running_loop()
+        async with ScriptedServer() as server, new_session(server.url) as session:
+            limited = api_error(429, "RATE_LIMITED", 1005, headers=(("Retry-After", "7"),))
+            server.script(limited, cancel_ok())
+            started = loop.time()
+            result = await session.client(make_token()).cancel_withdrawal_item(TRADE_ID, ITEM_ID)
+            return result, server.requests, loop.time() - started
+
+    result, requests, elapsed = run_virtual(scenario())
+    assert result.trade_id == TRADE_ID
+    assert len(requests) == 2
+    assert len(_request_ids(requests)) == 1
+    assert elapsed >= 7.0  # not before Retry-After
+
+
+@given(
+    attempt=st.integers(min_value=1, max_value=64),
+    base=st.floats(min_value=0.0, max_value=10.0),
+    cap=st.floats(min_value=0.0, max_value=60.0),
+)
+def test_backoff_is_jittered_and_capped(attempt: int, base: float, cap: float) -> None:
+    delay = _backoff(attempt, base, cap)
+    assert 0.0 <= delay <= min(cap, base * 2 ** (attempt - 1))
