@@ -1,0 +1,56 @@
+"""One "process" of a merchant's backend in the multi-process tests: cancels its share of a backlog.
+
+Reads a JSON job from the file named on its command line, waits for the common start time, cancels every
+item through its own ``AssetPaySession`` (with ``redis=`` or without), and prints a JSON report on stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from assetpay_async import AssetPayError, AssetPaySession, Quota, RetryPolicy, RouteGroup
+
+
+async def run(job: dict[str, Any]) -> dict[str, Any]:
+    limit, period = job["quota"]
+    async with AssetPaySession(
+        cancel_quota=Quota(limit, period),
+        merchant_id=job["merchant_id"],
+        base_url=job["base_url"],
+        redis=job["redis"],
+        redis_key_prefix=job["prefix"],
+        latency_margin=job["latency_margin"],
+        retry=RetryPolicy(max_rate_limited_wait=60.0),
+    ) as session:
+        client = session.client(job["token"])
+
+        async def cancel(trade_id: str, item_id: str) -> str:
+            try:
+                result = await client.cancel_withdrawal_item(trade_id, item_id)
+            except AssetPayError as exc:
+                return type(exc).__name__
+            return str(result.status)
+
+        await asyncio.sleep(max(0.0, job["start_at"] - time.time()))
+        outcomes = await asyncio.gather(*(cancel(trade, item) for trade, item in job["items"]))
+        stats = session.limiter_for(job["merchant_id"], RouteGroup.CANCEL_ITEM).stats()
+    return {
+        "outcomes": dict(zip((item for _, item in job["items"]), outcomes, strict=True)),
+        "rate_limited": stats.rate_limited,
+        "granted": stats.granted,
+    }
+
+
+def main() -> None:
+    job = json.loads(Path(sys.argv[1]).read_text())
+    report = asyncio.run(run(job))
+    sys.stdout.write(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
