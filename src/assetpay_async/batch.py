@@ -124,7 +124,6 @@ class CancelBatch:
         reschedule_too_soon: on TRADE_CANCEL_TOO_SOON, read the trade's ``createdAt`` and cancel again once the
             item is 30 minutes old, instead of failing.
         max_reschedule_wait: give up rescheduling an item that would become eligible later than this (seconds).
-        now: the wall clock used to compute eligibility (injectable for tests).
     """
 
     def __init__(
@@ -136,7 +135,6 @@ class CancelBatch:
         on_progress: ProgressCallback | None = None,
         reschedule_too_soon: bool = False,
         max_reschedule_wait: float = 1800.0,
-        now: Callable[[], dt.datetime] | None = None,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InvalidRequestError("workers must be an int >= 1")
@@ -146,7 +144,6 @@ class CancelBatch:
         self._on_progress = on_progress
         self._reschedule = reschedule_too_soon
         self._max_reschedule_wait = max_reschedule_wait
-        self._now = now or (lambda: dt.datetime.now(dt.UTC))
         self._outcomes: list[CancelOutcome | None] = [None] * len(self._pairs)
         self._dup_of: dict[int, int] = {}
         self._dups: dict[int, list[int]] = {}
@@ -281,7 +278,9 @@ class CancelBatch:
         if trade.created_at is None:
             return None
         # A small margin covers clock skew between us and AssetPay; a second TOO_SOON just reschedules again.
-        delay = (trade.created_at + CANCEL_AGE - self._now()).total_seconds() + 2.0
+        delay = (
+            trade.created_at + CANCEL_AGE - self._client.session.wall_clock()
+        ).total_seconds() + 2.0
         delay = max(delay, 1.0)
         return delay if delay <= self._max_reschedule_wait else None
 

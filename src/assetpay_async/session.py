@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import enum
 import math
 import warnings
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -42,6 +43,10 @@ class RetryPolicy:
     backoff_base: float = 0.2
     backoff_cap: float = 5.0
     max_rate_limited_wait: float = 300.0
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 class _State(enum.Enum):
@@ -104,6 +109,8 @@ class AssetPaySession:
         max_queue_wait: default bound on the time a call may wait for quota (None waits as long as needed).
         redis: a Redis URL or a ``redis.asyncio.Redis`` you own: share the quota across processes and hosts.
         limiter_registry: the registry of limiters (default: the process-wide one).
+        wall_clock: the current UTC datetime, compared with AssetPay's timestamps (a trade's ``createdAt``)
+            to know when an item becomes old enough to cancel; inject the sandbox's clock in tests.
     """
 
     def __init__(
@@ -126,6 +133,7 @@ class AssetPaySession:
         redis_key_prefix: str = "assetpay",
         redis_fallback: bool = True,
         limiter_registry: LimiterRegistry | None = None,
+        wall_clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         if tier is None and cancel_quota is None:
             raise InvalidRequestError(
@@ -176,6 +184,7 @@ class AssetPaySession:
         self._redis = redis
         self._redis_key_prefix = redis_key_prefix
         self._redis_fallback = redis_fallback
+        self._wall_clock = wall_clock or _utc_now
         self._binding: _LoopBinding | None = None
         self._state = _State.UNOPENED
 
@@ -272,6 +281,10 @@ class AssetPaySession:
             )
 
     # -- used by AssetPayClient -----------------------------------------------------------------------
+
+    @property
+    def wall_clock(self) -> Callable[[], dt.datetime]:
+        return self._wall_clock
 
     @property
     def retry_policy(self) -> RetryPolicy:
