@@ -234,13 +234,16 @@ def decode_envelope(
     request_id = by_name.get("x-request-id") or sent_request_id
 
     def invalid(reason: str) -> e.InvalidResponseError:
-        return e.InvalidResponseError(
+        error = e.InvalidResponseError(
             reason,
             http_status=status,
             content_type=content_type,
             snippet=_snippet(body),
             request_id=request_id,
         )
+        # A 2xx means AssetPay acted on the call; after a lost response an earlier attempt may have.
+        error.ambiguous = ambiguous or 200 <= status < 300
+        return error
 
     if not body.strip():
         raise invalid("empty response body")
@@ -304,13 +307,15 @@ def structure(data: Any, cls: type[T], *, what: str, status: int, request_id: st
             shown = json.dumps(data)[:_SNIPPET_CHARS]
         except (TypeError, ValueError):
             shown = repr(data)[:_SNIPPET_CHARS]
-        raise e.InvalidResponseError(
+        error = e.InvalidResponseError(
             f"{what} has an unexpected shape",
             http_status=status,
             content_type="application/json",
             snippet=shown,
             request_id=request_id,
-        ) from exc
+        )
+        error.ambiguous = 200 <= status < 300  # AssetPay accepted the call; only its answer is unreadable
+        raise error from exc
 
 
 def decode_cancel(envelope: Envelope, *, status: int) -> CancelResult:
