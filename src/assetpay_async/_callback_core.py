@@ -271,8 +271,8 @@ def verify_signature(
         SignatureMismatchError: no signature matches (checked before the timestamp).
         TimestampToleranceError: an authentic delivery signed too long ago, or too far ahead.
     """
-    keys = _secret_keys(secrets)
-    tolerance = _check_tolerance(tolerance)
+    keys = secret_keys(secrets)
+    tolerance = check_tolerance(tolerance)
     if not isinstance(body, bytes | bytearray | memoryview):
         raise TypeError(f"body must be the raw request bytes, not {type(body).__name__}")
     raw = bytes(body)
@@ -361,7 +361,7 @@ def is_test_ping(data: object) -> bool:
 # --- helpers ----------------------------------------------------------------------------------------------
 
 
-def _secret_keys(secrets: str | Sequence[str]) -> tuple[bytes, ...]:
+def secret_keys(secrets: str | Sequence[str]) -> tuple[bytes, ...]:
     items = (secrets,) if isinstance(secrets, str) else tuple(secrets)
     if not items:
         raise ValueError("configure at least one callback secret")
@@ -370,7 +370,7 @@ def _secret_keys(secrets: str | Sequence[str]) -> tuple[bytes, ...]:
     return tuple(item.encode() for item in items)
 
 
-def _check_tolerance(tolerance: float) -> float:
+def check_tolerance(tolerance: float) -> float:
     if isinstance(tolerance, bool) or not isinstance(tolerance, int | float):
         raise TypeError("tolerance must be a number of seconds")
     if not math.isfinite(tolerance) or tolerance < 0:

@@ -55,9 +55,9 @@ from ._callback_core import (
     TimestampToleranceError,
     UnsignedTestPing,
     VerifiedDelivery,
-    _check_tolerance,
-    _secret_keys,
+    check_tolerance,
     is_test_ping,
+    secret_keys,
     verify_callback,
     verify_signature,
 )
@@ -150,9 +150,9 @@ def callback_handler(
     Returns:
         A coroutine function to register with ``app.router.add_post(path, handler)``.
     """
-    _secret_keys(secrets)  # fail at start-up, not at the first callback
+    secret_keys(secrets)  # fail at start-up, not at the first callback
     secret_list = (secrets,) if isinstance(secrets, str) else tuple(secrets)
-    tolerance = _check_tolerance(tolerance)
+    tolerance = check_tolerance(tolerance)
     for name, ttl in (("seen_ttl", seen_ttl), ("processing_ttl", processing_ttl)):
         if not ttl > 0:
             raise ValueError(f"{name} must be a positive number of seconds")
