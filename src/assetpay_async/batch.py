@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from . import _protocol as proto
-from .errors import AssetPayError, CancelTooSoonError, InvalidRequestError
+from .errors import AssetPayError, CancelTooSoonError, InvalidRequestError, SessionClosedError
 from .models import CancelResult
 from .quota import RouteGroup
 
@@ -58,7 +58,8 @@ class CancelOutcome:
         item_id: the item id as given.
         kind: how it ended.
         result: the cancel result when ``kind`` is CANCELLED.
-        error: the typed error when FAILED or UNKNOWN (None when the batch was cancelled mid-flight).
+        error: the typed error when FAILED or UNKNOWN (None when the batch was cancelled mid-flight);
+            :class:`SessionClosedError` for a pair NOT_ATTEMPTED because the session was closed.
         duplicate_of: index of the earlier identical pair whose outcome this one shares.
         reschedules: how many times a too-young item was re-tried once eligible.
     """
@@ -103,11 +104,17 @@ def _outcome_of(
     index: int, trade_id: object, item_id: object, exc: BaseException, reschedules: int
 ) -> CancelOutcome:
     ambiguous = isinstance(exc, AssetPayError) and exc.ambiguous
+    if ambiguous:
+        kind = OutcomeKind.UNKNOWN
+    elif isinstance(exc, SessionClosedError):  # closed before this pair was sent
+        kind = OutcomeKind.NOT_ATTEMPTED
+    else:
+        kind = OutcomeKind.FAILED
     return CancelOutcome(
         index,
         trade_id,
         item_id,
-        OutcomeKind.UNKNOWN if ambiguous else OutcomeKind.FAILED,
+        kind,
         error=exc,
         reschedules=reschedules,
     )
@@ -298,11 +305,8 @@ class CancelBatch:
             total=self.total,
             failures=self._failures,
             rate=self._rate(),
-            rate_limited=self._client.session.limiter_for(
-                self._client.merchant_id, RouteGroup.CANCEL_ITEM
-            )
-            .stats()
-            .rate_limited,
+            # limiter_stats, unlike limiter_for, also answers once the session is closed mid-batch.
+            rate_limited=self._client.session.limiter_stats(RouteGroup.CANCEL_ITEM).rate_limited,
         )
         maybe = self._on_progress(progress)
         if inspect.isawaitable(maybe):

@@ -20,6 +20,7 @@ from .errors import (
     QueueTimeoutError,
     RateLimitedError,
     RequestTimeoutError,
+    SessionClosedError,
     TransportError,
     WaitTimeoutError,
 )
@@ -262,12 +263,15 @@ class AssetPayClient:
             remaining = None if queue_budget is None else max(0.0, queue_budget - queued_total)
             try:
                 queued = await limiter.acquire(max_wait=remaining)
-            except QueueTimeoutError as exc:
+            except (QueueTimeoutError, SessionClosedError) as exc:
                 exc.ambiguous = maybe_sent
                 raise
             queued_total += queued
             try:
                 raw = await session.send(spec, headers)
+            except SessionClosedError as exc:  # closed while this call waited or retried
+                exc.ambiguous = maybe_sent
+                raise
             except _http.TLSError as exc:
                 raise TransportError(
                     f"TLS failure talking to AssetPay: {exc}", request_id=request_id

@@ -14,6 +14,7 @@ duplicate, against the sandbox with the cell's faults scheduled, and checks:
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import attrs
@@ -21,6 +22,7 @@ import pytest
 from evidence_support import (
     ESCAPING_ID,
     FAST_CANCEL,
+    World,
     acted_on,
     attempts_per_request_id,
     kinds,
@@ -34,6 +36,8 @@ from assetpay_async import (
     APIError,
     AssetPayError,
     AssetPaySession,
+    BatchProgress,
+    CancelBatch,
     CancelOutcome,
     InvalidRequestError,
     InvalidResponseError,
@@ -42,11 +46,13 @@ from assetpay_async import (
     RequestTimeoutError,
     RetryPolicy,
     ServerError,
+    SessionClosedError,
     TransportError,
 )
 from assetpay_async.testing import run_virtual
 
 CANCELLED, FAILED, UNKNOWN = OutcomeKind.CANCELLED, OutcomeKind.FAILED, OutcomeKind.UNKNOWN
+NOT_ATTEMPTED = OutcomeKind.NOT_ATTEMPTED
 RETRIES = RetryPolicy().max_retries
 
 
@@ -280,5 +286,84 @@ def test_a_429_storm_pauses_then_fails_each_call_without_spending_quota() -> Non
         assert (totals.accepted, totals.rate_limited) == (0, 0)  # none reached the quota
         assert stats.rate_limited == sum(per_call)
         assert acted_on(w.trade) == [False] * 3
+
+    run_virtual(scenario())
+
+
+async def _two_done_two_in_flight(
+    w: World, pairs: list[tuple[object, object]]
+) -> tuple[CancelBatch, asyncio.Task[list[CancelOutcome]]]:
+    """Start a batch of ``pairs`` (two workers, every answer one second late); return once the first two
+    items are done and the next two are on the wire."""
+    w.sandbox.faults.add("latency", group="cancel-item", delay=1.0)
+    two_done = asyncio.Event()
+
+    def on_progress(progress: BatchProgress) -> None:
+        if (
+            progress.done == 4
+        ):  # the escaping pair, then the first item with its duplicate, then the second
+            two_done.set()
+
+    batch = w.client.batch(pairs, workers=2, on_progress=on_progress)
+    batch_task = asyncio.create_task(batch.run())
+    await two_done.wait()
+    await asyncio.sleep(
+        0.5
+    )  # the workers have sent the next two pairs; their answers are due in 0.5 s
+    assert len(w.sandbox.requests) == 2  # the sandbox records a request when it handles it
+    return batch, batch_task
+
+
+def _check_interrupted(outcomes: list[CancelOutcome], pairs: list[tuple[object, object]]) -> None:
+    _check_accounting(outcomes, pairs)
+    items = valid_outcomes(outcomes)
+    assert kinds(items) == [CANCELLED, CANCELLED, UNKNOWN, UNKNOWN, NOT_ATTEMPTED, NOT_ATTEMPTED]
+
+
+def test_session_closed_mid_batch() -> None:
+    """Closing the session under a running batch: done pairs stay CANCELLED, pairs on the wire are UNKNOWN
+    (the sandbox did act on them), pairs never sent are NOT_ATTEMPTED and nothing more is sent."""
+
+    async def scenario() -> None:
+        async with world(items=6) as w:
+            pairs = mixed_pairs(w.trade)
+            batch, batch_task = await _two_done_two_in_flight(w, pairs)
+            await w.session.aclose()
+            outcomes = await batch_task
+            await asyncio.sleep(60)
+            _check_interrupted(outcomes, pairs)
+            items = valid_outcomes(outcomes)
+            assert all(type(o.error) is SessionClosedError for o in items[2:])
+            assert acted_on(w.trade) == [True] * 4 + [False] * 2
+            assert len(attempts_per_request_id(w.sandbox)) == 4
+            assert batch.outcomes == outcomes
+
+    run_virtual(scenario())
+
+
+def test_batch_task_cancelled_mid_flight() -> None:
+    """Cancelling the task running a batch: CancelledError propagates, ``batch.outcomes`` still says what was
+    done (CANCELLED), what may have been (UNKNOWN, no error) and what never ran (NOT_ATTEMPTED); no worker
+    is left behind and the session keeps working."""
+
+    async def scenario() -> None:
+        async with world(items=6) as w:
+            pairs = mixed_pairs(w.trade)
+            batch, batch_task = await _two_done_two_in_flight(w, pairs)
+            batch_task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await batch_task
+            outcomes = batch.outcomes
+            leftovers = [t for t in asyncio.all_tasks() if "CancelBatch" in repr(t.get_coro())]
+            await asyncio.sleep(60)
+            _check_interrupted(outcomes, pairs)
+            items = valid_outcomes(outcomes)
+            assert [o.error for o in items[2:]] == [None] * 4
+            assert leftovers == []
+            assert acted_on(w.trade) == [True] * 4 + [False] * 2
+            w.sandbox.faults.clear()
+            not_attempted = w.trade.items[4]
+            result = await w.client.cancel_withdrawal_item(w.trade.id, not_attempted.id)
+            assert result.item_id == uuid.UUID(not_attempted.id)
 
     run_virtual(scenario())
