@@ -62,6 +62,8 @@ async def send(
             headers=headers,
             timeout=client_timeout,
             allow_redirects=False,
+            # The calls carry no body: aiohttp would otherwise label the empty POST application/octet-stream.
+            skip_auto_headers=("Content-Type",),
             # An injected session may raise for status; AssetPay's error envelopes must reach the decoder.
             raise_for_status=False,
         ) as response:

@@ -60,6 +60,7 @@ def test_request_shape_on_the_wire() -> None:
     assert (request.method, request.target) == ("POST", CANCEL_PATH)
     assert request.body == b""
     assert request.headers.get("content-length", "0") == "0"
+    assert "content-type" not in request.headers  # no body, so no made-up octet-stream type
     assert request.headers["authorization"] == f"Bearer {token}"
     assert request.headers["accept"] == "application/json"
     assert request.headers["user-agent"] == USER_AGENT
