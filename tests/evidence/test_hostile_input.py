@@ -16,7 +16,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from evidence_support import FAST_CANCEL, world
@@ -32,6 +32,8 @@ from assetpay_async import (
 )
 from assetpay_async import _protocol as proto
 from assetpay_async.testing import run_virtual
+
+T = TypeVar("T")
 
 CANONICAL = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 ITEM = uuid.UUID("f47ac10b-58cc-4372-a567-0e02b2c3d479")
@@ -171,7 +173,7 @@ def test_the_decoder_raises_only_sdk_errors(
             assert str(decoded)
 
 
-def _outcome(call: Callable[[], object]) -> object:
+def _outcome(call: Callable[[], T]) -> T | Exception:
     """What ``call`` returns, or the exception it raises (of any type)."""
     try:
         return call()
