@@ -50,7 +50,10 @@ class LimiterRegistry:
     def __init__(self, *, clock: Clock | None = None) -> None:
         self._clock = clock
         self._limiters: dict[LimiterKey, MemoryLimiter] = {}
-        self._seen: dict[LimiterKey, set[_Config]] = {}
+        self._configs: dict[LimiterKey, set[_Config]] = {}
+        """Every configuration each key has been asked with (a differing one is reconciled once)."""
+        self._known: dict[tuple[str, RouteGroup, Quota, LimiterPolicy, float], MemoryLimiter] = {}
+        """Limiters by the exact arguments of :meth:`get`: the lookup of every attempt."""
 
     def get(
         self,
@@ -70,26 +73,31 @@ class LimiterRegistry:
             policy: the spacing policy this caller asks for.
             latency_margin: the J this caller asks for, in seconds.
         """
-        key = LimiterKey(merchant_id, RouteGroup(group))
-        config: _Config = (quota, LimiterPolicy(policy), float(latency_margin))
-        limiter = self._limiters.get(key)
+        asked = (merchant_id, group, quota, policy, latency_margin)
+        limiter = self._known.get(
+            asked
+        )  # the common case: a session asking again, once per attempt
         if limiter is None:
-            limiter = MemoryLimiter(
-                key, quota, policy=config[1], latency_margin=config[2], clock=self._clock
-            )
-            self._limiters[key] = limiter
-            self._seen[key] = {config}
-            return limiter
-        seen = self._seen[key]
-        if config not in seen:
-            seen.add(config)
-            self._reconcile(limiter, config)
+            key = LimiterKey(merchant_id, RouteGroup(group))
+            config: _Config = (quota, LimiterPolicy(policy), float(latency_margin))
+            limiter = self._limiters.get(key)
+            if limiter is None:
+                limiter = MemoryLimiter(
+                    key, quota, policy=config[1], latency_margin=config[2], clock=self._clock
+                )
+                self._limiters[key] = limiter
+                self._configs[key] = {config}
+            elif config not in self._configs[key]:
+                self._configs[key].add(config)
+                self._reconcile(limiter, config)
+            self._known[asked] = limiter
         return limiter
 
     def clear(self) -> None:
         """Forget every limiter (tests; a new process starts empty anyway)."""
         self._limiters.clear()
-        self._seen.clear()
+        self._configs.clear()
+        self._known.clear()
 
     @staticmethod
     def _reconcile(limiter: MemoryLimiter, config: _Config) -> None:
