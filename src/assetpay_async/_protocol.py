@@ -314,7 +314,8 @@ def structure(data: Any, cls: type[T], *, what: str, status: int, request_id: st
             snippet=shown,
             request_id=request_id,
         )
-        error.ambiguous = 200 <= status < 300  # AssetPay accepted the call; only its answer is unreadable
+        # AssetPay accepted the call; only its answer is unreadable.
+        error.ambiguous = 200 <= status < 300
         raise error from exc
 
 
