@@ -187,6 +187,23 @@ _BY_CODE: Final[dict[int, type[e.APIError]]] = {
 }
 
 
+_GATEWAY_MAYBE_ACTED: Final = frozenset({502, 504})
+
+# After a lost response, an earlier attempt may have cancelled the item, so the final error leaves the
+# outcome unknown -- unless the error proves no attempt could have succeeded either.
+_PROVES_NOT_CANCELLED: Final[frozenset[type[e.APIError]]] = frozenset(
+    {
+        e.CancelTooSoonError,
+        e.ItemNotFoundError,
+        e.TradeNotFoundError,
+        e.ForbiddenError,
+        e.AuthenticationError,
+        e.AccountDisabledError,
+        e.APIValidationError,
+    }
+)
+
+
 def error_class(key: str | None, code: int | None, http_status: int) -> type[e.APIError]:
     """The exception class for an error envelope: by key, else by code, else by HTTP status."""
     if key is not None and key in _BY_KEY:
@@ -241,8 +258,9 @@ def decode_envelope(
             snippet=_snippet(body),
             request_id=request_id,
         )
-        # A 2xx means AssetPay acted on the call; after a lost response an earlier attempt may have.
-        error.ambiguous = ambiguous or 200 <= status < 300
+        # A 2xx means AssetPay acted on the call; a gateway's 502/504 page means the upstream may have;
+        # after a lost response an earlier attempt may have.
+        error.ambiguous = ambiguous or 200 <= status < 300 or status in _GATEWAY_MAYBE_ACTED
         return error
 
     if not body.strip():
@@ -286,7 +304,7 @@ def decode_envelope(
         "key": key,
         "request_id": request_id,
         "details": details,
-        "ambiguous": ambiguous and cls is e.NotCancellableError,
+        "ambiguous": ambiguous and cls not in _PROVES_NOT_CANCELLED,
     }
     if cls is e.RateLimitedError:
         kwargs["retry_after"] = parse_retry_after(by_name.get("retry-after"))

@@ -143,11 +143,12 @@ CELLS: dict[str, Cell] = {
     "500 with an HTML page": Cell(
         ({"kind": "html-5xx", "status": 500},), FAILED, InvalidResponseError, ONCE, NONE
     ),
+    # A gateway's 502/504 may hide an upstream that acted (here it did not): unknown, never retried.
     "504 with an HTML page": Cell(
-        ({"kind": "html-5xx", "status": 504},), FAILED, InvalidResponseError, ONCE, NONE
+        ({"kind": "html-5xx", "status": 504},), UNKNOWN, InvalidResponseError, ONCE, NONE
     ),
     "502 with an empty body": Cell(
-        ({"kind": "empty-502"},), FAILED, InvalidResponseError, ONCE, NONE
+        ({"kind": "empty-502"},), UNKNOWN, InvalidResponseError, ONCE, NONE
     ),
     # A 2xx means AssetPay accepted the cancel: an unreadable answer to it is "unknown", not "failed".
     "200 with malformed JSON": Cell(
