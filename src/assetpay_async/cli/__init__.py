@@ -1,0 +1,81 @@
+"""The ``assetpay`` command line (the ``[cli]`` extra): cancel items, run the sandbox, run the demo.
+
+``main(argv)`` is the console script; ``python -m assetpay_async.cli`` runs it too. Commands, options and exit
+codes are documented in ``docs/cli.md`` and in ``assetpay COMMAND --help``.
+
+rich (the ``[cli]`` extra) is imported only once a command runs, so ``import assetpay_async`` never needs it and
+a missing extra is one clear line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from assetpay_async.testing import run_virtual
+
+from ._exit import ExitCode
+from ._parser import parse_args
+
+__all__ = ["ExitCode", "main", "main_async"]
+
+MISSING_RICH: Final = (
+    "assetpay: the command line needs the 'cli' extra (rich): pip install 'assetpay-async[cli]'\n"
+)
+
+
+def _rich_installed() -> bool:
+    try:
+        importlib.import_module("rich")
+    except ImportError:
+        return False
+    return True
+
+
+def _parse(argv: Sequence[str], environ: Mapping[str, str]) -> object:
+    try:
+        return parse_args(argv, environ)
+    except SystemExit as exc:  # --help, --version (0) or a usage error (2), already printed
+        return ExitCode.USAGE if exc.code not in (0, None) else ExitCode.OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``assetpay`` command and return its exit code (see :class:`ExitCode`).
+
+    Args:
+        argv: the arguments after the program name (default: ``sys.argv[1:]``).
+    """
+    environ = os.environ
+    args = _parse(sys.argv[1:] if argv is None else argv, environ)
+    if isinstance(args, ExitCode):
+        return int(args)
+    if not _rich_installed():
+        sys.stderr.write(MISSING_RICH)
+        return int(ExitCode.USAGE)
+    from ._app import execute  # noqa: PLC0415 - rich, the optional [cli] extra, is needed from here on
+
+    virtual = getattr(args, "fast", False)
+    try:
+        code = (run_virtual if virtual else asyncio.run)(execute(args, environ))  # type: ignore[arg-type]
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside a command's own handling
+        sys.stderr.write("assetpay: interrupted\n")
+        return int(ExitCode.INTERRUPTED)
+    return int(code)
+
+
+async def main_async(argv: Sequence[str], *, environ: Mapping[str, str] | None = None) -> int:
+    """:func:`main` on the running event loop (for tests and embedding); ``demo --fast`` uses this loop's clock."""
+    env = os.environ if environ is None else environ
+    args = _parse(argv, env)
+    if isinstance(args, ExitCode):
+        return int(args)
+    if not _rich_installed():
+        sys.stderr.write(MISSING_RICH)
+        return int(ExitCode.USAGE)
+    from ._app import execute  # noqa: PLC0415 - see main()
+
+    return int(await execute(args, env))  # type: ignore[arg-type]
