@@ -68,10 +68,21 @@ def parse_id(value: object, name: str) -> uuid.UUID:
     return uuid.UUID(value)
 
 
+def canonical_id(value: object, name: str) -> str:
+    """The id as it goes into a URL path: lowercase, hyphenated. The checks of :func:`parse_id`.
+
+    The common case (a hyphenated UUID string) is checked by the regular expression alone: this is on the
+    path of every call.
+    """
+    if isinstance(value, str) and len(value) == 36 and _UUID_TEXT.fullmatch(value):
+        return value.lower()
+    return str(parse_id(value, name))
+
+
 def cancel_request(trade_id: object, item_id: object) -> RequestSpec:
     """The cancel call for one item. Raises :class:`InvalidRequestError` for bad ids."""
-    trade = parse_id(trade_id, "trade_id")
-    item = parse_id(item_id, "item_id")
+    trade = canonical_id(trade_id, "trade_id")
+    item = canonical_id(item_id, "item_id")
     return RequestSpec(
         method="POST",
         path=f"/client/trading/withdraw/{trade}/items/{item}/cancel",
@@ -81,7 +92,7 @@ def cancel_request(trade_id: object, item_id: object) -> RequestSpec:
 
 def get_trade_request(trade_id: object) -> RequestSpec:
     """``GET /client/trades/{id}``. Raises :class:`InvalidRequestError` for a bad id."""
-    trade = parse_id(trade_id, "trade_id")
+    trade = canonical_id(trade_id, "trade_id")
     return RequestSpec("GET", f"/client/trades/{trade}", RouteGroup.TRADES_READ)
 
 
@@ -339,14 +350,13 @@ def structure(data: Any, cls: type[T], *, what: str, status: int, request_id: st
 
 def decode_cancel(envelope: Envelope, *, status: int) -> CancelResult:
     """The :class:`CancelResult` of a cancel's success envelope."""
-    result = structure(
-        envelope.data,
-        CancelResult,
-        what="cancel result",
-        status=status,
-        request_id=envelope.request_id,
+    data = envelope.data
+    if isinstance(data, dict):
+        # The request id is the envelope's, not a field of data: add it rather than build the result twice.
+        data = {**data, "requestId": envelope.request_id}
+    return structure(
+        data, CancelResult, what="cancel result", status=status, request_id=envelope.request_id
     )
-    return attrs.evolve(result, request_id=envelope.request_id)
 
 
 def decode_trade(envelope: Envelope, status: int) -> Trade:

@@ -58,7 +58,7 @@ class _State(enum.Enum):
 class _LoopBinding:
     """The HTTP session of one event loop, closed when that loop is shut down by ``asyncio.run``."""
 
-    __slots__ = ("http", "loop", "owned", "sentinel", "slots")
+    __slots__ = ("http", "loop", "owned", "request_options", "sentinel", "slots")
 
     def __init__(
         self,
@@ -66,10 +66,12 @@ class _LoopBinding:
         http: aiohttp.ClientSession,
         owned: bool,
         slots: int,
+        request_options: Mapping[str, Any],
     ) -> None:
         self.loop = loop
         self.http = http
         self.owned = owned
+        self.request_options = request_options
         # Taken before the request timeout starts, so waiting for a pooled connection is not a timeout.
         self.slots = asyncio.Semaphore(slots)
         self.sentinel: AsyncIterator[None] | None = None
@@ -166,7 +168,9 @@ class AssetPaySession:
         self._base_url = base_url.rstrip("/")
         self._external_http = http_session
         self._timeout = float(timeout)
-        self._connect_timeout = float(connect_timeout)
+        self._client_timeout = aiohttp.ClientTimeout(
+            total=float(timeout), connect=float(connect_timeout)
+        )
         self._max_connections = max_connections
         self._retry = retry or RetryPolicy()
         self._policy = LimiterPolicy(policy)
@@ -300,16 +304,23 @@ class AssetPaySession:
 
     async def send(self, spec: RequestSpec, headers: Mapping[str, str]) -> _http.RawResponse:
         """One attempt on the wire; the caller has already been granted quota."""
-        binding = await self._ensure_http()
+        binding = self._binding
+        if (
+            binding is None
+            or binding.loop is not asyncio.get_running_loop()
+            or binding.http.closed
+            or self._state is _State.CLOSED
+        ):
+            binding = await self._ensure_http()
         async with binding.slots:
             self._check_open()
             return await _http.send(
                 binding.http,
-                self._base_url,
+                self._base_url + spec.path,
                 spec,
                 headers,
                 timeout=self._timeout,
-                connect_timeout=self._connect_timeout,
+                options=binding.request_options,
             )
 
     # -- internals ------------------------------------------------------------------------------------
@@ -354,11 +365,24 @@ class AssetPaySession:
                 raise SessionClosedError(
                     "the aiohttp.ClientSession passed as http_session belongs to another event loop"
                 )
-            binding = _LoopBinding(loop, http, owned=False, slots=self._max_connections)
+            binding = _LoopBinding(
+                loop,
+                http,
+                owned=False,
+                slots=self._max_connections,
+                request_options=_http.per_request_options(self._client_timeout),
+            )
         else:
             connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
-            http = aiohttp.ClientSession(connector=connector, raise_for_status=False)
-            binding = _LoopBinding(loop, http, owned=True, slots=self._max_connections)
+            http = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._client_timeout,
+                skip_auto_headers=_http.SKIP_AUTO_HEADERS,
+                raise_for_status=False,
+            )
+            binding = _LoopBinding(
+                loop, http, owned=True, slots=self._max_connections, request_options={}
+            )
             sentinel = _close_at_loop_shutdown(binding)
             await anext(sentinel)
             binding.sentinel = sentinel
