@@ -325,3 +325,25 @@ def test_stats_count_grants_queue_and_wait_percentiles() -> None:
         assert "granted=101" in repr(limiter)
 
     run_virtual(main())
+
+
+def test_a_loop_closed_with_a_waiter_still_queued_does_not_break_the_limiter() -> None:
+    """The loop closes without cancelling a waiter: reports arriving later must not touch that loop, and
+    the next loop takes the limiter over with the schedule intact."""
+    limiter = make_limiter()
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(limiter.acquire())
+    stranded = limiter.acquire()
+    loop.call_soon(
+        stranded.send, None
+    )  # runs up to its wait, inside the loop, with no task around it
+    loop.run_until_complete(asyncio.sleep(0))
+    limiter.rate_limited(0.0)  # slowed down, so that succeeded() changes the rate and re-arms
+    loop.close()
+    limiter.succeeded()
+    limiter.rate_limited(0.5)
+    assert limiter.stats().queued == 1  # counted until a new loop takes the limiter over
+    # The first loop's real clock ran on for a few microseconds after the first grant.
+    assert run_virtual(limiter.acquire()) == pytest.approx(G60, abs=0.05)
+    assert limiter.stats().queued == 0
+    stranded.close()
