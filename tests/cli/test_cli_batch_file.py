@@ -31,7 +31,9 @@ def test_csv_without_header() -> None:
 
 
 def test_json_lines_with_either_spelling() -> None:
-    text = f'{{"trade_id": "{A}", "item_id": "{B}"}}\n{{"tradeId": "{B}", "itemId": "{A}", "x": 1}}\n'
+    text = (
+        f'{{"trade_id": "{A}", "item_id": "{B}"}}\n{{"tradeId": "{B}", "itemId": "{A}", "x": 1}}\n'
+    )
     lines = parse_batch(text)
     assert [(x.line, str(x.trade_id)) for x in lines] == [(1, A), (2, B)]
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from cli_support import FAST_QUOTA, World, on_world
 
 from assetpay_async.cli import ExitCode
-
-from cli_support import FAST_QUOTA, World, on_world
 
 
 def test_an_accepted_cancel_prints_one_line_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
@@ -58,7 +57,7 @@ def test_a_refusal_prints_the_typed_error_and_exits_1(
         assert run.code == ExitCode.FAILED
         assert run.out == ""
         assert run.err.startswith(f"failed: {cls} {key} (")
-        assert world.cancels()[0].request_id in run.err
+        assert f"[request id {world.cancels()[0].request_id}]" in run.err
         run = await world.run([*argv, "--json"], capsys)
         error = json.loads(run.out)["error"]
         assert run.code == ExitCode.FAILED

@@ -101,8 +101,9 @@ def _interrupted_report(outcomes: list[CancelOutcome]) -> str:
     done = by_kind[OutcomeKind.CANCELLED] + by_kind[OutcomeKind.FAILED]
     return (
         f"Interrupted: {done} of {len(outcomes)} done ({by_kind[OutcomeKind.CANCELLED]} cancelled, "
-        f"{by_kind[OutcomeKind.FAILED]} failed); {by_kind[OutcomeKind.UNKNOWN]} in flight "
-        f"(outcome unknown: check those trades); {by_kind[OutcomeKind.NOT_ATTEMPTED]} not attempted."
+        f"{by_kind[OutcomeKind.FAILED]} failed); {by_kind[OutcomeKind.UNKNOWN]} unfinished (outcome "
+        f"unknown: they may have reached AssetPay, check those trades); "
+        f"{by_kind[OutcomeKind.NOT_ATTEMPTED]} not attempted."
     )
 
 
