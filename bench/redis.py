@@ -26,9 +26,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
+import redis
 import redis.asyncio as aioredis
 
-import redis
 from assetpay_async.limiting import LimiterKey, LimiterPolicy, MemoryLimiter, RateLimiter
 from assetpay_async.quota import Quota, RouteGroup
 from assetpay_async.redis_limiter import RedisLimiter

@@ -15,7 +15,6 @@ from types import TracebackType
 from typing import Self
 
 import pytest
-
 import redis
 
 __all__ = ["RedisServer", "redis_server_binary"]

@@ -10,10 +10,10 @@ import asyncio
 import logging
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 from redis_support import RedisServer
 
-import redis
 from assetpay_async import AssetPaySession, LimiterBackendError
 from assetpay_async.quota import Quota, RouteGroup
 from assetpay_async.redis_limiter import RedisLimiter, RedisLimiterRegistry
