@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import IO, Any, Self
@@ -24,7 +23,7 @@ from assetpay_async.batch import BatchProgress, OutcomeKind
 
 from ._report import OutcomeCount
 
-__all__ = ["BatchProgressBar", "console", "outcome_table", "write_json_line"]
+__all__ = ["BatchProgressBar", "console", "key_value_table", "outcome_table", "write_json_line"]
 
 _KIND_STYLE = {
     OutcomeKind.CANCELLED: "green",
@@ -43,11 +42,6 @@ def write_json_line(stream: IO[str], value: Any) -> None:
     """One JSON document on one line (not through rich: no wrapping, no markup)."""
     stream.write(json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n")
     stream.flush()
-
-
-def stdout() -> IO[str]:
-    """The current ``sys.stdout`` (looked up at call time, so captured output works)."""
-    return sys.stdout
 
 
 class BatchProgressBar:
