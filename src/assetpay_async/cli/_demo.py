@@ -21,6 +21,7 @@ from typing import Any, Final
 import attrs
 from aiohttp import web
 from rich.console import Console
+from rich.table import Table
 
 from assetpay_async.batch import CancelOutcome
 from assetpay_async.callbacks import CallbackEvent, callback_handler
@@ -282,8 +283,6 @@ def _render(out: Console, report: DemoReport) -> None:
         )
         for row in report.categories
     ]
-    from rich.table import Table  # noqa: PLC0415 - the only table with four columns
-
     table = Table(title="Outcomes by seeded kind", title_justify="left")
     for name, justify in (
         ("seeded kind", "left"),
