@@ -49,10 +49,11 @@ def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
     assert "the following arguments are required: COMMAND" in capsys.readouterr().err
 
 
-def test_without_rich_a_command_says_which_extra_to_install(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("missing", ["rich", "aiolimiter"])
+def test_without_the_extra_a_command_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], missing: str
 ) -> None:
-    monkeypatch.setitem(sys.modules, "rich", None)  # import rich now raises ImportError
+    monkeypatch.setitem(sys.modules, missing, None)  # importing it now raises ImportError
     assert main(["demo", "--fast"]) == ExitCode.USAGE
     err = capsys.readouterr().err
     assert err == MISSING_RICH

@@ -3,8 +3,8 @@
 ``main(argv)`` is the console script; ``python -m assetpay_async.cli`` runs it too. Commands, options and exit
 codes are documented in ``docs/cli.md`` and in ``assetpay COMMAND --help``.
 
-rich (the ``[cli]`` extra) is imported only once a command runs, so ``import assetpay_async`` never needs it and
-a missing extra is one clear line instead of a traceback.
+The ``[cli]`` extra (rich, and aiolimiter for the demo's naive comparison) is imported only once a command runs,
+so ``import assetpay_async`` never needs it and a missing extra is one clear line instead of a traceback.
 """
 
 from __future__ import annotations
@@ -24,13 +24,17 @@ from ._parser import parse_args
 __all__ = ["ExitCode", "main", "main_async"]
 
 MISSING_RICH: Final = (
-    "assetpay: the command line needs the 'cli' extra (rich): pip install 'assetpay-async[cli]'\n"
+    "assetpay: the command line needs the 'cli' extra (rich, aiolimiter): "
+    "pip install 'assetpay-async[cli]'\n"
 )
+_CLI_EXTRA: Final = ("rich", "aiolimiter")
 
 
 def _rich_installed() -> bool:
+    """Whether the ``[cli]`` extra is importable (rich draws; aiolimiter is the demo's naive baseline)."""
     try:
-        importlib.import_module("rich")
+        for name in _CLI_EXTRA:
+            importlib.import_module(name)
     except ImportError:
         return False
     return True
