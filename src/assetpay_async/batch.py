@@ -222,8 +222,8 @@ class CancelBatch:
 
         async def worker() -> None:
             while queue:
-                index, _ = queue.popleft()
-                await self._cancel_one(index)
+                index, spec = queue.popleft()
+                await self._cancel_one(index, spec)
 
         tasks = [asyncio.create_task(worker()) for _ in range(min(self._workers, len(queue)))]
         try:
@@ -236,15 +236,17 @@ class CancelBatch:
                 await asyncio.gather(*tasks, return_exceptions=True)
         return self.outcomes
 
-    async def _cancel_one(self, index: int) -> None:
+    async def _cancel_one(self, index: int, spec: proto.RequestSpec) -> None:
         trade_id, item_id = self._pairs[index]
         reschedules = 0
         while True:
-            self._in_flight.add(index)
             try:
-                result = await self._client.cancel_withdrawal_item(
-                    trade_id,  # type: ignore[arg-type]
-                    item_id,  # type: ignore[arg-type]
+                # In flight only from the first attempt on the wire: a pair still queued for quota when the
+                # batch is cancelled was never sent (NOT_ATTEMPTED), not "maybe sent" (UNKNOWN).
+                result = await self._client._call(
+                    spec,
+                    lambda env, status: proto.decode_cancel(env, status=status),
+                    on_send=lambda: self._in_flight.add(index),
                 )
             except CancelTooSoonError as exc:
                 self._in_flight.discard(index)
@@ -258,7 +260,7 @@ class CancelBatch:
                 continue
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # every pair must end with an outcome, even on a bug
                 self._in_flight.discard(index)
                 await self._finish(_outcome_of(index, trade_id, item_id, exc, reschedules))
                 return

@@ -243,8 +243,13 @@ class AssetPayClient:
         decode: Callable[[proto.Envelope, int], T],
         *,
         max_queue_wait: float | None = None,
+        on_send: Callable[[], None] | None = None,
     ) -> T:
-        """Run one call: limiter, attempt, classify, retry. Every attempt pays the limiter."""
+        """Run one call: limiter, attempt, classify, retry. Every attempt pays the limiter.
+
+        ``on_send`` is called as each granted attempt goes on the wire (a batch uses it to tell a pair that
+        may have reached AssetPay from one still queued for quota).
+        """
         session = self._session
         retry = session.retry_policy
         limiter = session.limiter_for(self._merchant_id, spec.route_group)
@@ -267,6 +272,8 @@ class AssetPayClient:
                 exc.ambiguous = maybe_sent
                 raise
             queued_total += queued
+            if on_send is not None:
+                on_send()
             try:
                 raw = await session.send(spec, headers)
             except SessionClosedError as exc:  # closed while this call waited or retried

@@ -125,7 +125,7 @@ def test_interrupting_reports_what_was_done(
     async def test(world: World) -> None:
         source.write_text(_csv([(world.eligible.id, item.id) for item in world.eligible.items]))
         # 2 cancels per 1 s with no margin: one request a second, so the interruption lands mid-batch. One
-        # worker: exactly one pair is unfinished (waiting for quota) when the task is cancelled.
+        # worker: the third pair is waiting for quota when the task is cancelled, so it was never sent.
         argv = [
             "cancel-batch",
             "--quota",
@@ -148,13 +148,13 @@ def test_interrupting_reports_what_was_done(
         world.assert_no_secret(captured.out + captured.err)
         assert code == ExitCode.INTERRUPTED
         assert len(world.cancels()) == 2
-        assert "Interrupted: 2 of 4 done (2 cancelled, 0 failed); 1 unfinished" in captured.out
-        assert "; 1 not attempted." in captured.out
+        assert "Interrupted: 2 of 4 done (2 cancelled, 0 failed); 0 unfinished" in captured.out
+        assert "; 2 not attempted." in captured.out
         rows = [json.loads(line) for line in results.read_text().splitlines()]
         assert [r["outcome"] for r in rows] == [
             "cancelled",
             "cancelled",
-            "unknown",
+            "not-attempted",
             "not-attempted",
         ]
         assert (

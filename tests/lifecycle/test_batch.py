@@ -215,3 +215,27 @@ def test_async_progress_callbacks_are_awaited() -> None:
             assert seen == [1, 2, 3]
 
     run_virtual(main())
+
+
+def test_pairs_still_queued_for_quota_are_not_attempted_when_the_batch_is_cancelled() -> None:
+    """Regression: workers waiting in the limiter were reported UNKNOWN although nothing was sent."""
+
+    async def main() -> None:
+        async with lifecycle_world(seed=4) as w:
+            trade = w.sandbox.add_trade(w.user, items=20, age=HOUR)
+            pairs = [(trade.id, i.id) for i in trade.items]
+            batch = w.session.client(w.token).batch(pairs, workers=8)
+            task = asyncio.create_task(batch.run())
+            await asyncio.sleep(
+                0.5
+            )  # virtual: 60 per 3 s grants about 10; 8 workers wait for quota
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            kinds = Counter(o.kind for o in batch.outcomes)
+            sent = len(w.sandbox.requests)
+            assert kinds[OutcomeKind.CANCELLED] == sent  # every request the server saw was answered
+            assert kinds[OutcomeKind.UNKNOWN] == 0  # nothing was on the wire at the cancellation
+            assert kinds[OutcomeKind.NOT_ATTEMPTED] == 20 - sent
+
+    run_virtual(main())
