@@ -15,6 +15,7 @@ from typing import Any, Final, TypeVar
 import aiohttp
 import attrs
 import cattrs
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import errors as e
 from ._converter import converter
@@ -256,8 +257,13 @@ def decode_envelope(
         APIError: (a subclass of) for an error envelope.
         InvalidResponseError: when there is no envelope at all.
     """
-    # aiohttp hands a case-insensitive mapping; a plain dict (tests, other transports) may not be one.
-    by_name = {name.lower(): value for name, value in headers.items()}
+    # aiohttp hands a case-insensitive mapping (used as is: this runs on every call); a plain dict (tests,
+    # other transports) may not be one.
+    by_name: Mapping[str, str] = (
+        headers
+        if isinstance(headers, CIMultiDictProxy | CIMultiDict)
+        else {name.lower(): value for name, value in headers.items()}
+    )
     content_type = by_name.get("content-type")
     request_id = by_name.get("x-request-id") or sent_request_id
 
