@@ -322,7 +322,8 @@ class AssetPayClient:
                 )
                 limiter.rate_limited(exc.retry_after)
                 now = asyncio.get_running_loop().time()
-                rate_limited_since = rate_limited_since or now
+                if rate_limited_since is None:  # (a virtual clock can read 0.0: no `or` here)
+                    rate_limited_since = now
                 if now - rate_limited_since >= retry.max_rate_limited_wait:
                     raise
                 continue

@@ -31,6 +31,7 @@ from assetpay_async import (
     CancelResult,
     ItemNotFoundError,
     NotCancellableError,
+    RateLimitedError,
     RequestTimeoutError,
     RetryPolicy,
     ServerError,
@@ -268,6 +269,24 @@ def test_a_429_goes_back_to_the_queue_with_the_same_request_id() -> None:
     assert len(requests) == 2
     assert len(_request_ids(requests)) == 1
     assert elapsed >= 7.0  # not before Retry-After
+
+
+def test_429s_give_up_after_max_rate_limited_wait_counted_from_the_first() -> None:
+    """Regression: on a clock that reads 0.0 at the first 429, the wait was counted from the second."""
+
+    async def scenario() -> tuple[float, int]:
+        loop = asyncio.get_running_loop()
+        retry = RetryPolicy(backoff_base=0.001, max_rate_limited_wait=3.0)
+        async with ScriptedServer() as server, new_session(server.url, retry=retry) as session:
+            limited = api_error(429, "RATE_LIMITED", 1005, headers=(("Retry-After", "1"),))
+            server.script(*[limited] * 10)
+            with pytest.raises(RateLimitedError):
+                await session.client(make_token()).cancel_withdrawal_item(TRADE_ID, ITEM_ID)
+            return loop.time(), len(server.requests)
+
+    gave_up_at, requests = run_virtual(scenario())
+    assert gave_up_at == pytest.approx(3.0, abs=0.1)  # first 429 at 0.0, one a second after it
+    assert requests == 4
 
 
 @given(
