@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nox
@@ -39,8 +40,12 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "src", "bench", "noxfile.py")
     # Test folders are not packages (pytest puts each on sys.path), so each is checked on its own:
     # together, their conftest.py files would collide as one module name.
-    for folder in sorted(p for p in Path("tests").iterdir() if p.is_dir()):
-        session.run("mypy", str(folder))
+    # Support modules are imported by bare name (a test may reach into another folder's support module), so
+    # every test folder is on mypy's search path.
+    folders = sorted(p for p in Path("tests").iterdir() if p.is_dir())
+    search_path = os.pathsep.join(str(p) for p in folders)
+    for folder in folders:
+        session.run("mypy", str(folder), env={"MYPYPATH": search_path})
     if any(Path("examples").glob("*.py")):
         session.run("mypy", "examples")
 
