@@ -31,11 +31,6 @@ _log = logging.getLogger("assetpay_async.limiter")
 _Config = tuple[Quota, LimiterPolicy, float]
 
 
-def _grant_interval(quota: Quota, policy: LimiterPolicy, latency_margin: float) -> float:
-    """Seconds between grants at the full rate (kept for callers of the first skeleton)."""
-    return pacing_for(quota, policy, latency_margin).interval
-
-
 class LimiterRegistry:
     """Limiters by (merchant, route group), shared by every session that uses this registry.
 
