@@ -109,7 +109,11 @@ class AssetPaySession:
         policy: the limiter's spacing policy.
         latency_margin: J, seconds of spread between our grant and the server's count (default 1 s).
         max_queue_wait: default bound on the time a call may wait for quota (None waits as long as needed).
-        redis: a Redis URL or a ``redis.asyncio.Redis`` you own: share the quota across processes and hosts.
+        redis: a Redis URL or a ``redis.asyncio.Redis`` you own: share the quota across processes and hosts
+            (extra ``assetpay-async[redis]``; a client you pass is never closed by the SDK).
+        redis_key_prefix: the prefix of the limiter's Redis keys.
+        redis_fallback: when Redis fails, pace with the in-memory limiter and log a WARNING (default), or
+            raise :class:`LimiterBackendError` (nothing sent, no quota spent).
         limiter_registry: the registry of limiters (default: the process-wide one).
         wall_clock: the current UTC datetime, compared with AssetPay's timestamps (a trade's ``createdAt``)
             to know when an item becomes old enough to cancel; inject the sandbox's clock in tests.
@@ -185,9 +189,6 @@ class AssetPaySession:
         else:
             self._redis_registry = None
         self._registry = limiter_registry or self._redis_registry or default_registry()
-        self._redis = redis
-        self._redis_key_prefix = redis_key_prefix
-        self._redis_fallback = redis_fallback
         self._wall_clock = wall_clock or _utc_now
         self._binding: _LoopBinding | None = None
         self._state = _State.UNOPENED
