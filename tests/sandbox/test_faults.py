@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 
 import pytest
 from sandbox_support import world
@@ -136,6 +137,27 @@ async def test_slow_answers_time_out_on_the_client(kind: FaultKind) -> None:
                 await session.client(w.token).cancel_withdrawal_item(trade.id, trade.items[0].id)
         assert caught.value.ambiguous
         w.sandbox.faults.clear()
+
+
+async def test_a_slow_body_to_a_client_that_left_is_dropped_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Regression: writing the rest of a slow body to a gone client logged an aiohttp traceback per request."""
+    caplog.set_level(logging.ERROR)
+    async with world() as w:
+        trade = w.sandbox.add_trade(w.user, age=HOUR)
+        w.sandbox.faults.add(FaultKind.SLOW_BODY, delay=10.0)
+        async with AssetPaySession(
+            cancel_quota=Quota(60, 3.0),
+            base_url=w.sandbox.base_url,
+            timeout=2.0,
+            retry=RetryPolicy(max_retries=0),
+        ) as session:
+            with pytest.raises(RequestTimeoutError):
+                await session.client(w.token).cancel_withdrawal_item(trade.id, trade.items[0].id)
+        await asyncio.sleep(15.0)  # virtual: the handler wakes and writes to the closed connection
+        w.sandbox.faults.clear()
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_faults_select_by_merchant_and_count_down() -> None:

@@ -257,16 +257,19 @@ class _Pipeline:
         response = web.StreamResponse(status=answer.status, headers=headers)
         response.content_type = "application/json"
         response.content_length = len(body)
-        await response.prepare(request)
-        await response.write(body[: len(body) // 2])
-        await sb.clock.sleep_until(sb.clock.now() + slow_body.delay)
-        await response.write(body[len(body) // 2 :])
-        await response.write_eof()
+        try:
+            await response.prepare(request)
+            await response.write(body[: len(body) // 2])
+            await sb.clock.sleep_until(sb.clock.now() + slow_body.delay)
+            await response.write(body[len(body) // 2 :])
+            await response.write_eof()
+        except ConnectionResetError:  # the client timed out and left: nothing left to send, no error
+            raise _Dropped from None
         return response
 
 
 class _Dropped(web.HTTPException):
-    """Raised after the connection was reset on purpose: aiohttp has nothing left to send."""
+    """Raised when the connection is gone (reset on purpose, or the client left): nothing left to send."""
 
     status_code = 499
     empty_body = True
