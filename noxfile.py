@@ -59,6 +59,6 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks; each prints its ratios and the numbers go to docs/benchmarks.md by hand."""
+    """Every benchmark, or the one named (`nox -s bench -- overhead`); numbers go to docs/benchmarks.md."""
     session.install("-e", ".[redis,cli]", *_group("test"))
     session.run("python", "-m", "bench", *session.posargs)

@@ -1,1 +1,1 @@
-"""Benchmarks: ``python -m bench NAME`` (or ``nox -s bench -- NAME``); ``python -m bench`` lists them."""
+"""Benchmarks: ``python -m bench`` (or ``nox -s bench``) runs them all, ``python -m bench NAME`` one."""
