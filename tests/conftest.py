@@ -1,12 +1,19 @@
-"""Shared fixtures. Feature-specific fixtures live in each test folder's own conftest.py."""
+"""Shared fixtures and settings. Feature-specific fixtures live in each test folder's own conftest.py."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from assetpay_async.limiting import default_registry
+
+# No per-example deadline: a loaded 2-core CI machine must not turn a slow example into a failure. Under CI
+# the examples are derived from each test, so a red run can be reproduced exactly.
+settings.register_profile("assetpay", deadline=None, derandomize=bool(os.environ.get("CI")))
+settings.load_profile("assetpay")
 
 
 @pytest.fixture(autouse=True)
