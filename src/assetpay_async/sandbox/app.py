@@ -263,7 +263,8 @@ class _Pipeline:
             await sb.clock.sleep_until(sb.clock.now() + slow_body.delay)
             await response.write(body[len(body) // 2 :])
             await response.write_eof()
-        except ConnectionResetError:  # the client timed out and left: nothing left to send, no error
+        except ConnectionResetError:
+            # The client timed out and left: nothing left to send, and nothing went wrong.
             raise _Dropped from None
         return response
 
