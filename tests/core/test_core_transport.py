@@ -10,6 +10,7 @@ import asyncio
 import re
 import uuid
 
+import aiohttp
 import pytest
 from core_support import (
     HANG_UP,
@@ -68,6 +69,23 @@ def test_request_shape_on_the_wire() -> None:
     assert request.headers["user-agent"] == USER_AGENT
     assert re.fullmatch(r"assetpay-async/\S+ aiohttp/\S+ Python/\d+\.\d+\.\d+\S*", USER_AGENT)
     assert uuid.UUID(request.headers["x-request-id"]).version == 4
+
+
+def test_an_injected_session_sends_the_same_request_and_keeps_its_own_settings() -> None:
+    """Our own session carries the request defaults; an injected one gets them on each request instead."""
+
+    async def scenario() -> tuple[list[RecordedRequest], bool]:
+        async with ScriptedServer() as server, aiohttp.ClientSession(raise_for_status=True) as http:
+            async with new_session(server.url, http_session=http) as session:
+                server.script(api_error(404, "ITEM_NOT_FOUND", 2201))
+                with pytest.raises(ItemNotFoundError):  # not aiohttp's ClientResponseError
+                    await session.client(make_token()).cancel_withdrawal_item(TRADE_ID, ITEM_ID)
+            return server.requests, http.closed
+
+    [request], closed_by_sdk = run_virtual(scenario())
+    assert "content-type" not in request.headers
+    assert request.body == b""
+    assert closed_by_sdk is False
 
 
 def test_connection_refused_is_retried_then_not_ambiguous(closed_port: int) -> None:
