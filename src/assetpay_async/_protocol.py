@@ -354,7 +354,7 @@ def structure(data: Any, cls: type[T], *, what: str, status: int, request_id: st
         raise error from exc
 
 
-def decode_cancel(envelope: Envelope, *, status: int) -> CancelResult:
+def decode_cancel(envelope: Envelope, status: int) -> CancelResult:
     """The :class:`CancelResult` of a cancel's success envelope."""
     data = envelope.data
     if isinstance(data, dict):

@@ -12,7 +12,6 @@ import datetime as dt
 import enum
 import inspect
 import logging
-import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Final
@@ -204,7 +203,7 @@ class CancelBatch:
         if self._ran:
             raise InvalidRequestError("a CancelBatch runs once; create a new one")
         self._ran = True
-        first_of: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
+        first_of: dict[str, int] = {}  # by request path: the canonical ids, already checked
         queue: deque[tuple[int, proto.RequestSpec]] = deque()
         for index, (trade_id, item_id) in enumerate(self._pairs):
             try:
@@ -212,7 +211,7 @@ class CancelBatch:
             except InvalidRequestError as exc:
                 await self._finish(_outcome_of(index, trade_id, item_id, exc, 0))
                 continue
-            key = (proto.parse_id(trade_id, "trade_id"), proto.parse_id(item_id, "item_id"))
+            key = spec.path
             if key in first_of:
                 self._dup_of[index] = first_of[key]
                 self._dups.setdefault(first_of[key], []).append(index)
@@ -245,7 +244,7 @@ class CancelBatch:
                 # batch is cancelled was never sent (NOT_ATTEMPTED), not "maybe sent" (UNKNOWN).
                 result = await self._client._call(
                     spec,
-                    lambda env, status: proto.decode_cancel(env, status=status),
+                    proto.decode_cancel,
                     on_send=lambda: self._in_flight.add(index),
                 )
             except CancelTooSoonError as exc:

@@ -94,7 +94,7 @@ class AssetPayClient:
         spec = proto.cancel_request(trade_id, item_id)
         return await self._call(
             spec,
-            lambda env, status: proto.decode_cancel(env, status=status),
+            proto.decode_cancel,
             max_queue_wait=max_queue_wait,
         )
 
