@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 import aiolimiter
 
-from assetpay_async.limiting import LimiterKey, MemoryLimiter, RateLimiter
-from assetpay_async.quota import Quota, RouteGroup
+from assetpay_async._limiting import LimiterKey, MemoryLimiter, RateLimiter
+from assetpay_async._quota import Quota, RouteGroup
 from assetpay_async.testing import VirtualTimeLoop
 
 T = TypeVar("T")

@@ -19,9 +19,9 @@ import datetime as dt
 import platform
 
 from assetpay_async import AssetPaySession, Quota
+from assetpay_async._limiting import LimiterRegistry
+from assetpay_async._quota import RouteGroup
 from assetpay_async.cli._naive import cancel_naively
-from assetpay_async.limiting import LimiterRegistry
-from assetpay_async.quota import RouteGroup
 from assetpay_async.sandbox import Sandbox, ServerAlgorithm
 from assetpay_async.testing import run_virtual
 

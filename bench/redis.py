@@ -29,8 +29,8 @@ from pathlib import Path
 import redis
 import redis.asyncio as aioredis
 
-from assetpay_async.limiting import LimiterKey, LimiterPolicy, MemoryLimiter, RateLimiter
-from assetpay_async.quota import Quota, RouteGroup
+from assetpay_async._limiting import LimiterKey, LimiterPolicy, MemoryLimiter, RateLimiter
+from assetpay_async._quota import Quota, RouteGroup
 from assetpay_async.redis_limiter import RedisLimiter
 
 KEY = LimiterKey("bench", RouteGroup.CANCEL_ITEM)

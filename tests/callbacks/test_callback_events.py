@@ -6,15 +6,6 @@ import json
 from typing import Any
 
 import pytest
-from callback_support import (
-    ITEM_ID,
-    NOW,
-    SECRET,
-    TRADE_ID,
-    callback_body,
-    signed_headers,
-    trade_payload,
-)
 
 from assetpay_async import Game, Trade, TradeStatus, TradeType
 from assetpay_async._converter import converter
@@ -27,6 +18,15 @@ from assetpay_async.callbacks import (
     UnsignedTestPing,
     is_test_ping,
     verify_callback,
+)
+from tests.support.callbacks import (
+    ITEM_ID,
+    NOW,
+    SECRET,
+    TRADE_ID,
+    callback_body,
+    signed_headers,
+    trade_payload,
 )
 
 

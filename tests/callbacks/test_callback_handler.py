@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from callback_support import NOW, OLD_SECRET, SECRET, TRADE_ID, at, callback_body, signed_headers
 
 from assetpay_async.callbacks import (
     NO_APPROVER_REASON,
@@ -22,6 +21,15 @@ from assetpay_async.callbacks import (
     EventHandler,
     MemoryDedupeStore,
     callback_handler,
+)
+from tests.support.callbacks import (
+    NOW,
+    OLD_SECRET,
+    SECRET,
+    TRADE_ID,
+    at,
+    callback_body,
+    signed_headers,
 )
 
 PATH = "/assetpay/callback"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from callback_support import NOW, SECRET, signed_headers, trade_payload
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +14,7 @@ from assetpay_async.callbacks import (
     InvalidCallbackBodyError,
     verify_callback,
 )
+from tests.support.callbacks import NOW, SECRET, signed_headers, trade_payload
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -7,8 +7,8 @@ import hmac
 import json
 
 import pytest
-from callback_support import NOW, OLD_SECRET, SECRET, SIGNED_AT, at, callback_body, signed_headers
 
+from assetpay_async._errors import AssetPayError
 from assetpay_async.callbacks import (
     CallbackAuthenticationError,
     CallbackError,
@@ -20,7 +20,15 @@ from assetpay_async.callbacks import (
     verify_callback,
     verify_signature,
 )
-from assetpay_async.errors import AssetPayError
+from tests.support.callbacks import (
+    NOW,
+    OLD_SECRET,
+    SECRET,
+    SIGNED_AT,
+    at,
+    callback_body,
+    signed_headers,
+)
 
 VECTOR_BODY = b'{"event":"trade.completed","tradeId":"trade-1"}'
 VECTOR_SIGNATURE = "264a1a0c4deb4462658b9cc21cce4bf2baaf8da9dd7dd1a51bbd71e0f4d81135"

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import fakeredis
 import pytest
-from redis_dedupe_store import RedisDedupeStore
 
 from assetpay_async.callbacks import DedupeStore, MemoryDedupeStore
+from tests.support.redis_dedupe_store import RedisDedupeStore
 
 
 @pytest.fixture(params=["memory", "redis"])

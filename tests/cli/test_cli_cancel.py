@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from cli_support import FAST_QUOTA, World, on_world
 
 from assetpay_async.cli import ExitCode
+from tests.support.cli import FAST_QUOTA, World, on_world
 
 
 def test_an_accepted_cancel_prints_one_line_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:

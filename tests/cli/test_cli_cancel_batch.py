@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_support import FAST_QUOTA, World, on_world
 
 from assetpay_async.cli import ExitCode, main_async
+from tests.support.cli import FAST_QUOTA, World, on_world
 
 
 def _csv(pairs: list[tuple[str, str]]) -> str:

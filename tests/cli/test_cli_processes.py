@@ -18,10 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_support import World, build_world
 
 from assetpay_async.cli import ExitCode, main
 from assetpay_async.sandbox import Sandbox
+from tests.support.cli import World, build_world
 
 CLI = [sys.executable, "-m", "assetpay_async.cli"]
 

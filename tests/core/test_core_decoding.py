@@ -8,13 +8,13 @@ from typing import Any
 
 import cattrs
 import pytest
-from core_support import ITEM_ID, TRADE_ID
 from hypothesis import given
 from hypothesis import strategies as st
 
 from assetpay_async import CancelStatus, Game, InvalidResponseError, Trade, TradeStatus
 from assetpay_async._converter import converter
 from assetpay_async._protocol import Envelope, decode_cancel
+from tests.support.core import ITEM_ID, TRADE_ID
 
 
 def _cancel_data(**changes: Any) -> dict[str, Any]:

@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 import pytest
-from core_support import error_body, success_body
 from multidict import CIMultiDict
 
 from assetpay_async import (
@@ -25,6 +24,7 @@ from assetpay_async import (
     TradeNotFoundError,
 )
 from assetpay_async._protocol import Envelope, decode_envelope, parse_retry_after
+from tests.support.core import error_body, success_body
 
 SENT_ID = "sent-0000"
 JSON = CIMultiDict({"Content-Type": "application/json"})

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from core_support import ITEM_ID, TRADE_ID, ScriptedServer, make_token, new_session
 
 from assetpay_async import InvalidRequestError
 from assetpay_async._protocol import cancel_request, parse_id
+from tests.support.core import ITEM_ID, TRADE_ID, ScriptedServer, make_token, new_session
 
 CANONICAL = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 

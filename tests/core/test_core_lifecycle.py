@@ -9,7 +9,16 @@ import warnings
 
 import aiohttp
 import pytest
-from core_support import (
+
+from assetpay_async import (
+    AssetPayClient,
+    AssetPaySession,
+    CancelResult,
+    InvalidRequestError,
+    NotCancellableError,
+    SessionClosedError,
+)
+from tests.support.core import (
     ITEM_ID,
     TRADE_ID,
     Reply,
@@ -19,15 +28,6 @@ from core_support import (
     echo_cancel,
     make_token,
     new_session,
-)
-
-from assetpay_async import (
-    AssetPayClient,
-    AssetPaySession,
-    CancelResult,
-    InvalidRequestError,
-    NotCancellableError,
-    SessionClosedError,
 )
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 
 import attrs
-from core_support import ScriptedServer, echo_cancel, make_token, new_session
 
 from assetpay_async import CancelResult, Quota
 from assetpay_async.testing import run_virtual
+from tests.support.core import ScriptedServer, echo_cancel, make_token, new_session
 
 ITEMS = 200
 

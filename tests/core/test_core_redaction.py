@@ -9,7 +9,10 @@ import logging
 import traceback
 
 import pytest
-from core_support import (
+
+from assetpay_async import AssetPayError, AssetPaySession, MerchantTier, RetryPolicy
+from assetpay_async.testing import run_virtual
+from tests.support.core import (
     HANG_UP,
     ITEM_ID,
     MERCHANT,
@@ -21,9 +24,6 @@ from core_support import (
     make_token,
     new_session,
 )
-
-from assetpay_async import AssetPayError, AssetPaySession, MerchantTier, RetryPolicy
-from assetpay_async.testing import run_virtual
 
 TOKEN = make_token(steam_id="76561198999999999", secret=b"very-secret-merchant-key")
 SIGNATURE = TOKEN.rsplit(".", 1)[1]

@@ -13,7 +13,6 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 from aioresponses.core import RequestCall
-from core_support import ITEM_ID, TRADE_ID, make_token
 from yarl import URL
 
 from assetpay_async import (
@@ -24,6 +23,7 @@ from assetpay_async import (
     RetryPolicy,
     TransportError,
 )
+from tests.support.core import ITEM_ID, TRADE_ID, make_token
 
 CANCEL_URL = f"{DEFAULT_BASE_URL}/client/trading/withdraw/{TRADE_ID}/items/{ITEM_ID}/cancel"
 OK_PAYLOAD = {

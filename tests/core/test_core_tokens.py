@@ -9,7 +9,6 @@ import json
 import pickle
 
 import pytest
-from core_support import MERCHANT, make_token
 
 from assetpay_async import (
     AssetPaySession,
@@ -18,6 +17,7 @@ from assetpay_async import (
     MerchantTier,
 )
 from assetpay_async._tokens import SecretToken, merchant_of
+from tests.support.core import MERCHANT, make_token
 
 
 def _segment(raw: bytes) -> str:

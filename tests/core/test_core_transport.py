@@ -12,18 +12,6 @@ import uuid
 
 import aiohttp
 import pytest
-from core_support import (
-    HANG_UP,
-    ITEM_ID,
-    TRADE_ID,
-    RecordedRequest,
-    Reply,
-    ScriptedServer,
-    api_error,
-    cancel_ok,
-    make_token,
-    new_session,
-)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -38,10 +26,22 @@ from assetpay_async import (
     ServerError,
     TransportError,
 )
+from assetpay_async._client import _backoff
+from assetpay_async._errors import InvalidResponseError
 from assetpay_async._protocol import USER_AGENT
-from assetpay_async.client import _backoff
-from assetpay_async.errors import InvalidResponseError
 from assetpay_async.testing import run_virtual
+from tests.support.core import (
+    HANG_UP,
+    ITEM_ID,
+    TRADE_ID,
+    RecordedRequest,
+    Reply,
+    ScriptedServer,
+    api_error,
+    cancel_ok,
+    make_token,
+    new_session,
+)
 
 CANCEL_PATH = f"/client/trading/withdraw/{TRADE_ID}/items/{ITEM_ID}/cancel"
 

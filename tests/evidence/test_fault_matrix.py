@@ -19,18 +19,6 @@ from typing import Any
 
 import attrs
 import pytest
-from evidence_support import (
-    ESCAPING_ID,
-    FAST_CANCEL,
-    World,
-    acted_on,
-    attempts_per_request_id,
-    kinds,
-    mixed_pairs,
-    request_id_of,
-    valid_outcomes,
-    world,
-)
 
 from assetpay_async import (
     APIError,
@@ -50,6 +38,18 @@ from assetpay_async import (
     TransportError,
 )
 from assetpay_async.testing import run_virtual
+from tests.support.evidence import (
+    ESCAPING_ID,
+    FAST_CANCEL,
+    World,
+    acted_on,
+    attempts_per_request_id,
+    kinds,
+    mixed_pairs,
+    request_id_of,
+    valid_outcomes,
+    world,
+)
 
 CANCELLED, FAILED, UNKNOWN = OutcomeKind.CANCELLED, OutcomeKind.FAILED, OutcomeKind.UNKNOWN
 NOT_ATTEMPTED = OutcomeKind.NOT_ATTEMPTED

@@ -7,19 +7,9 @@ cannot follow a virtual clock), with a quota scaled to milliseconds: each batch 
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from evidence_support import (
-    acted_on,
-    attempts_per_request_id,
-    kinds,
-    mixed_pairs,
-    request_id_of,
-    valid_outcomes,
-)
 
 from assetpay_async import (
     AssetPaySession,
@@ -32,10 +22,15 @@ from assetpay_async import (
 )
 from assetpay_async.redis_limiter import RedisLimiter
 from assetpay_async.sandbox import Sandbox
-
-# The Redis tests' server helper: one redis-server on a unix socket, which a test may stop.
-sys.path.insert(0, str(Path(__file__).parents[1] / "redis"))
-from redis_support import RedisServer, redis_server_binary
+from tests.support.evidence import (
+    acted_on,
+    attempts_per_request_id,
+    kinds,
+    mixed_pairs,
+    request_id_of,
+    valid_outcomes,
+)
+from tests.support.redis_server import RedisServer, redis_server_binary
 
 pytestmark = pytest.mark.redis_server
 

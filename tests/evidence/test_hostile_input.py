@@ -19,7 +19,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
-from evidence_support import FAST_CANCEL, world
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -32,6 +31,7 @@ from assetpay_async import (
 )
 from assetpay_async import _protocol as proto
 from assetpay_async.testing import run_virtual
+from tests.support.evidence import FAST_CANCEL, world
 
 T = TypeVar("T")
 

@@ -28,7 +28,6 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from evidence_support import FAST_CANCEL, HOUR
 
 import assetpay_async
 from assetpay_async import (
@@ -42,6 +41,7 @@ from assetpay_async import (
 from assetpay_async.callbacks import CallbackError, CallbackEvent, callback_handler, verify_callback
 from assetpay_async.sandbox import Sandbox
 from assetpay_async.testing import run_virtual
+from tests.support.evidence import FAST_CANCEL, HOUR
 
 SECRET = "sk_evidence_merchant_secret_0123456789"
 CALLBACK_PATH = "/assetpay/callback"

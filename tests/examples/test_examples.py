@@ -8,10 +8,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from example_support import free_port, load_example, now
 
 from assetpay_async.sandbox import Sandbox
 from assetpay_async.testing import run_virtual
+from tests.support.examples import free_port, load_example, now
 
 HOUR = dt.timedelta(hours=1)
 

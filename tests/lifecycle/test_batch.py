@@ -8,7 +8,6 @@ import uuid
 from collections import Counter
 
 import pytest
-from lifecycle_support import CANCELS, lifecycle_world
 
 from assetpay_async import (
     BatchProgress,
@@ -22,6 +21,7 @@ from assetpay_async import (
 )
 from assetpay_async.sandbox import Sandbox, User
 from assetpay_async.testing import run_virtual
+from tests.support.lifecycle import CANCELS, lifecycle_world
 
 HOUR = dt.timedelta(hours=1)
 

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from aiohttp import web
-from lifecycle_support import CANCELS, READS
 
 from assetpay_async import AssetPaySession, TradeStatus
 from assetpay_async.callbacks import CallbackEvent, callback_handler
 from assetpay_async.sandbox import Sandbox
 from assetpay_async.testing import run_virtual
+from tests.support.lifecycle import CANCELS, READS
 
 
 @asynccontextmanager

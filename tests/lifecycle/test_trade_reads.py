@@ -6,7 +6,6 @@ import datetime as dt
 import uuid
 
 import pytest
-from lifecycle_support import lifecycle_world
 
 from assetpay_async import (
     ForbiddenError,
@@ -17,6 +16,7 @@ from assetpay_async import (
     TradeType,
 )
 from assetpay_async.testing import run_virtual
+from tests.support.lifecycle import lifecycle_world
 
 
 def test_get_trade_decodes_the_whole_trade() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from lifecycle_support import lifecycle_world
 
 from assetpay_async import ItemNotFoundError, RevertedBy, TradeStatus, WaitTimeoutError
 from assetpay_async.testing import run_virtual
+from tests.support.lifecycle import lifecycle_world
 
 
 def test_cancel_then_wait_reaches_reverted() -> None:

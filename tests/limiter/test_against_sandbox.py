@@ -18,14 +18,14 @@ import attrs
 import pytest
 
 from assetpay_async import AssetPaySession, Quota
-from assetpay_async.limiting import (
+from assetpay_async._limiting import (
     LimiterKey,
     LimiterPolicy,
     LimiterRegistry,
     LimiterStats,
     RateLimiter,
 )
-from assetpay_async.quota import RouteGroup
+from assetpay_async._quota import RouteGroup
 from assetpay_async.sandbox import Sandbox, User
 from assetpay_async.testing import run_virtual
 

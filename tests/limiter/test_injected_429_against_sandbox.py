@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 
 from assetpay_async import AssetPaySession, OutcomeKind, Quota
-from assetpay_async.quota import RouteGroup
+from assetpay_async._quota import RouteGroup
 from assetpay_async.sandbox import Sandbox
 from assetpay_async.testing import run_virtual
 

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from assetpay_async._limiting import LimiterPolicy
 from assetpay_async._pacing import (
     FLOAT_GUARD,
     MIN_RATE_FRACTION,
@@ -18,8 +19,7 @@ from assetpay_async._pacing import (
     recovered,
     slowed,
 )
-from assetpay_async.limiting import LimiterPolicy
-from assetpay_async.quota import Quota
+from assetpay_async._quota import Quota
 
 
 @pytest.mark.parametrize(

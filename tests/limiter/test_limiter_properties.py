@@ -10,12 +10,12 @@ import functools
 import attrs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from limiter_support import KEY, gaps, max_in_window
 
-from assetpay_async.errors import QueueTimeoutError
-from assetpay_async.limiting import LimiterPolicy, MemoryLimiter
-from assetpay_async.quota import Quota
+from assetpay_async._errors import QueueTimeoutError
+from assetpay_async._limiting import LimiterPolicy, MemoryLimiter
+from assetpay_async._quota import Quota
 from assetpay_async.testing import run_virtual
+from tests.support.limiter import KEY, gaps, max_in_window
 
 
 @attrs.frozen

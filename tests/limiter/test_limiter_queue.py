@@ -6,12 +6,12 @@ import asyncio
 import threading
 
 import pytest
-from limiter_support import KEY, Grants, acquire_as, make_limiter, pending_timers
 
-from assetpay_async.errors import InvalidRequestError, QueueTimeoutError
-from assetpay_async.limiting import MemoryLimiter
-from assetpay_async.quota import Quota
+from assetpay_async._errors import InvalidRequestError, QueueTimeoutError
+from assetpay_async._limiting import MemoryLimiter
+from assetpay_async._quota import Quota
 from assetpay_async.testing import run_virtual
+from tests.support.limiter import KEY, Grants, acquire_as, make_limiter, pending_timers
 
 G60 = 61 / 59  # the even interval of 60 per minute with J = 1 s (before the 1e-6 float guard)
 

@@ -6,11 +6,11 @@ import asyncio
 import logging
 
 import pytest
-from limiter_support import KEY, Grants, acquire_as, make_limiter
 
-from assetpay_async.limiting import LimiterRegistry, MemoryLimiter
-from assetpay_async.quota import Quota, RouteGroup
+from assetpay_async._limiting import LimiterRegistry, MemoryLimiter
+from assetpay_async._quota import Quota, RouteGroup
 from assetpay_async.testing import run_virtual
+from tests.support.limiter import KEY, Grants, acquire_as, make_limiter
 
 G10 = 61 / 9  # the even interval of 10 per minute with J = 1 s
 

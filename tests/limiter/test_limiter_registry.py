@@ -8,8 +8,8 @@ import logging
 import pytest
 
 from assetpay_async import AssetPaySession, MerchantTier
-from assetpay_async.limiting import LimiterPolicy, LimiterRegistry, MemoryLimiter, default_registry
-from assetpay_async.quota import Quota, RouteGroup
+from assetpay_async._limiting import LimiterPolicy, LimiterRegistry, MemoryLimiter, default_registry
+from assetpay_async._quota import Quota, RouteGroup
 from assetpay_async.testing import run_virtual
 
 CANCEL = RouteGroup.CANCEL_ITEM

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from limiter_support import Grants, acquire_as, gaps, make_limiter, max_in_window
 
-from assetpay_async.limiting import LimiterPolicy
+from assetpay_async._limiting import LimiterPolicy
 from assetpay_async.testing import run_virtual
+from tests.support.limiter import Grants, acquire_as, gaps, make_limiter, max_in_window
 
 
 def _grant_times(policy: LimiterPolicy, calls: int, *, limit: int = 60) -> list[float]:

@@ -9,11 +9,11 @@ import asyncio
 
 import pytest
 from aiolimiter import AsyncLimiter
-from limiter_support import KEY, make_limiter, max_in_window
 
-from assetpay_async.limiting import MemoryLimiter, RateLimiter
-from assetpay_async.quota import Quota
+from assetpay_async._limiting import MemoryLimiter, RateLimiter
+from assetpay_async._quota import Quota
 from assetpay_async.testing import run_virtual
+from tests.support.limiter import KEY, make_limiter, max_in_window
 
 
 async def _grant_times(limiter: AsyncLimiter | RateLimiter, calls: int) -> list[float]:

@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Iterator
 import fakeredis
 import pytest
 import redis.asyncio as aioredis
-from redis_support import RedisServer, redis_server_binary
+
+from tests.support.redis_server import RedisServer, redis_server_binary
 
 
 @pytest.fixture(scope="session")

@@ -22,8 +22,8 @@ from assetpay_async import (
     QueueTimeoutError,
     SessionClosedError,
 )
-from assetpay_async.limiting import RateLimiter
-from assetpay_async.quota import Quota, RouteGroup
+from assetpay_async._limiting import RateLimiter
+from assetpay_async._quota import Quota, RouteGroup
 from assetpay_async.redis_limiter import RedisLimiter, RedisLimiterRegistry
 from assetpay_async.testing import run_virtual
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from redis_support import RedisServer
 
-from assetpay_async.quota import Quota, RouteGroup
+from assetpay_async._quota import Quota, RouteGroup
 from assetpay_async.sandbox import Merchant, RequestRecord, Sandbox
+from tests.support.redis_server import RedisServer
 
 pytestmark = [pytest.mark.redis_server, pytest.mark.slow]
 

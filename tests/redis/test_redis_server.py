@@ -12,11 +12,11 @@ import logging
 import pytest
 import redis
 import redis.asyncio as aioredis
-from redis_support import RedisServer
 
 from assetpay_async import AssetPaySession, LimiterBackendError
-from assetpay_async.quota import Quota, RouteGroup
+from assetpay_async._quota import Quota, RouteGroup
 from assetpay_async.redis_limiter import RedisLimiter, RedisLimiterRegistry
+from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis_server
 

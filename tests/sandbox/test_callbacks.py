@@ -11,9 +11,9 @@ from contextlib import asynccontextmanager
 
 import attrs
 from aiohttp import web
-from sandbox_support import world
 
 from assetpay_async._signing import parse_signature_header, signature
+from tests.support.sandbox_world import world
 
 HOUR = dt.timedelta(hours=1)
 

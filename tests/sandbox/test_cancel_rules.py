@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sandbox_support import world
 
 from assetpay_async import (
     CancelStatus,
@@ -16,6 +15,7 @@ from assetpay_async import (
     TradeNotFoundError,
 )
 from assetpay_async.sandbox import RustCancelAnswer, SandboxBehavior
+from tests.support.sandbox_world import world
 
 HOUR = dt.timedelta(hours=1)
 OTHER_UUID = "00000000-0000-4000-8000-000000000000"

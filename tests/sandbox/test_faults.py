@@ -7,7 +7,6 @@ import datetime as dt
 import logging
 
 import pytest
-from sandbox_support import world
 
 from assetpay_async import (
     APIError,
@@ -20,6 +19,7 @@ from assetpay_async import (
     ServerError,
 )
 from assetpay_async.sandbox import FaultKind
+from tests.support.sandbox_world import world
 
 HOUR = dt.timedelta(hours=1)
 

@@ -10,10 +10,10 @@ from typing import Any
 import aiohttp
 import pytest
 from multidict import CIMultiDict
-from sandbox_support import FAST_CANCEL, world
 
 from assetpay_async import AuthenticationError, Quota
 from assetpay_async.sandbox import Sandbox, SandboxBehavior, ServerAlgorithm, tokens
+from tests.support.sandbox_world import FAST_CANCEL, world
 
 HOUR = dt.timedelta(hours=1)
 UUID = "00000000-0000-4000-8000-000000000000"

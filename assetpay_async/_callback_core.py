@@ -1,0 +1,434 @@
+"""The sans-I/O core of callbacks: verify a delivery, decode its trade, build approval answers.
+
+Nothing here touches the network or a framework: every function takes bytes and headers and returns values or
+raises a :class:`CallbackError`. :mod:`assetpay_async.callbacks` puts an aiohttp handler on top.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import json
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Final, Self
+
+import attrs
+import cattrs
+
+from ._converter import converter
+from ._errors import AssetPayError
+from ._models import Trade, TradeStatus, TradeType
+from ._signing import SIGNATURE_HEADER, parse_signature_header, signature
+
+__all__ = [
+    "ApprovalDecision",
+    "CallbackAnswer",
+    "CallbackAuthenticationError",
+    "CallbackError",
+    "CallbackEvent",
+    "InvalidCallbackBodyError",
+    "MalformedSignatureError",
+    "MissingSignatureError",
+    "SignatureMismatchError",
+    "TimestampToleranceError",
+    "UnsignedTestPing",
+    "VerifiedDelivery",
+    "find_signature_header",
+    "is_test_ping",
+    "verify_callback",
+    "verify_signature",
+]
+
+DEFAULT_TOLERANCE: Final = 300.0
+_HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+_SIGNATURE_HEADER_FOLDED: Final = SIGNATURE_HEADER.casefold()
+
+Clock = Callable[[], dt.datetime]
+
+
+# --- errors -----------------------------------------------------------------------------------------------
+
+
+class CallbackError(AssetPayError):
+    """A callback that must not be trusted or processed.
+
+    Attributes:
+        http_status: the status to answer AssetPay with (401 for authentication failures, 400 for a bad
+            body, 200 for the unsigned test ping).
+    """
+
+    http_status: ClassVar[int] = 400
+
+
+class CallbackAuthenticationError(CallbackError):
+    """The delivery could not be authenticated: answer 401 and do nothing with it."""
+
+    http_status: ClassVar[int] = 401
+
+
+class MissingSignatureError(CallbackAuthenticationError):
+    """No ``X-AssetPay-Signature`` header."""
+
+
+class MalformedSignatureError(CallbackAuthenticationError):
+    """The signature header is not ``t=<ISO-8601>,id=<deliveryId>,s=<hex>[,s1=<hex>]``."""
+
+
+class SignatureMismatchError(CallbackAuthenticationError):
+    """No signature in the header matches any configured secret (wrong secret, or a modified body)."""
+
+
+class TimestampToleranceError(CallbackAuthenticationError):
+    """The signed timestamp is further from now than the tolerance: a replay, or a skewed clock.
+
+    Attributes:
+        timestamp: the signed time of the delivery.
+        now: the time it was checked against.
+        skew: ``timestamp - now`` in seconds (negative: in the past).
+        tolerance: the allowed skew either way, in seconds.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        timestamp: dt.datetime,
+        now: dt.datetime,
+        skew: float,
+        tolerance: float,
+    ) -> None:
+        super().__init__(message)
+        self.timestamp = timestamp
+        self.now = now
+        self.skew = skew
+        self.tolerance = tolerance
+
+
+class InvalidCallbackBodyError(CallbackError):
+    """The (authentic) body is not JSON, or not ``{"trade": {<Trade>}}``: answer 400."""
+
+
+class UnsignedTestPing(CallbackError):
+    """The body is AssetPay's test ping (``{"test": true, ...}``), sent unsigned when a callback URL is saved.
+
+    Nothing in it is authenticated, so nothing in it is exposed: answer 2xx (``http_status`` is 200) and act on
+    nothing. It subclasses :class:`CallbackError` so that code unaware of pings can never treat one as an event.
+    """
+
+    http_status: ClassVar[int] = 200
+
+
+# --- values -----------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class VerifiedDelivery:
+    """The authenticated envelope of a delivery (its body is not interpreted).
+
+    Attributes:
+        delivery_id: AssetPay's id of this event; retries of one event keep it.
+        timestamp: the signed time of the delivery, in UTC.
+    """
+
+    delivery_id: str
+    timestamp: dt.datetime
+
+
+@attrs.frozen
+class CallbackEvent:
+    """A verified callback: a trade whose status changed.
+
+    There is no event name: the event is the new ``trade.status``.
+
+    Attributes:
+        delivery_id: AssetPay's id of this delivery; retries of one event keep it.
+        timestamp: the signed time of the delivery, in UTC.
+        trade: the trade as AssetPay sent it.
+        payload: the whole decoded body, for fields the SDK does not model.
+    """
+
+    delivery_id: str
+    timestamp: dt.datetime
+    trade: Trade
+    payload: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False, hash=False)
+
+    @property
+    def status(self) -> TradeStatus:
+        """The trade's new status: what this callback announces."""
+        return self.trade.status
+
+    @property
+    def is_approval_request(self) -> bool:
+        """True for a withdrawal awaiting the merchant's approval (``withdraw`` + ``initiated``).
+
+        The answer decides the withdrawal: a 2xx approves it unless the body rejects it.
+        """
+        return self.trade.type == TradeType.WITHDRAW and self.trade.status == TradeStatus.INITIATED
+
+    @property
+    def dedupe_key(self) -> str:
+        """The key under which to remember that this callback was handled.
+
+        The delivery id, except for approval requests: every approval attempt carries a new delivery id, so
+        those are keyed on the trade id.
+        """
+        if self.is_approval_request:
+            return f"approval:{self.trade.id}"
+        return f"delivery:{self.delivery_id}"
+
+
+@attrs.frozen
+class CallbackAnswer:
+    """A framework-neutral HTTP answer to a callback."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+
+@attrs.frozen
+class ApprovalDecision:
+    """The merchant's verdict on an approval request. Build it with :meth:`approve` or :meth:`reject`."""
+
+    approved: bool
+    reason: str = ""
+
+    # A rejection answers 403 *and* carries the reject body: AssetPay rejects on "any 4xx but 408/429" and on
+    # a 2xx whose body is {"action": "reject"}, so the answer rejects under either rule, and a body AssetPay
+    # failed to parse can never turn it into an approval.
+    REJECT_STATUS: ClassVar[int] = 403
+
+    @classmethod
+    def approve(cls) -> Self:
+        """Let the withdrawal proceed."""
+        return cls(approved=True)
+
+    @classmethod
+    def reject(cls, reason: str) -> Self:
+        """Stop the withdrawal; ``reason`` is passed on to AssetPay."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValueError("a rejection needs a non-empty reason")
+        return cls(approved=False, reason=reason)
+
+    def answer(self) -> CallbackAnswer:
+        """The HTTP answer that carries this decision."""
+        if self.approved:
+            return CallbackAnswer(200, b'{"action":"approve"}')
+        body = json.dumps({"action": "reject", "reason": self.reason}, separators=(",", ":"))
+        return CallbackAnswer(self.REJECT_STATUS, body.encode())
+
+
+# --- verification -----------------------------------------------------------------------------------------
+
+
+def find_signature_header(headers: Mapping[str, str]) -> str | None:
+    """The ``X-AssetPay-Signature`` value, looked up case-insensitively; None when absent.
+
+    Raises:
+        MalformedSignatureError: the header appears more than once, or is not a string.
+    """
+    found = [
+        value for name, value in headers.items() if str(name).casefold() == _SIGNATURE_HEADER_FOLDED
+    ]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise MalformedSignatureError(f"{SIGNATURE_HEADER} appears {len(found)} times")
+    value = found[0]
+    if not isinstance(value, str):
+        raise MalformedSignatureError(f"{SIGNATURE_HEADER} is not a string")
+    return value
+
+
+def verify_signature(
+    body: bytes,
+    headers: Mapping[str, str],
+    secrets: str | Sequence[str],
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    now: Clock | dt.datetime | None = None,
+) -> VerifiedDelivery:
+    """Authenticate a delivery's raw body against its ``X-AssetPay-Signature`` header.
+
+    The body is not interpreted: use :func:`verify_callback` for trade callbacks.
+
+    Args:
+        body: the raw request body, exactly as received (re-serialised JSON does not verify).
+        headers: the request headers; the signature header is looked up case-insensitively.
+        secrets: the merchant's API secret, or several during a rotation (newest first). A delivery passes
+            when any of its signatures (``s``, ``s1``) matches any of them.
+        tolerance: seconds the signed timestamp may lie before or after now.
+        now: the current time (a datetime or a callable returning one); defaults to the system clock.
+
+    Returns:
+        The delivery id and signed timestamp.
+
+    Raises:
+        MissingSignatureError: no signature header.
+        MalformedSignatureError: a header that does not parse.
+        SignatureMismatchError: no signature matches (checked before the timestamp).
+        TimestampToleranceError: an authentic delivery signed too long ago, or too far ahead.
+    """
+    keys = secret_keys(secrets)
+    tolerance = check_tolerance(tolerance)
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise TypeError(f"body must be the raw request bytes, not {type(body).__name__}")
+    raw = bytes(body)
+    header = find_signature_header(headers)
+    if header is None:
+        raise MissingSignatureError(f"no {SIGNATURE_HEADER} header")
+    parsed = parse_signature_header(header)
+    if parsed is None:
+        raise MalformedSignatureError(
+            f"{SIGNATURE_HEADER} must be 't=<ISO-8601>,id=<deliveryId>,s=<hex>[,s1=<hex>]'"
+        )
+    given = [sig for sig in parsed.signatures if _HEX_SHA256.fullmatch(sig)]
+    if len(given) != len(parsed.signatures):
+        raise MalformedSignatureError("a signature in the header is not 64 hex digits")
+    timestamp = _parse_timestamp(parsed.timestamp)
+
+    matched = False
+    for key in keys:
+        expected = signature(key, parsed.delivery_id, parsed.timestamp, raw).encode()
+        for candidate in given:
+            # Evaluate every pair (no short-circuit): the time taken says nothing about which one matched.
+            matched |= hmac.compare_digest(expected, candidate.lower().encode())
+    if not matched:
+        raise SignatureMismatchError("no signature matches the configured secrets")
+
+    current = _now(now)
+    skew = (timestamp - current).total_seconds()
+    if abs(skew) > tolerance:
+        where = "in the past" if skew < 0 else "in the future"
+        raise TimestampToleranceError(
+            f"signed {abs(skew):.0f} s {where}, beyond the {tolerance:g} s tolerance",
+            timestamp=timestamp,
+            now=current,
+            skew=skew,
+            tolerance=tolerance,
+        )
+    try:
+        utc = timestamp.astimezone(dt.UTC)
+    except OverflowError:
+        raise MalformedSignatureError("the signed timestamp is out of range") from None
+    return VerifiedDelivery(parsed.delivery_id, utc)
+
+
+def verify_callback(
+    body: bytes,
+    headers: Mapping[str, str],
+    secrets: str | Sequence[str],
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    now: Clock | dt.datetime | None = None,
+) -> CallbackEvent:
+    """Verify a trade callback and decode it.
+
+    Args:
+        body: the raw request body, exactly as received.
+        headers: the request headers (case-insensitive lookup).
+        secrets: the API secret, or several during a rotation.
+        tolerance: seconds the signed timestamp may lie before or after now.
+        now: the current time (a datetime or a callable returning one); defaults to the system clock.
+
+    Returns:
+        The verified event with its :class:`~assetpay_async.Trade`.
+
+    Raises:
+        UnsignedTestPing: the body is AssetPay's unsigned test ping: answer 2xx, trust nothing in it.
+        CallbackAuthenticationError: see :func:`verify_signature` (answer 401).
+        InvalidCallbackBodyError: an authentic body that is not ``{"trade": {<Trade>}}`` (answer 400).
+    """
+    data, json_error = _load_json(body)
+    if is_test_ping(data):
+        raise UnsignedTestPing("AssetPay's test ping: answer 2xx, act on nothing")
+    delivery = verify_signature(body, headers, secrets, tolerance=tolerance, now=now)
+    if json_error is not None:
+        raise InvalidCallbackBodyError(f"the body is not JSON: {json_error}")
+    trade_data = data.get("trade") if isinstance(data, dict) else None
+    if not isinstance(trade_data, dict):
+        raise InvalidCallbackBodyError('the body is not {"trade": {...}}')
+    return CallbackEvent(delivery.delivery_id, delivery.timestamp, _decode_trade(trade_data), data)
+
+
+def is_test_ping(data: object) -> bool:
+    """True when decoded JSON is AssetPay's test ping: an object with ``"test": true`` and no trade."""
+    return isinstance(data, dict) and data.get("test") is True and "trade" not in data
+
+
+# --- helpers ----------------------------------------------------------------------------------------------
+
+
+def secret_keys(secrets: str | Sequence[str]) -> tuple[bytes, ...]:
+    items = (secrets,) if isinstance(secrets, str) else tuple(secrets)
+    if not items:
+        raise ValueError("configure at least one callback secret")
+    if not all(isinstance(item, str) and item for item in items):
+        raise ValueError("callback secrets must be non-empty strings")
+    return tuple(item.encode() for item in items)
+
+
+def check_tolerance(tolerance: float) -> float:
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float):
+        raise TypeError("tolerance must be a number of seconds")
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise ValueError("tolerance must be a finite number of seconds, at least 0")
+    return float(tolerance)
+
+
+def _parse_timestamp(text: str) -> dt.datetime:
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise MalformedSignatureError("the signed timestamp 't' is not ISO 8601") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _now(now: Clock | dt.datetime | None) -> dt.datetime:
+    current = (
+        dt.datetime.now(dt.UTC) if now is None else now if isinstance(now, dt.datetime) else now()
+    )
+    return current if current.tzinfo else current.replace(tzinfo=dt.UTC)
+
+
+def _load_json(body: object) -> tuple[Any, str | None]:
+    if not isinstance(body, bytes | bytearray | memoryview):
+        return None, "not bytes"
+    try:
+        return json.loads(bytes(body)), None
+    except (
+        ValueError,
+        RecursionError,
+    ) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return None, type(exc).__name__
+
+
+def _decode_trade(data: dict[str, Any]) -> Trade:
+    try:
+        return converter().structure(data, Trade)
+    except (
+        cattrs.BaseValidationError,
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        ArithmeticError,
+        RecursionError,
+    ) as exc:
+        raise InvalidCallbackBodyError(
+            f"the trade has an unexpected shape ({_describe(exc)})"
+        ) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    """Where decoding failed, without the offending values (they may hold anything the sender chose)."""
+    if isinstance(exc, cattrs.BaseValidationError):
+        problems = cattrs.transform_error(exc, format_exception=_format_problem)
+        return "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
+    return type(exc).__name__
+
+
+def _format_problem(exc: BaseException, _type: object) -> str:
+    return "missing" if isinstance(exc, KeyError) else f"invalid ({type(exc).__name__})"

@@ -1,0 +1,83 @@
+"""The one cattrs converter: camelCase keys, extra keys ignored, open enums, ISO 8601 datetimes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import uuid
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from ._models import CancelResult, OpenEnum, Trade, TradeItem, TradePage
+
+T = TypeVar("T")
+
+# Field names whose camelCase is not the mechanical one.
+_SPECIAL = {"client_steam_id": "clientSteamID", "offer_id": "offerID"}
+
+
+def _camel(name: str) -> str:
+    if name in _SPECIAL:
+        return _SPECIAL[name]
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _structure_datetime(value: Any, _: type) -> dt.datetime:
+    if not isinstance(value, str):
+        raise TypeError(f"expected an ISO 8601 string, got {type(value).__name__}")
+    parsed = dt.datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _structure_uuid(value: Any, _: type) -> uuid.UUID:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a UUID string, got {type(value).__name__}")
+    return uuid.UUID(value)
+
+
+def _structure_open_enum(value: Any, cls: type[OpenEnum]) -> OpenEnum:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise TypeError(f"expected a string for {cls.__name__}, got {type(value).__name__}")
+    return cls(str(value))
+
+
+def _strict(value: Any, cls: type[T]) -> T:
+    # cattrs would happily turn 5 into "5" or "yes" into True; a wrong type is a broken response.
+    if cls is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)  # type: ignore[return-value,unused-ignore]
+    if type(value) is not cls:
+        raise TypeError(f"expected {cls.__name__}, got {type(value).__name__}")
+    return value  # type: ignore[no-any-return,unused-ignore]
+
+
+def make_converter() -> cattrs.Converter:
+    """Build the SDK's converter: simple types first, then the classes that use them."""
+    conv = cattrs.Converter(forbid_extra_keys=False)
+    # cattrs dispatches on the class (singledispatch) before it tries predicates, and its own hooks for
+    # the simple types coerce ("false" -> True, 5 -> "5"): replace them by class. The open enums get their
+    # own class hook below, which singledispatch prefers to str's for these str subclasses.
+    for simple in (str, int, float, bool):
+        conv.register_structure_hook(simple, _strict)
+    conv.register_structure_hook(dt.datetime, _structure_datetime)
+    conv.register_unstructure_hook(dt.datetime, lambda d: d.isoformat().replace("+00:00", "Z"))
+    conv.register_structure_hook(uuid.UUID, _structure_uuid)
+    conv.register_unstructure_hook(uuid.UUID, str)
+    conv.register_structure_hook(OpenEnum, _structure_open_enum)
+    for cls in (CancelResult, TradeItem, Trade, TradePage):
+        renames = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
+        conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv, **renames))  # type: ignore[arg-type]
+        conv.register_unstructure_hook(
+            cls,
+            make_dict_unstructure_fn(cls, conv, **renames),  # type: ignore[arg-type]
+        )
+    return conv
+
+
+@functools.cache
+def converter() -> cattrs.Converter:
+    """The process-wide converter (built on first use)."""
+    return make_converter()

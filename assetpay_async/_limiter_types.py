@@ -1,0 +1,83 @@
+"""The limiter's value types and interface, shared by the in-memory and the shared (Redis) limiters.
+
+Re-exported by :mod:`assetpay_async._limiting`; import them from there.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from ._quota import RouteGroup
+
+__all__ = ["LimiterKey", "LimiterPolicy", "LimiterStats", "RateLimiter"]
+
+
+class LimiterPolicy(enum.StrEnum):
+    """How grants are spaced. ``docs/limiter.md`` states the guarantee of each."""
+
+    EVEN = "even"
+    """Default: FIFO, no burst, one grant every (T + J) / (N - 1). Zero 429s against every windowed server."""
+    STRICT = "strict"
+    """One grant every T / N + J: for zero-burst policers (nginx limit_req without burst, GCRA with B = 1)."""
+    BURST = "burst"
+    """A token bucket of capacity N refilled at N / T: only for a server known to be such a bucket."""
+
+
+@attrs.frozen
+class LimiterKey:
+    """What one limiter is shared by: a merchant's quota for one route group."""
+
+    merchant_id: str
+    group: RouteGroup
+
+
+@attrs.frozen
+class LimiterStats:
+    """A snapshot of one (merchant, route group) limiter, for dashboards and tests."""
+
+    merchant_id: str
+    group: RouteGroup
+    granted: int
+    """Grants handed out since the limiter was created."""
+    queued: int
+    """Calls waiting for a grant now."""
+    waited_p50: float
+    """Median seconds a call waited for its grant, over the recent grants (the last 1,024)."""
+    waited_p99: float
+    """99th percentile of the same."""
+    rate_limited: int
+    """429s reported through :meth:`RateLimiter.rate_limited`."""
+    pauses: int
+    """Times a 429 started or extended a pause."""
+    current_rate: float
+    """Grants per second the limiter allows now (lower than the configured rate while slowed down)."""
+    paused_for: float
+    """Seconds until the current pause ends; 0 when not paused."""
+
+
+@runtime_checkable
+class RateLimiter(Protocol):
+    """What the HTTP layer needs from a limiter."""
+
+    async def acquire(self, *, max_wait: float | None = None) -> float:
+        """Wait for a grant; return the seconds waited.
+
+        Raises:
+            QueueTimeoutError: no grant within ``max_wait`` seconds; nothing was spent.
+        """
+        ...
+
+    def rate_limited(self, retry_after: float | None) -> None:
+        """Report a 429: pause every waiter of this key (``retry_after`` seconds, or one window)."""
+        ...
+
+    def succeeded(self) -> None:
+        """Report an answer that was not a 429 (lets a slowed-down limiter recover)."""
+        ...
+
+    def stats(self) -> LimiterStats:
+        """Counters of this limiter."""
+        ...

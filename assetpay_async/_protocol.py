@@ -1,0 +1,380 @@
+"""The pure core: build requests and decode responses. No I/O; everything here is a plain function."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+import math
+import platform
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any, Final, TypeVar
+
+import aiohttp
+import attrs
+import cattrs
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from . import _errors as e
+from ._converter import converter
+from ._models import CancelResult, Trade, TradePage
+from ._quota import RouteGroup
+from ._version import __version__
+
+T = TypeVar("T")
+
+USER_AGENT: Final = (
+    f"assetpay-async/{__version__} aiohttp/{aiohttp.__version__} Python/{platform.python_version()}"
+)
+_SNIPPET_CHARS: Final = 200
+_UUID_TEXT: Final = re.compile(
+    r"[0-9a-fA-F]{8}(-?)[0-9a-fA-F]{4}\1[0-9a-fA-F]{4}\1[0-9a-fA-F]{4}\1[0-9a-fA-F]{12}", re.ASCII
+)
+
+
+@attrs.frozen
+class RequestSpec:
+    """Everything needed to send one call, minus the token and the request id."""
+
+    method: str
+    path: str
+    route_group: RouteGroup
+    params: tuple[tuple[str, str], ...] = ()
+    # Whether repeating the call after a lost response is harmless (a cancel cannot move money twice).
+    repeatable: bool = True
+
+
+def parse_id(value: object, name: str) -> uuid.UUID:
+    """Check a trade or item id: a :class:`uuid.UUID` or a string that parses as one.
+
+    A string must be the hyphenated 8-4-4-4-12 form or 32 hex digits, in any case, with nothing around it.
+    :class:`uuid.UUID` alone is too lenient for ids that end up in a URL path: it accepts braces, ``urn:uuid:``,
+    surrounding whitespace, a sign and underscores (``int(..., 16)`` reads them), so a typo can become a
+    different, valid-looking id.
+
+    Raises:
+        InvalidRequestError: anything else, with the offending value shortened.
+    """
+    if isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str):
+        raise e.InvalidRequestError(
+            f"{name} must be a UUID or a UUID string, got {type(value).__name__}"
+        )
+    if not _UUID_TEXT.fullmatch(value):
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise e.InvalidRequestError(f"{name} is not a UUID: {shown!r}")
+    return uuid.UUID(value)
+
+
+def canonical_id(value: object, name: str) -> str:
+    """The id as it goes into a URL path: lowercase, hyphenated. The checks of :func:`parse_id`.
+
+    The common case (a hyphenated UUID string) is checked by the regular expression alone: this is on the
+    path of every call.
+    """
+    if isinstance(value, str) and len(value) == 36 and _UUID_TEXT.fullmatch(value):
+        return value.lower()
+    return str(parse_id(value, name))
+
+
+def cancel_request(trade_id: object, item_id: object) -> RequestSpec:
+    """The cancel call for one item. Raises :class:`InvalidRequestError` for bad ids."""
+    trade = canonical_id(trade_id, "trade_id")
+    item = canonical_id(item_id, "item_id")
+    return RequestSpec(
+        method="POST",
+        path=f"/client/trading/withdraw/{trade}/items/{item}/cancel",
+        route_group=RouteGroup.CANCEL_ITEM,
+    )
+
+
+def get_trade_request(trade_id: object) -> RequestSpec:
+    """``GET /client/trades/{id}``. Raises :class:`InvalidRequestError` for a bad id."""
+    trade = canonical_id(trade_id, "trade_id")
+    return RequestSpec("GET", f"/client/trades/{trade}", RouteGroup.TRADES_READ)
+
+
+def list_trades_request(
+    *,
+    cursor: str | None = None,
+    limit: int = 100,
+    type: str | None = None,
+    game: str | None = None,
+) -> RequestSpec:
+    """``GET /client/trades`` with its query. Raises :class:`InvalidRequestError` for bad values."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+        raise e.InvalidRequestError(f"limit must be an int from 1 to 100, got {limit!r}")
+    params: list[tuple[str, str]] = [("limit", str(limit))]
+    if cursor is not None:
+        if not isinstance(cursor, str) or not cursor or len(cursor) > 512:
+            raise e.InvalidRequestError("cursor must be a non-empty string from a previous page")
+        params.append(("cursor", cursor))
+    if type is not None:
+        if str(type) not in ("deposit", "withdraw"):
+            raise e.InvalidRequestError(f"type must be 'deposit' or 'withdraw', got {type!r}")
+        params.append(("type", str(type)))
+    if game is not None:
+        if str(game) not in ("730", "252490"):
+            raise e.InvalidRequestError(
+                f"game must be '730' (CS2) or '252490' (Rust), got {game!r}"
+            )
+        params.append(("game", str(game)))
+    return RequestSpec("GET", "/client/trades", RouteGroup.TRADES_READ, tuple(params))
+
+
+def request_headers(token: str, request_id: str) -> dict[str, str]:
+    """Headers of every call. ``token`` is the raw client token."""
+    return {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Request-Id": request_id,
+    }
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date. None if absent or unreadable."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        now = now or dt.datetime.now(dt.UTC)
+        return max(0.0, (when - now).total_seconds())
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return seconds
+
+
+# Error classes by key first, then by numeric code (codes were renumbered between editions).
+_BY_KEY: Final[dict[str, type[e.APIError]]] = {
+    "TRADE_CANCEL_TOO_SOON": e.CancelTooSoonError,
+    "TRADE_NOT_CANCELLABLE": e.NotCancellableError,
+    "TRADE_CANCEL_UNSUPPORTED": e.NotCancellableError,
+    "FORBIDDEN": e.ForbiddenError,
+    "ITEM_NOT_FOUND": e.ItemNotFoundError,
+    "TRADE_NOT_FOUND": e.TradeNotFoundError,
+    "RATE_LIMITED": e.RateLimitedError,
+    "VALIDATION_FAILED": e.APIValidationError,
+    "SERVER_ERROR": e.ServerError,
+    "SYSTEM_MAINTENANCE": e.ServerError,
+    "SERVICE_UNAVAILABLE": e.ServerError,
+    "UNAUTHORIZED": e.AuthenticationError,
+    "INVALID_TOKEN": e.AuthenticationError,
+    "MISSING_BEARER": e.AuthenticationError,
+    "TOKEN_INVALID_OR_EXPIRED": e.AuthenticationError,
+    "TOKEN_EXPIRED": e.AuthenticationError,
+    "ACCOUNT_DISABLED": e.AccountDisabledError,
+}
+_BY_CODE: Final[dict[int, type[e.APIError]]] = {
+    27: e.CancelTooSoonError,
+    28: e.NotCancellableError,
+    21: e.TradeNotFoundError,
+    1300: e.ForbiddenError,
+    2201: e.ItemNotFoundError,
+    1001: e.APIValidationError,
+    1005: e.RateLimitedError,
+    1006: e.ServerError,
+    1009: e.ServerError,
+    1100: e.AuthenticationError,
+    1102: e.AuthenticationError,
+    1108: e.AuthenticationError,
+    1110: e.AuthenticationError,
+    1111: e.AuthenticationError,
+    1301: e.AccountDisabledError,
+}
+
+
+_GATEWAY_MAYBE_ACTED: Final = frozenset({502, 504})
+
+# After a lost response, an earlier attempt may have cancelled the item, so the final error leaves the
+# outcome unknown -- unless the error proves no attempt could have succeeded either.
+_PROVES_NOT_CANCELLED: Final[frozenset[type[e.APIError]]] = frozenset(
+    {
+        e.CancelTooSoonError,
+        e.ItemNotFoundError,
+        e.TradeNotFoundError,
+        e.ForbiddenError,
+        e.AuthenticationError,
+        e.AccountDisabledError,
+        e.APIValidationError,
+    }
+)
+
+
+def error_class(key: str | None, code: int | None, http_status: int) -> type[e.APIError]:
+    """The exception class for an error envelope: by key, else by code, else by HTTP status."""
+    if key is not None and key in _BY_KEY:
+        return _BY_KEY[key]
+    if key is None and code is not None and code in _BY_CODE:
+        return _BY_CODE[code]
+    if key is None and code == 1007:  # RATE_LIMITED's old number, SYSTEM_MAINTENANCE's new one
+        return e.RateLimitedError if http_status == 429 else e.ServerError
+    if http_status == 429:
+        return e.RateLimitedError
+    if http_status >= 500:
+        return e.ServerError
+    return e.APIError
+
+
+def _snippet(body: bytes) -> str:
+    return body[: _SNIPPET_CHARS * 4].decode("utf-8", "replace")[:_SNIPPET_CHARS]
+
+
+@attrs.frozen
+class Envelope:
+    """A decoded success envelope."""
+
+    data: Any
+    request_id: str | None
+
+
+def decode_envelope(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    sent_request_id: str,
+    *,
+    ambiguous: bool = False,
+) -> Envelope:
+    """Decode any AssetPay response into its success envelope, or raise the typed error it stands for.
+
+    Raises:
+        APIError: (a subclass of) for an error envelope.
+        InvalidResponseError: when there is no envelope at all.
+    """
+    # aiohttp hands a case-insensitive mapping (used as is: this runs on every call); a plain dict (tests,
+    # other transports) may not be one.
+    by_name: Mapping[str, str] = (
+        headers
+        if isinstance(headers, CIMultiDictProxy | CIMultiDict)
+        else {name.lower(): value for name, value in headers.items()}
+    )
+    content_type = by_name.get("content-type")
+    request_id = by_name.get("x-request-id") or sent_request_id
+
+    def invalid(reason: str) -> e.InvalidResponseError:
+        error = e.InvalidResponseError(
+            reason,
+            http_status=status,
+            content_type=content_type,
+            snippet=_snippet(body),
+            request_id=request_id,
+        )
+        # A 2xx means AssetPay acted on the call; a gateway's 502/504 page means the upstream may have;
+        # after a lost response an earlier attempt may have.
+        error.ambiguous = ambiguous or 200 <= status < 300 or status in _GATEWAY_MAYBE_ACTED
+        return error
+
+    if not body.strip():
+        raise invalid("empty response body")
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
+        raise invalid("response body is not JSON") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("success"), bool):
+        raise invalid("response is not an AssetPay envelope")
+    envelope_request_id = doc.get("requestId")
+    if isinstance(envelope_request_id, str) and envelope_request_id:
+        request_id = envelope_request_id
+    if doc["success"]:
+        if not 200 <= status < 300:
+            raise invalid(f"success envelope on HTTP {status}")
+        if "data" not in doc:
+            raise invalid("success envelope without data")
+        return Envelope(doc["data"], request_id)
+    error = doc.get("error")
+    if not isinstance(error, dict):
+        raise invalid("error envelope without an error object")
+    if 200 <= status < 300:
+        raise invalid(f"error envelope on HTTP {status}")
+    raw_key = error.get("key")
+    key = raw_key if isinstance(raw_key, str) and raw_key else None
+    raw_code = error.get("code")
+    code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
+    raw_message = error.get("message")
+    if isinstance(raw_message, list):
+        message = "; ".join(str(m) for m in raw_message)
+    elif isinstance(raw_message, str):
+        message = raw_message
+    else:
+        message = "(no message)"
+    details = error.get("details") if isinstance(error.get("details"), dict) else None
+    cls = error_class(key, code, status)
+    kwargs: dict[str, Any] = {
+        "http_status": status,
+        "code": code,
+        "key": key,
+        "request_id": request_id,
+        "details": details,
+        "ambiguous": ambiguous and cls not in _PROVES_NOT_CANCELLED,
+    }
+    if cls is e.RateLimitedError:
+        kwargs["retry_after"] = parse_retry_after(by_name.get("retry-after"))
+    elif cls is e.APIValidationError:
+        fields = error.get("fields")
+        kwargs["fields"] = (
+            {str(k): str(v) for k, v in fields.items()} if isinstance(fields, dict) else None
+        )
+    raise cls(message[:2000], **kwargs)
+
+
+def structure(data: Any, cls: type[T], *, what: str, status: int, request_id: str | None) -> T:
+    """Decode ``data`` into ``cls``; a bad shape becomes :class:`InvalidResponseError`, never a cattrs error."""
+    try:
+        return converter().structure(data, cls)
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        try:
+            shown = json.dumps(data)[:_SNIPPET_CHARS]
+        except (TypeError, ValueError):
+            shown = repr(data)[:_SNIPPET_CHARS]
+        error = e.InvalidResponseError(
+            f"{what} has an unexpected shape",
+            http_status=status,
+            content_type="application/json",
+            snippet=shown,
+            request_id=request_id,
+        )
+        # AssetPay accepted the call; only its answer is unreadable.
+        error.ambiguous = 200 <= status < 300
+        raise error from exc
+
+
+def decode_cancel(envelope: Envelope, status: int) -> CancelResult:
+    """The :class:`CancelResult` of a cancel's success envelope."""
+    data = envelope.data
+    if isinstance(data, dict):
+        # The request id is the envelope's, not a field of data: add it rather than build the result twice.
+        data = {**data, "requestId": envelope.request_id}
+    return structure(
+        data, CancelResult, what="cancel result", status=status, request_id=envelope.request_id
+    )
+
+
+def decode_trade(envelope: Envelope, status: int) -> Trade:
+    """The :class:`Trade` of ``GET /client/trades/{id}`` (``data`` is the trade, or ``{"trade": ...}``)."""
+    data = envelope.data
+    if isinstance(data, dict) and isinstance(data.get("trade"), dict) and "id" not in data:
+        data = data["trade"]
+    return structure(data, Trade, what="trade", status=status, request_id=envelope.request_id)
+
+
+def decode_trade_page(envelope: Envelope, status: int) -> TradePage:
+    """A page of ``GET /client/trades``."""
+    return structure(
+        envelope.data, TradePage, what="trade page", status=status, request_id=envelope.request_id
+    )

@@ -1,0 +1,90 @@
+"""Client tokens: kept out of every repr, and read (without the secret) for the merchant they belong to."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from typing import Any, Final
+
+from ._errors import InvalidRequestError, MerchantMismatchError
+
+_MAX_TOKEN_CHARS: Final = 16_384
+
+
+class SecretToken:
+    """A client token. ``repr``/``str`` show a fingerprint, never the token."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | SecretToken) -> None:
+        if isinstance(value, SecretToken):
+            value = value.reveal()
+        if not isinstance(value, str):
+            raise InvalidRequestError("the client token must be a non-empty string")
+        value = value.strip()
+        scheme, _, rest = value.partition(" ")
+        if scheme.lower() == "bearer":
+            value = rest.strip()
+        if not value:
+            raise InvalidRequestError("the client token must be a non-empty string")
+        if len(value) > _MAX_TOKEN_CHARS or any(c in value for c in "\r\n\0 \t"):
+            raise InvalidRequestError("the client token contains whitespace or is too long")
+        self._value = value
+
+    def reveal(self) -> str:
+        """The token itself; only the HTTP layer calls this, to build the Authorization header."""
+        return self._value
+
+    @property
+    def fingerprint(self) -> str:
+        """``sha256:`` and the first 8 hex digits of the token's SHA-256, safe to log."""
+        return "sha256:" + hashlib.sha256(self._value.encode()).hexdigest()[:8]
+
+    def __repr__(self) -> str:
+        return f"SecretToken({self.fingerprint})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretToken) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a client token is not picklable")
+
+
+def _b64json(segment: str) -> Any:
+    padded = segment + "=" * (-len(segment) % 4)
+    return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+
+
+def merchant_of(token: SecretToken) -> str | None:
+    """The merchant a JWT client token belongs to, or None for an opaque token.
+
+    Reads payload ``merchantId``, else header ``userId`` (no signature check: the server does that).
+
+    Raises:
+        MerchantMismatchError: the two claims are present and disagree (AssetPay refuses such a token).
+    """
+    parts = token.reveal().split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        header, payload = _b64json(parts[0]), _b64json(parts[1])
+    except (ValueError, binascii.Error, RecursionError):  # RecursionError: absurdly nested JSON
+        return None
+    if not isinstance(header, dict) or not isinstance(payload, dict):
+        return None
+    from_payload, from_header = payload.get("merchantId"), header.get("userId")
+    from_payload = from_payload if isinstance(from_payload, str) and from_payload else None
+    from_header = from_header if isinstance(from_header, str) and from_header else None
+    if from_payload and from_header and from_payload != from_header:
+        raise MerchantMismatchError(
+            f"client token {token.fingerprint} names merchant {from_payload!r} in its payload "
+            f"but {from_header!r} in its header; AssetPay refuses such a token"
+        )
+    return from_payload or from_header

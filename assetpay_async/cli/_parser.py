@@ -1,0 +1,328 @@
+"""The ``assetpay`` argument parser: every command, its options and its ``--help`` examples.
+
+Nothing here imports rich, so ``--help`` and usage errors work without the ``[cli]`` extra. Usage errors never
+echo the client token: whatever argparse would print is passed through :func:`redact` first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextvars
+import re
+import sys
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Final, NoReturn
+
+from assetpay_async._errors import InvalidRequestError
+from assetpay_async._protocol import parse_id
+from assetpay_async._version import __version__
+from assetpay_async.sandbox.rate_models import ServerAlgorithm
+
+from ._exit import ExitCode
+from ._settings import (
+    ENV_BASE_URL,
+    ENV_MERCHANT_ID,
+    ENV_REDIS_URL,
+    ENV_TIER,
+    ENV_TOKEN,
+    parse_margin,
+    parse_quota,
+)
+
+__all__ = ["build_parser", "parse_args", "redact"]
+
+_REDACTED: Final = "***"
+_MIN_PREFIX: Final = 12
+_JWT_SHAPED: Final = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+_secrets: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+    "assetpay_cli_secrets", default=()
+)
+
+_MAIN_EPILOG = f"""\
+examples:
+  export {ENV_TOKEN}=...            # the end user's client token (never printed)
+  assetpay cancel --tier verified TRADE_ID ITEM_ID
+  assetpay cancel-batch --tier verified --results results.jsonl items.csv
+  assetpay sandbox --port 8080      # a local AssetPay emulator with seeded users
+  assetpay demo                     # the whole story in about 20 seconds
+
+exit codes: 0 success, 1 some item failed or its outcome is unknown, 2 usage or input error
+(nothing sent), 130 interrupted by Ctrl-C (after reporting what was done).
+"""
+
+_CANCEL_EPILOG = f"""\
+examples:
+  {ENV_TOKEN}=... assetpay cancel --tier verified \\
+      6f1c0b9e-6a4e-4b59-9a1e-2f3f8c1d2e3f 0d9b3c4a-8e21-4f6b-a1b2-c3d4e5f60718
+  assetpay cancel --tier verified --json --wait TRADE_ID ITEM_ID
+
+A cancel the marketplace accepted prints 'cancelled' and exits 0; the item turns 'reverted' later
+(--wait polls until it does): refund the user then. Any refusal prints its key, code and request id
+and exits 1.
+"""
+
+_BATCH_EPILOG = f"""\
+examples:
+  assetpay cancel-batch --tier verified items.csv
+  assetpay cancel-batch --tier verified --results - items.jsonl > results.jsonl
+  cut -d, -f1,2 export.csv | assetpay cancel-batch --tier unverified -
+
+The file is CSV (trade_id,item_id per line, optional header) or JSON Lines
+({{"trade_id": "...", "item_id": "..."}} per line); '#' starts a comment line. Every line is
+checked before anything is sent: a malformed line stops the command with its line number.
+Ctrl-C stops cleanly and reports what was done, what may have been done and what never ran.
+Requests are paced to the merchant's quota ({ENV_TIER} or --tier), so a batch takes about one
+minute per 58 items at 60/min.
+"""
+
+_SANDBOX_EPILOG = """\
+examples:
+  assetpay sandbox                          # http://127.0.0.1:8080, a seeded merchant and users
+  assetpay sandbox --port 0 --json          # a free port; one JSON line with URL and tokens
+  assetpay sandbox --seed world.json --algorithm gcra
+
+Prints the sandbox's URL and a client token per seeded user (sandbox tokens: test secrets made
+for printing), then serves until Ctrl-C. Point the SDK or 'assetpay cancel --base-url' at it.
+The seed format is described in docs/sandbox.md.
+"""
+
+_DEMO_EPILOG = """\
+examples:
+  assetpay demo                    # about 20 s of paced cancels, callbacks verified, zero 429s
+  assetpay demo --compare-naive    # then the same backlog through aiolimiter.AsyncLimiter(N, T)
+  assetpay demo --fast             # on virtual time: instant, same schedule
+
+Everything runs in this process over loopback: an embedded sandbox seeded with a realistic
+backlog, a real AssetPaySession, and a callback endpoint verifying the signed 'reverted' callbacks.
+"""
+
+
+def redact(text: str) -> str:
+    """``text`` with every known secret (the token from the command line or environment) replaced.
+
+    A secret's first 40 characters are replaced too: argparse quotes a bad value whole, the id check shortens it.
+    """
+    for secret in _secrets.get():
+        text = text.replace(secret, _REDACTED)
+        if len(secret) >= _MIN_PREFIX:
+            text = text.replace(secret[:40], _REDACTED)
+    return text
+
+
+def _secrets_in(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The environment's token, the value of ``--token``, and any JWT-shaped argument (a token misplaced)."""
+    found = [environ.get(ENV_TOKEN, "")]
+    for index, arg in enumerate(argv):
+        if arg == "--token" and index + 1 < len(argv):
+            found.append(argv[index + 1])
+        elif arg.startswith("--token="):
+            found.append(arg.removeprefix("--token="))
+        elif _JWT_SHAPED.search(arg):
+            found.append(arg)
+    # Longest first, so a secret containing another is replaced whole.
+    return tuple(sorted({s for s in found if s}, key=len, reverse=True))
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose messages never carry the token."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(ExitCode.USAGE, redact(f"{self.prog}: error: {message}\n"))
+
+
+def _uuid_arg(name: str) -> Callable[[str], uuid.UUID]:
+    def parse(text: str) -> uuid.UUID:
+        try:
+            return parse_id(text, name)
+        except InvalidRequestError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = name
+    return parse
+
+
+def _connection_options() -> _Parser:
+    parent = _Parser(add_help=False, allow_abbrev=False)
+    group = parent.add_argument_group("connection (options win over environment variables)")
+    group.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help=f"the end user's client token; prefer ${ENV_TOKEN} (arguments show in process lists)",
+    )
+    group.add_argument(
+        "--tier",
+        choices=["verified", "unverified"],
+        type=str.lower,
+        help=f"the merchant's status: 60 or 10 cancels a minute (${ENV_TIER})",
+    )
+    group.add_argument(
+        "--quota",
+        metavar="LIMIT/SECONDS",
+        type=parse_quota,
+        help="the cancel quota, overriding the tier's (e.g. 60/60; a scaled sandbox: 60/3)",
+    )
+    group.add_argument("--base-url", metavar="URL", help=f"AssetPay's API root (${ENV_BASE_URL})")
+    group.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help=f"share the quota with other processes and hosts through Redis (${ENV_REDIS_URL})",
+    )
+    group.add_argument(
+        "--latency-margin",
+        metavar="SECONDS",
+        type=parse_margin,
+        default=1.0,
+        help="J: spread between a grant and the server's count (default: %(default)s)",
+    )
+    group.add_argument(
+        "--merchant-id",
+        metavar="ID",
+        help=f"the merchant, for opaque (non-JWT) tokens (${ENV_MERCHANT_ID})",
+    )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole ``assetpay`` parser."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(
+        prog="assetpay",
+        description="Cancel AssetPay withdrawal items within the merchant's shared rate limit.",
+        epilog=_MAIN_EPILOG,
+        formatter_class=formatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    connection = _connection_options()
+
+    cancel = commands.add_parser(
+        "cancel",
+        parents=[connection],
+        help="cancel one withdrawal item",
+        description="Cancel one undelivered withdrawal item and print the result or the typed error.",
+        epilog=_CANCEL_EPILOG,
+        formatter_class=formatter,
+        allow_abbrev=False,
+    )
+    cancel.add_argument("trade_id", metavar="TRADE_ID", type=_uuid_arg("trade_id"))
+    cancel.add_argument("item_id", metavar="ITEM_ID", type=_uuid_arg("item_id"))
+    cancel.add_argument("--json", action="store_true", help="print one JSON object instead")
+    cancel.add_argument(
+        "--wait",
+        action="store_true",
+        help="after an accepted cancel, poll the trade until the item is final (reverted)",
+    )
+    cancel.add_argument(
+        "--wait-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=900.0,
+        help="give up waiting after this long (default: %(default)s)",
+    )
+
+    batch = commands.add_parser(
+        "cancel-batch",
+        parents=[connection],
+        help="cancel every pair of a CSV or JSON Lines file",
+        description="Cancel many items, paced to the merchant's quota, with a progress bar and a summary.",
+        epilog=_BATCH_EPILOG,
+        formatter_class=formatter,
+        allow_abbrev=False,
+    )
+    batch.add_argument(
+        "file", metavar="FILE", help="CSV or JSON Lines of trade_id,item_id; - for stdin"
+    )
+    batch.add_argument(
+        "--results",
+        metavar="FILE",
+        help="write one JSON line per pair, in input order, to FILE (- for stdout)",
+    )
+    batch.add_argument(
+        "--workers",
+        type=int,
+        default=32,
+        help="pairs in progress at once; the limiter does the pacing (default: %(default)s)",
+    )
+    batch.add_argument(
+        "--reschedule-too-soon",
+        action="store_true",
+        help="cancel an item younger than 30 minutes again once it is old enough, instead of failing",
+    )
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run the AssetPay emulator until Ctrl-C",
+        description="Run the stateful AssetPay emulator on loopback and print its URL and seeded tokens.",
+        epilog=_SANDBOX_EPILOG,
+        formatter_class=formatter,
+        allow_abbrev=False,
+    )
+    sandbox.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    sandbox.add_argument(
+        "--port", type=int, default=8080, help="port; 0 picks a free one (default: %(default)s)"
+    )
+    sandbox.add_argument(
+        "--seed",
+        metavar="FILE",
+        help="a JSON seed of merchants, users and trades (default: a small world)",
+    )
+    sandbox.add_argument(
+        "--algorithm",
+        choices=[a.value for a in ServerAlgorithm],
+        default=ServerAlgorithm.SLIDING_LOG.value,
+        help="the server's rate limiting algorithm (default: %(default)s)",
+    )
+    sandbox.add_argument("--burst", type=int, help="the GCRA burst (default: the quota's N)")
+    sandbox.add_argument(
+        "--revert-delay",
+        metavar="SECONDS",
+        type=float,
+        default=5.0,
+        help="seconds from an accepted cancel to the item's 'reverted' (default: %(default)s)",
+    )
+    sandbox.add_argument(
+        "--json", action="store_true", help="print one JSON line (URL, tokens) instead"
+    )
+
+    demo = commands.add_parser(
+        "demo",
+        help="the main job end to end against an embedded sandbox",
+        description=(
+            "Batch-cancel a realistic backlog through a real AssetPaySession against an in-process sandbox,\n"
+            "verify the signed 'reverted' callbacks, and show requests per window against the quota."
+        ),
+        epilog=_DEMO_EPILOG,
+        formatter_class=formatter,
+        allow_abbrev=False,
+    )
+    demo.add_argument(
+        "--seconds",
+        type=float,
+        default=20.0,
+        help="about how long the batch should take; sets the quota's scale (default: %(default)s)",
+    )
+    demo.add_argument("--fast", action="store_true", help="run on virtual time (no waiting)")
+    demo.add_argument(
+        "--compare-naive",
+        action="store_true",
+        help="also run the backlog through aiolimiter.AsyncLimiter(N, T) and show its 429s",
+    )
+    demo.add_argument("--json", action="store_true", help="write the report as one JSON object")
+    demo.add_argument(
+        "--seed", type=int, default=7, help="the backlog's random seed (default: %(default)s)"
+    )
+    return parser
+
+
+def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> argparse.Namespace:
+    """Parse ``argv``; on a usage error print it (token redacted) and raise ``SystemExit(2)``."""
+    reset = _secrets.set(_secrets_in(argv, environ))
+    try:
+        return build_parser().parse_args(list(argv))
+    finally:
+        _secrets.reset(reset)

@@ -1,0 +1,127 @@
+"""Pure views of results for the command line: one-line descriptions, JSON objects, counts by outcome.
+
+No rich and no I/O here: :mod:`._render` draws these, the tests read them directly.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+
+from assetpay_async._batch import CancelOutcome, OutcomeKind
+from assetpay_async._errors import (
+    APIError,
+    AssetPayError,
+    InvalidResponseError,
+    QueueTimeoutError,
+    TransportError,
+)
+from assetpay_async._models import CancelResult
+
+__all__ = [
+    "OutcomeCount",
+    "count_outcomes",
+    "describe_error",
+    "describe_result",
+    "error_json",
+    "outcome_json",
+    "result_json",
+]
+
+_KIND_ORDER = {kind: rank for rank, kind in enumerate(OutcomeKind)}
+
+
+def describe_result(result: CancelResult) -> str:
+    """One line for an accepted cancel."""
+    return (
+        f"cancelled: item {result.item_id} of trade {result.trade_id} "
+        f"(request id {result.request_id}); it turns 'reverted' later: refund the user then"
+    )
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a failed call: the error class, then what AssetPay or the network said."""
+    unknown = isinstance(exc, AssetPayError) and exc.ambiguous
+    prefix = "outcome unknown" if unknown else "failed"
+    if isinstance(exc, APIError):
+        # str() carries key, code, HTTP status, message, request id and the ambiguity note.
+        return f"{prefix}: {type(exc).__name__} {exc}"
+    text = " ".join(str(exc).split()) or "(no message)"
+    return f"{prefix}: {type(exc).__name__}: {text}"
+
+
+def result_json(result: CancelResult) -> dict[str, Any]:
+    """A JSON-ready object for an accepted cancel."""
+    return {
+        "trade_id": str(result.trade_id),
+        "item_id": str(result.item_id),
+        "status": result.status.value,
+        "external_id": result.external_id,
+        "request_id": result.request_id,
+    }
+
+
+def error_json(exc: BaseException) -> dict[str, Any]:
+    """A JSON-ready object for an error: its class and every field a program may branch on."""
+    body: dict[str, Any] = {
+        "type": type(exc).__name__,
+        "message": exc.message if isinstance(exc, APIError) else str(exc),
+        "ambiguous": isinstance(exc, AssetPayError) and exc.ambiguous,
+    }
+    if isinstance(exc, APIError):
+        body |= {
+            "key": exc.key,
+            "code": exc.code,
+            "http_status": exc.http_status,
+            "request_id": exc.request_id,
+        }
+    elif isinstance(exc, InvalidResponseError):
+        body |= {"http_status": exc.http_status, "request_id": exc.request_id}
+    elif isinstance(exc, TransportError):
+        body |= {"request_id": exc.request_id}
+    elif isinstance(exc, QueueTimeoutError):
+        body |= {"waited": exc.waited}
+    return body
+
+
+def outcome_json(outcome: CancelOutcome, *, line: int | None = None) -> dict[str, Any]:
+    """One JSON line of ``--results``: the pair (and its line in the batch file), how it ended, the result or error."""
+    return {
+        "index": outcome.index,
+        "line": line,
+        "trade_id": str(outcome.trade_id),
+        "item_id": str(outcome.item_id),
+        "outcome": outcome.kind.value,
+        "result": None if outcome.result is None else result_json(outcome.result),
+        "error": None if outcome.error is None else error_json(outcome.error),
+        "duplicate_of": outcome.duplicate_of,
+        "reschedules": outcome.reschedules,
+    }
+
+
+@attrs.frozen
+class OutcomeCount:
+    """How many pairs ended one way: the kind and, for failures, the error key (or class)."""
+
+    kind: OutcomeKind
+    reason: str
+    count: int
+
+
+def _reason(outcome: CancelOutcome) -> str:
+    error = outcome.error
+    if error is None:
+        return ""
+    if isinstance(error, APIError) and error.key:
+        return error.key
+    return type(error).__name__
+
+
+def count_outcomes(outcomes: Iterable[CancelOutcome]) -> list[OutcomeCount]:
+    """Counts by (kind, reason), cancelled first, then failed, unknown, not attempted; most frequent first."""
+    counts = Counter((o.kind, _reason(o)) for o in outcomes)
+    ordered = sorted(counts.items(), key=lambda kv: (_KIND_ORDER[kv[0][0]], -kv[1], kv[0][1]))
+    return [OutcomeCount(kind, reason, n) for (kind, reason), n in ordered]

@@ -1,0 +1,148 @@
+"""How the command reaches AssetPay: token, tier or quota, base URL, Redis, merchant id, from options or environment.
+
+The token is held in a :class:`SecretToken` from the moment it is read: nothing here can print it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from collections.abc import Mapping
+from typing import Final
+
+import attrs
+
+from assetpay_async._client import AssetPayClient
+from assetpay_async._errors import InvalidRequestError
+from assetpay_async._quota import MerchantTier, Quota
+from assetpay_async._session import DEFAULT_BASE_URL, AssetPaySession
+from assetpay_async._tokens import SecretToken
+
+__all__ = [
+    "ENV_BASE_URL",
+    "ENV_MERCHANT_ID",
+    "ENV_REDIS_URL",
+    "ENV_TIER",
+    "ENV_TOKEN",
+    "Connection",
+    "SettingsError",
+    "connection_from",
+    "parse_quota",
+]
+
+ENV_TOKEN: Final = "ASSETPAY_CLIENT_TOKEN"  # noqa: S105 - the variable's name, not a token
+ENV_TIER: Final = "ASSETPAY_TIER"
+ENV_BASE_URL: Final = "ASSETPAY_BASE_URL"
+ENV_REDIS_URL: Final = "ASSETPAY_REDIS_URL"
+ENV_MERCHANT_ID: Final = "ASSETPAY_MERCHANT_ID"
+
+_QUOTA: Final = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d*)?|\.\d+)\s*s?\s*")
+
+
+class SettingsError(ValueError):
+    """A missing or contradictory setting; the command stops before sending anything."""
+
+
+def parse_quota(text: str) -> Quota:
+    """``"60/60"`` (60 requests per 60 s) or ``"60/3.5s"`` as a :class:`Quota`.
+
+    Raises:
+        argparse.ArgumentTypeError: anything else (argparse turns it into a usage error).
+    """
+    match = _QUOTA.fullmatch(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected LIMIT/SECONDS such as 60/60, got {text!r}")
+    try:
+        return Quota(int(match[1]), float(match[2]))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parse_margin(text: str) -> float:
+    """A latency margin in seconds: finite and >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError("the latency margin must be a finite number >= 0")
+    return value
+
+
+@attrs.frozen
+class Connection:
+    """Everything needed to open an :class:`AssetPaySession` and a client for the token.
+
+    Attributes:
+        token: the client token (its repr is a fingerprint).
+        tier: the merchant's tier, if given.
+        cancel_quota: an explicit cancel quota (overrides the tier's).
+        base_url: AssetPay's API root.
+        redis_url: share the quota with other processes through this Redis (kept out of the repr: it may hold
+            a password).
+        merchant_id: the merchant, for opaque (non-JWT) tokens.
+        latency_margin: J, seconds between our grant and the server's count.
+    """
+
+    token: SecretToken
+    tier: MerchantTier | None
+    cancel_quota: Quota | None
+    base_url: str
+    redis_url: str | None = attrs.field(repr=False)
+    merchant_id: str | None
+    latency_margin: float
+
+    def session(self) -> AssetPaySession:
+        """A new session with these settings (use it with ``async with``)."""
+        return AssetPaySession(
+            tier=self.tier,
+            cancel_quota=self.cancel_quota,
+            base_url=self.base_url,
+            merchant_id=self.merchant_id,
+            latency_margin=self.latency_margin,
+            redis=self.redis_url,
+        )
+
+    def client(self, session: AssetPaySession) -> AssetPayClient:
+        """The client of this token on ``session``."""
+        return session.client(self.token.reveal())
+
+
+def connection_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Connection:
+    """Resolve the options of a command that talks to AssetPay; options win over environment variables.
+
+    Raises:
+        SettingsError: no token, or neither a tier nor a quota.
+    """
+    raw_token = args.token if args.token is not None else environ.get(ENV_TOKEN)
+    if not raw_token:
+        raise SettingsError(f"no client token: set {ENV_TOKEN} (preferred) or pass --token")
+    try:
+        token = SecretToken(raw_token)
+    except InvalidRequestError as exc:
+        raise SettingsError(str(exc)) from None
+    tier_text = args.tier or environ.get(ENV_TIER) or None
+    try:
+        tier = MerchantTier(tier_text.lower()) if tier_text else None
+    except ValueError:
+        raise SettingsError(
+            f"{ENV_TIER} must be 'verified' or 'unverified', got {tier_text!r}"
+        ) from None
+    if tier is None and args.quota is None:
+        raise SettingsError(
+            "the merchant's cancel quota is unknown: pass --tier verified|unverified (or set "
+            f"{ENV_TIER}), or --quota LIMIT/SECONDS; a guessed quota draws 429s or wastes capacity"
+        )
+    base_url = args.base_url or environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+    if not base_url.startswith(("https://", "http://")):
+        raise SettingsError("the base URL must start with https:// or http://")
+    return Connection(
+        token=token,
+        tier=tier,
+        cancel_quota=args.quota,
+        base_url=base_url,
+        redis_url=args.redis_url or environ.get(ENV_REDIS_URL) or None,
+        merchant_id=args.merchant_id or environ.get(ENV_MERCHANT_ID) or None,
+        latency_margin=args.latency_margin,
+    )
