@@ -244,7 +244,7 @@ class CancelBatch:
                 # batch is cancelled was never sent (NOT_ATTEMPTED), not "maybe sent" (UNKNOWN).
                 result = await self._client._call(
                     spec,
-                    proto.decode_cancel,
+                    proto.cancel_decoder(trade_id, item_id),
                     on_send=lambda: self._in_flight.add(index),
                 )
             except CancelTooSoonError as exc:

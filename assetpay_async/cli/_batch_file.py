@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import uuid
 from collections.abc import Iterator, Sequence
 from typing import Final
 
@@ -48,8 +47,8 @@ class BatchLine:
     """One pair of the batch and the line it came from."""
 
     line: int
-    trade_id: uuid.UUID
-    item_id: uuid.UUID
+    trade_id: str
+    item_id: str
 
 
 def _meaningful(text: str) -> Iterator[tuple[int, str]]:
@@ -59,8 +58,8 @@ def _meaningful(text: str) -> Iterator[tuple[int, str]]:
             yield number, stripped
 
 
-def _uuid(value: object, what: str, source: str, line: int) -> uuid.UUID:
-    # The SDK's own rule (strict 8-4-4-4-12 or 32 hex digits), so a file that passes here never fails later.
+def _uuid(value: object, what: str, source: str, line: int) -> str:
+    # The SDK's own rule for refs (an id or an externalId), so a file that passes here never fails later.
     try:
         return parse_id(value.strip() if isinstance(value, str) else value, what)
     except InvalidRequestError as exc:
