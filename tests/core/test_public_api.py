@@ -43,6 +43,8 @@ PUBLIC_NAMES = [
     "ServerError",
     "SessionClosedError",
     "Trade",
+    "TradeCancelItem",
+    "TradeCancelResult",
     "TradeItem",
     "TradeNotFoundError",
     "TradePage",
