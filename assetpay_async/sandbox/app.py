@@ -144,7 +144,7 @@ class _Pipeline:
                 RequestRecord(
                     at,
                     request.method,
-                    request.path,
+                    request.rel_url.raw_path,  # as on the wire: refs stay percent-encoded
                     group,
                     merchant,
                     status,
