@@ -520,6 +520,50 @@ class Sandbox:
         if merchant.callback_url is not None:
             await self._callbacks.deliver(merchant, self.render(trade))
 
+    # -- callbacks beyond trades ----------------------------------------------------------------------
+
+    async def crypto_withdrawal(
+        self,
+        merchant: Merchant | str,
+        *,
+        status: str = "awaiting_approval",
+        withdrawal_id: str | None = None,
+        external_id: str | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Send a signed ``{"withdrawal": {...}}`` callback (a crypto withdrawal) and wait for the delivery.
+
+        Its schema is not published: the body holds ``id``, ``status``, ``externalId`` and ``fields``. A
+        withdrawal in ``awaiting_approval`` is an approval gate.
+
+        Returns:
+            True once an attempt got a 2xx.
+        """
+        body: dict[str, Any] = {"id": withdrawal_id or self._new_id(), "status": status, **fields}
+        if external_id is not None:
+            body["externalId"] = external_id
+        return await self.send_callback(merchant, {"withdrawal": body})
+
+    async def crypto_deposit(
+        self,
+        merchant: Merchant | str,
+        *,
+        status: str = "confirmed",
+        deposit_id: str | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Send a signed ``{"deposit": {...}}`` callback (a crypto deposit) and wait for the delivery."""
+        body = {"id": deposit_id or self._new_id(), "status": status, **fields}
+        return await self.send_callback(merchant, {"deposit": body})
+
+    async def send_callback(self, merchant: Merchant | str, payload: Any) -> bool:
+        """Send any JSON body to the merchant's callback URL, signed like AssetPay's (a shape to test with).
+
+        Returns:
+            True once an attempt got a 2xx (False without a callback URL).
+        """
+        return await self._callbacks.deliver_payload(self._merchant(merchant), payload)
+
     # -- seeds ----------------------------------------------------------------------------------------
 
     @classmethod
