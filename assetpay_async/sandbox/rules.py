@@ -105,8 +105,8 @@ def find_trade(
     trades: Mapping[str, SandboxTrade], merchant_id: str, ref: str
 ) -> SandboxTrade | None:
     """The merchant's trade whose id, else whose externalId, is ``ref`` (UUIDs in any case)."""
-    trade = trades.get(ref) or trades.get(ref.lower())
-    if trade is not None and trade.merchant_id == merchant_id:
+    trade = trades.get(ref) or trades.get(ref.lower())  # UUIDs are stored lowercase
+    if trade is not None and trade.merchant_id == merchant_id and same_ref(ref, trade.id):
         return trade
     return next(
         (

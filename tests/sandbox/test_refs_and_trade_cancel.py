@@ -121,3 +121,14 @@ async def test_a_repeated_whole_trade_cancel_schedules_nothing_twice() -> None:
         assert [i.status for i in trade.items] == ["reverted", "reverted"]
         third = await client.cancel_withdrawal_trade(trade.id)
         assert (third.requested, third.cancelled, third.items) == (0, 0, ())
+
+
+async def test_ids_that_are_not_uuids_compare_exactly_and_uuids_in_any_case() -> None:
+    async with world() as w:
+        listing = w.sandbox.add_trade(w.user, age=HOUR, trade_id="trade-ab")
+        uuid_trade = w.sandbox.add_trade(w.user, age=HOUR)
+        client = w.session.client(w.token)
+        assert (await client.get_trade("trade-ab")).id == listing.id == "trade-ab"
+        with pytest.raises(TradeNotFoundError):
+            await client.get_trade("TRADE-AB")
+        assert (await client.get_trade(uuid_trade.id.upper())).id == uuid_trade.id
