@@ -21,7 +21,7 @@ from . import _errors as e
 from ._converter import converter
 from ._models import CancelResult, Trade, TradeCancelResult, TradePage
 from ._quota import RouteGroup
-from ._refs import check_ref, names, path_segment
+from ._refs import check_ref, names, segment_of
 from ._version import __version__
 
 T = TypeVar("T")
@@ -59,7 +59,7 @@ def parse_id(value: object, name: str) -> str:
 
 def canonical_id(value: object, name: str) -> str:
     """The ref as it goes into a URL path: one percent-encoded segment. The checks of :func:`parse_id`."""
-    return path_segment(check_ref(value, name))
+    return segment_of(value, name)
 
 
 def cancel_request(trade_id: object, item_id: object) -> RequestSpec:

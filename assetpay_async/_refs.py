@@ -16,7 +16,7 @@ from typing import Final
 
 from ._errors import InvalidRequestError
 
-__all__ = ["MAX_REF_CHARS", "check_ref", "names", "path_segment", "ref_uuid"]
+__all__ = ["MAX_REF_CHARS", "check_ref", "names", "path_segment", "ref_uuid", "segment_of"]
 
 MAX_REF_CHARS: Final = 128
 """The longest ref accepted (AssetPay's ``itemId`` maxLength; applied to trade refs too)."""
@@ -79,6 +79,13 @@ def path_segment(ref: str) -> str:
     return urllib.parse.quote(ref, safe="", encoding="utf-8", errors="strict")
 
 
+def segment_of(value: object, name: str) -> str:
+    """:func:`check_ref` then :func:`path_segment`, with one regular expression in the common case."""
+    if isinstance(value, str) and _PLAIN.fullmatch(value) and value not in (".", ".."):
+        return value
+    return path_segment(check_ref(value, name))
+
+
 def ref_uuid(ref: str) -> uuid.UUID | None:
     """The UUID a UUID-shaped ref spells (hyphenated or 32 hex digits, any case), else None."""
     return uuid.UUID(ref) if _UUID_TEXT.fullmatch(ref) else None
@@ -101,6 +108,8 @@ def names(ref: str, id: str | None, external_id: str | None) -> bool | None:
         while the answer carries an externalId; None when it cannot be told (a non-UUID ref, a different id
         and no externalId in the answer: the ref may be an externalId the answer does not echo).
     """
+    if ref in (id, external_id):  # the common case, without parsing anything
+        return True
     wanted = ref_uuid(ref)
     if _same(ref, wanted, id) or _same(ref, wanted, external_id):
         return True
