@@ -520,7 +520,10 @@ def verify_callback(
 def decode_event(
     delivery: VerifiedDelivery, data: Any, body: bytes = b"", *, json_error: str | None = None
 ) -> AnyCallbackEvent:
-    """The event an authenticated body stands for (see :func:`verify_callback`). Never raises."""
+    """The event an authenticated body stands for. Never raises.
+
+    See [`verify_callback`][assetpay_async.callbacks.verify_callback].
+    """
 
     def unknown(reason: str, approval_key: str | None = None) -> UnknownCallbackEvent:
         return UnknownCallbackEvent(

@@ -102,7 +102,7 @@ class AssetPayClient:
 
         Args:
             trade_id: the withdrawal trade: AssetPay's id or the externalId you gave it (a string sent as
-                given, or a :class:`uuid.UUID`); see "Refs" in the docs.
+                given, or a `uuid.UUID`); see "Trade and item refs" in the docs.
             item_id: the item within it: its id (a CS2 item's marketplace listing id) or your externalId.
             max_queue_wait: seconds this call may wait for quota (default: the session's).
 
@@ -224,7 +224,8 @@ class AssetPayClient:
         Args:
             type: ``withdraw`` or ``deposit``; both when None.
             game: the game listed (CS2 by default, which is also AssetPay's default when ``game`` is left
-                out). A page holds one game only: use :meth:`iter_trades` without ``game`` for every game.
+                out). A page holds one game only: for every game, use
+                [`iter_trades`][assetpay_async.AssetPayClient.iter_trades] without ``game``.
             cursor: ``next_cursor`` of the previous page.
             limit: trades per page, 1 to 100.
         """

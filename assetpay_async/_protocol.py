@@ -47,7 +47,7 @@ class RequestSpec:
 def parse_id(value: object, name: str) -> str:
     """Check a trade or item ref (AssetPay's id or your externalId) and return it as it is sent.
 
-    A string is kept exactly as given (an externalId is case-sensitive); a :class:`uuid.UUID` becomes its
+    A string is kept exactly as given (an externalId is case-sensitive); a `uuid.UUID` becomes its
     lowercase hyphenated text.
 
     Raises:
@@ -58,12 +58,12 @@ def parse_id(value: object, name: str) -> str:
 
 
 def canonical_id(value: object, name: str) -> str:
-    """The ref as it goes into a URL path: one percent-encoded segment. The checks of :func:`parse_id`."""
+    """The ref as it goes into a URL path: one percent-encoded segment. The checks of `parse_id`."""
     return segment_of(value, name)
 
 
 def cancel_request(trade_id: object, item_id: object) -> RequestSpec:
-    """The cancel call for one item. Raises :class:`InvalidRequestError` for bad refs."""
+    """The cancel call for one item. Raises [`InvalidRequestError`][assetpay_async.InvalidRequestError] for bad refs."""
     trade = canonical_id(trade_id, "trade_id")
     item = canonical_id(item_id, "item_id")
     return RequestSpec(
@@ -87,7 +87,7 @@ def cancel_trade_request(trade_id: object) -> RequestSpec:
 
 
 def get_trade_request(trade_id: object) -> RequestSpec:
-    """``GET /client/trades/{id}``. Raises :class:`InvalidRequestError` for a bad ref."""
+    """``GET /client/trades/{id}``. Raises [`InvalidRequestError`][assetpay_async.InvalidRequestError] for a bad ref."""
     trade = canonical_id(trade_id, "trade_id")
     return RequestSpec("GET", f"/client/trades/{trade}", RouteGroup.TRADES_READ)
 
@@ -376,10 +376,11 @@ def _mismatch(what: str, data: Any, status: int, request_id: str | None) -> e.In
 def decode_cancel(
     envelope: Envelope, status: int, *, trade_ref: str | None = None, item_ref: str | None = None
 ) -> CancelResult:
-    """The :class:`CancelResult` of a cancel's success envelope, checked against the refs asked for.
+    """The [`CancelResult`][assetpay_async.CancelResult] of a cancel's success envelope, checked against
+    the refs asked for.
 
     Args:
-        trade_ref: the trade ref the call named (as sent, see :func:`parse_id`); None skips its check.
+        trade_ref: the trade ref the call named (as sent, see `parse_id`); None skips its check.
         item_ref: the item ref the call named; None skips its check.
 
     Raises:
@@ -413,7 +414,7 @@ def decode_cancel(
 
 
 def cancel_decoder(trade_id: object, item_id: object) -> Callable[[Envelope, int], CancelResult]:
-    """:func:`decode_cancel` bound to the refs of one cancel (checked as :func:`parse_id` does)."""
+    """`decode_cancel` bound to the refs of one cancel (checked as `parse_id` does)."""
     return functools.partial(
         decode_cancel,
         trade_ref=parse_id(trade_id, "trade_id"),
@@ -424,7 +425,8 @@ def cancel_decoder(trade_id: object, item_id: object) -> Callable[[Envelope, int
 def decode_trade_cancel(
     envelope: Envelope, status: int, *, trade_ref: str | None = None
 ) -> TradeCancelResult:
-    """The :class:`TradeCancelResult` of a whole-trade cancel, checked against the trade ref asked for.
+    """The [`TradeCancelResult`][assetpay_async.TradeCancelResult] of a whole-trade cancel, checked against
+    the trade ref asked for.
 
     Raises:
         InvalidResponseError: (``ambiguous``) a bad shape, or an answer naming another trade.
@@ -450,7 +452,9 @@ def decode_trade_cancel(
 
 
 def decode_trade(envelope: Envelope, status: int, *, trade_ref: str | None = None) -> Trade:
-    """The :class:`Trade` of ``GET /client/trades/{id}`` (``data`` is the trade, or ``{"trade": ...}``).
+    """The [`Trade`][assetpay_async.Trade] of ``GET /client/trades/{id}``.
+
+    ``data`` is the trade, or ``{"trade": ...}``.
 
     Raises:
         InvalidResponseError: a bad shape, or a trade that ``trade_ref`` cannot name (not ambiguous: a read).
@@ -484,7 +488,8 @@ _MISSING_ROUTE_STATUSES: Final = frozenset({404, 405})
 def is_missing_route(error: BaseException) -> bool:
     """True for the answer of a route the server does not have: a 404 or 405 without an AssetPay envelope.
 
-    AssetPay's own "not found" (TRADE_NOT_FOUND) comes in an error envelope and is an :class:`APIError`.
+    AssetPay's own "not found" (TRADE_NOT_FOUND) comes in an error envelope and is an
+    [`APIError`][assetpay_async.APIError].
     """
     return (
         isinstance(error, e.InvalidResponseError) and error.http_status in _MISSING_ROUTE_STATUSES

@@ -2,7 +2,7 @@
 
 AssetPay's path parameters take either: ``tradeId`` is any non-empty string, ``itemId`` 1-128 characters, and a
 CS2 item's own id is the marketplace listing id, which need not be a UUID (``0010f8d48278ccb8``). A ref is
-therefore a string sent as given (externalIds are case-sensitive), or a :class:`uuid.UUID` rendered in
+therefore a string sent as given (externalIds are case-sensitive), or a `uuid.UUID` rendered in
 lowercase, and it always travels as exactly one percent-encoded path segment.
 """
 
@@ -37,7 +37,7 @@ def _shown(value: str) -> str:
 
 
 def check_ref(value: object, name: str) -> str:
-    """The ref as it is sent: a string unchanged, a :class:`uuid.UUID` as lowercase hyphenated text.
+    """The ref as it is sent: a string unchanged, a `uuid.UUID` as lowercase hyphenated text.
 
     Raises:
         InvalidRequestError: another type, an empty or whitespace-only string, ``.`` or ``..``, more than
@@ -80,7 +80,7 @@ def path_segment(ref: str) -> str:
 
 
 def segment_of(value: object, name: str) -> str:
-    """:func:`check_ref` then :func:`path_segment`, with one regular expression in the common case."""
+    """`check_ref` then `path_segment`, with one regular expression in the common case."""
     if isinstance(value, str) and _PLAIN.fullmatch(value) and value not in (".", ".."):
         return value
     return path_segment(check_ref(value, name))

@@ -3,9 +3,9 @@
 Two layers:
 
 * :func:`verify_callback` (and :func:`verify_signature`) take the raw body and headers and return a verified
-  event or raise a :class:`CallbackError`; they work with any web framework. The event is a
-  :class:`CallbackEvent` (a trade), a :class:`CryptoWithdrawalEvent`, a :class:`CryptoDepositEvent`, or an
-  :class:`UnknownCallbackEvent` keeping the raw payload of a body the SDK does not know.
+  event or raise a `CallbackError`; they work with any web framework. The event is a `CallbackEvent` (a
+  trade), a `CryptoWithdrawalEvent`, a `CryptoDepositEvent`, or an `UnknownCallbackEvent` keeping the raw
+  payload of a body the SDK does not know.
 * :func:`callback_handler` builds an aiohttp handler on top: it answers AssetPay, hands each event to your
   coroutine once (dedupe on the delivery id, on the trade id for approvals) and never approves a withdrawal
   unless your ``on_approval`` coroutine said so.
@@ -119,7 +119,7 @@ OtherEventHandler = Callable[[OtherEvent], Awaitable[None]]
 
 ApprovalHandler = Callable[[ApprovalRequest], Awaitable[ApprovalDecision]]
 """Your coroutine for approval requests (a trade or a crypto withdrawal): return
-:meth:`ApprovalDecision.approve` or ``.reject(reason)``."""
+[`ApprovalDecision.approve`][assetpay_async.callbacks.ApprovalDecision.approve] or ``.reject(reason)``."""
 
 NO_APPROVER_REASON: Final = "this callback endpoint does not approve withdrawals"
 UNREADABLE_APPROVAL_REASON: Final = "the approval request could not be read"
@@ -151,7 +151,8 @@ def callback_handler(
     Answers:
 
     * 200 once ``on_event`` returned for a verified trade event (or at once for a delivery already handled);
-    * 200 once ``on_other`` returned for a crypto withdrawal or deposit, or an :class:`UnknownCallbackEvent`
+    * 200 once ``on_other`` returned for a crypto withdrawal or deposit, or an
+      [`UnknownCallbackEvent`][assetpay_async.callbacks.UnknownCallbackEvent]
       (a signed body the SDK does not know); without ``on_other`` they are acknowledged and logged. An
       authentic delivery never gets a 4xx for its shape alone;
     * 401 for a missing, malformed or mismatching signature or a timestamp outside ``tolerance``;
@@ -171,7 +172,7 @@ def callback_handler(
         secrets: the merchant's API secret, or several during a rotation.
         on_event: awaited with each verified trade event, once per delivery id.
         on_approval: awaited with each approval request, once per trade or crypto withdrawal id; must return
-            an :class:`ApprovalDecision` (anything else rejects).
+            an [`ApprovalDecision`][assetpay_async.callbacks.ApprovalDecision] (anything else rejects).
         on_other: awaited with each crypto or unknown event, once per delivery id (default: acknowledge and
             log it).
         dedupe: where handled deliveries are remembered; a per-process :class:`MemoryDedupeStore` by default.
