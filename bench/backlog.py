@@ -221,7 +221,8 @@ async def measure(
         await sb.settle()
         log = sb.requests
         reverted = sum(item.status == "reverted" for t in made for item in t.items)
-    cancels = [r for r in log if r.group is RouteGroup.CANCEL_ITEM]
+    # By route, not quota group: an item cancel and a whole-trade cancel are both a POST ending in /cancel.
+    cancels = [r for r in log if r.method == "POST" and r.path.endswith("/cancel")]
     reads = [r for r in log if r.group is RouteGroup.TRADES_READ]
     accepted_times = [r.time for r in cancels if r.status == 200]
     quota = world.quota(RouteGroup.CANCEL_ITEM)
@@ -253,7 +254,7 @@ def table(tier: MerchantTier, rows: Sequence[tuple[Strategy, Row]]) -> list[str]
     cancel_q = default_quota(tier, RouteGroup.CANCEL_ITEM)
     read_q = default_quota(tier, RouteGroup.TRADES_READ)
     lines = [
-        f"{tier.value.capitalize()} tier: {cancel_q.limit} cancels and {read_q.limit} reads per "
+        f"{tier.value.capitalize()} tier: {cancel_q.limit:,} cancels and {read_q.limit:,} reads per "
         f"{cancel_q.period_seconds:g} s.",
         "",
         "| strategy | last accepted (h:mm:ss) | last seen final (h:mm:ss) | cancel requests "

@@ -13,11 +13,12 @@ Each runs first in its own process (``python -m bench._server``), as AssetPay do
 loop then waits while the server works, as it would on a real network. Then, as a second row only, in the
 client's own process and loop, where the server's work and the client's add up on one core.
 
-One run alternates rounds of SDK and raw calls (to cancel out drift) and takes the median round of each; the
-ratio SDK / raw of one run is paired, both sides measured in the same minutes. Several runs give the ratio's
-min / median / max. ``--profile`` adds cProfile's view of the SDK path.
+One run is a series of short paired rounds, SDK and raw calls back to back (each side first in turn), so load
+that comes and goes on a shared machine hits both sides of a pair alike; a run's ratio is the median of its
+pairs' ratios, its times the median round of each side. Several runs give the ratio's min / median / max.
+``--profile`` adds cProfile's view of the SDK path.
 
-Run: ``nox -s bench -- overhead`` or ``python -m bench overhead [--calls 400] [--rounds 5] [--runs 5]``.
+Run: ``nox -s bench -- overhead`` or ``python -m bench overhead [--calls 100] [--rounds 15] [--runs 5]``.
 """
 
 from __future__ import annotations
@@ -179,13 +180,20 @@ async def compare(
         await timed(sdk, 50)  # warm up: connections, caches
         await timed(raw, 50)
         for _ in range(runs):
-            sdk_times, raw_times = [], []
-            for _ in range(rounds):
-                sdk_times.append(await timed(sdk, calls))
-                raw_times.append(await timed(raw, calls))
+            sdk_times, raw_times, pair_ratios = [], [], []
+            for n in range(rounds):
+                # Adjacent rounds form a pair, each side first in turn: load that comes and goes on a
+                # shared machine hits both sides of a pair alike.
+                if n % 2:
+                    raw_times.append(await timed(raw, calls))
+                    sdk_times.append(await timed(sdk, calls))
+                else:
+                    sdk_times.append(await timed(sdk, calls))
+                    raw_times.append(await timed(raw, calls))
+                pair_ratios.append(sdk_times[-1] / raw_times[-1])
             sdk_medians.append(statistics.median(sdk_times))
             raw_medians.append(statistics.median(raw_times))
-            ratios.append(sdk_medians[-1] / raw_medians[-1])
+            ratios.append(statistics.median(pair_ratios))
     return sdk_medians, raw_medians, ratios
 
 
@@ -225,7 +233,7 @@ async def run(calls: int, rounds: int, runs: int, with_profile: bool, argv: list
             rows.append((label, place, sdk, raw, ratios))
     print(
         stamp("overhead", argv)
-        + f" One cancel at a time over loopback; {runs} runs, each the median of {rounds} alternating"
+        + f" One cancel at a time over loopback; {runs} runs, each the median of {rounds} paired"
         f" rounds of {calls} calls per side."
     )
     print()
@@ -252,8 +260,8 @@ async def run(calls: int, rounds: int, runs: int, with_profile: bool, argv: list
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench overhead", description=__doc__)
-    parser.add_argument("--calls", type=int, default=400, help="sequential calls per round")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds per side in one run")
+    parser.add_argument("--calls", type=int, default=100, help="sequential calls per round")
+    parser.add_argument("--rounds", type=int, default=15, help="paired rounds in one run")
     parser.add_argument("--runs", type=int, default=5, help="paired runs; min/median/max of them")
     parser.add_argument("--profile", action="store_true", help="add a cProfile of the SDK path")
     parser.add_argument("--smoke", action="store_true", help="2 runs of 2 rounds of 50 calls")
