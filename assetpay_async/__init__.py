@@ -49,6 +49,7 @@ from ._models import (
     TradeStatus,
     TradeType,
 )
+from ._poller import FollowedItem
 from ._quota import MerchantTier, Quota, RouteGroup
 from ._session import DEFAULT_BASE_URL, AssetPaySession, RetryPolicy
 from ._version import __version__
@@ -69,6 +70,7 @@ __all__ = [
     "CancelResult",
     "CancelStatus",
     "CancelTooSoonError",
+    "FollowedItem",
     "ForbiddenError",
     "Game",
     "InvalidRequestError",

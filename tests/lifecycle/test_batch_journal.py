@@ -1,4 +1,4 @@
-"""CancelBatch with a journal: nothing decided is sent twice, possibly-sent pairs are resolved first, misuse is refused."""
+"""CancelBatch with a journal: nothing decided is sent twice, possibly-sent pairs go first, misuse is refused."""
 
 from __future__ import annotations
 
@@ -200,7 +200,9 @@ def test_each_pair_is_committed_as_possibly_sent_before_it_reaches_the_server(
     seen: list[str | None] = []
 
     def respond(request: RecordedRequest) -> Reply:
-        with sqlite3.connect(db) as reader:  # another connection, as a process started after a crash
+        with sqlite3.connect(
+            db
+        ) as reader:  # another connection, as a process started after a crash
             row = reader.execute("SELECT state FROM pairs WHERE path = ?", (request.target,))
             found = row.fetchone()
         seen.append(None if found is None else found[0])
