@@ -110,7 +110,10 @@ class OutcomeDetail(enum.StrEnum):
     """UNKNOWN, leaning cancelled: an earlier run's attempt may have been accepted and this run's answer is
     TRADE_NOT_CANCELLABLE, which is also what an item already cancelled (and reverted) answers."""
     BATCH_STOPPED = "batch-stopped"
-    """NOT_ATTEMPTED because the batch stopped early (``error`` is a :class:`BatchStoppedError`)."""
+    """NOT_ATTEMPTED because the batch stopped early.
+
+    Its ``error`` is a [`BatchStoppedError`][assetpay_async.BatchStoppedError].
+    """
 
 
 class BatchStoppedError(AssetPayError):
@@ -118,7 +121,7 @@ class BatchStoppedError(AssetPayError):
 
     Attributes:
         reason: what stopped it, in words.
-        cause: the error that stopped it (an :class:`AuthenticationError`, :class:`AccountDisabledError`,
+        cause: the error that stopped it (an ``AuthenticationError``, ``AccountDisabledError``,
             or the last of the transport failures in a row).
     """
 
@@ -310,7 +313,7 @@ class CancelBatch:
         pairs not started are NOT_ATTEMPTED, :attr:`outcomes` reports all of it, and CancelledError propagates.
 
         Raises:
-            JournalError: the journal cannot be used, or (:class:`JournalMismatchError`) was written for other
+            JournalError: the journal cannot be used, or (``JournalMismatchError``) was written for other
                 pairs, another merchant or another endpoint; nothing was sent.
         """
         if self._ran:

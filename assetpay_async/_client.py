@@ -156,7 +156,7 @@ class AssetPayClient:
     ) -> TradeItem:
         """Follow one item until it reaches a final status (``reverted`` after a cancel) and return it.
 
-        The one-item case of :meth:`wait_for_items`: the trade is polled by the merchant's shared poller (one
+        The one-item case of ``wait_for_items``: the trade is polled by the merchant's shared poller (one
         read per trade however many items of it are followed), first ``first_poll`` seconds apart, the gap
         growing by half up to ``max_interval``, every read queued in the trades-read limiter; a callback fed to
         the session (``callback_handler(..., session=session)``) ends the wait at once.
@@ -193,7 +193,7 @@ class AssetPayClient:
         once however many of its items are followed, paced by the merchant's trades-read limiter. Callbacks
         fed to the session settle items without a read. Never raises for one item: each
         [`FollowedItem`][assetpay_async.FollowedItem] holds the final item or the error
-        ([`WaitTimeoutError`][assetpay_async.WaitTimeoutError], ``ItemNotFoundError``, a refused read).
+        (``WaitTimeoutError``, ``ItemNotFoundError``, a refused read).
 
         Raises:
             InvalidRequestError: a bad id (naming its position) or timeout, before anything is sent.

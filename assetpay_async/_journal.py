@@ -1,4 +1,4 @@
-"""The batch journal: what a :class:`CancelBatch` sent and what AssetPay answered, in a SQLite file.
+"""The batch journal: what a ``CancelBatch`` sent and what AssetPay answered, in a SQLite file.
 
 A journal outlives the process: every pair is recorded as *possibly sent* (committed) before its first attempt
 goes on the wire, and its outcome is committed as soon as the answer is known. A process killed at any instant
@@ -13,7 +13,7 @@ SQLite from the standard library, WAL mode, one short transaction per change. Th
 and synchronous: a commit costs tens of microseconds, nothing the event loop notices at 60 cancels a minute.
 
 The journal also names what it was written for -- the merchant, the API root and a digest of the pairs -- and
-refuses to be used for anything else (:class:`JournalMismatchError`).
+refuses to be used for anything else (``JournalMismatchError``).
 """
 
 from __future__ import annotations
@@ -276,7 +276,7 @@ def error_from_record(record: Mapping[str, Any]) -> e.APIError:
 
 
 def result_from_record(record: Mapping[str, Any]) -> CancelResult:
-    """The :class:`CancelResult` of a recorded acceptance."""
+    """The ``CancelResult`` of a recorded acceptance."""
     return CancelResult(
         trade_id=uuid.UUID(str(record["trade_id"])),
         item_id=uuid.UUID(str(record["item_id"])),

@@ -1,13 +1,13 @@
 """Follow many items to their final state with one poller per merchant and session.
 
 Every waiter of a session (``wait_for_items``, ``wait_for_item``) registers its items with the merchant's
-:class:`TradePoller`. The poller keeps one *watch* per trade: however many of its items are followed, a poll reads
+``TradePoller``. The poller keeps one *watch* per trade: however many of its items are followed, a poll reads
 the trade once (``client.get_trade``, through the trades-read limiter every reader of the merchant shares) and
 settles every waiter whose item it shows final. Each trade is read again ``first_poll`` seconds later, the gap
 growing by half each time up to ``max_interval``; the limiter paces the rest, so 1,000 items across 100 trades cost
 100 reads a round instead of 1,000.
 
-Callbacks meet polling here too: a verified callback fed to :func:`observe` (``callback_handler(session=...)``
+Callbacks meet polling here too: a verified callback fed to ``observe`` (``callback_handler(session=...)``
 does it) settles the waiters of the items it shows final at once, without a read. Polling remains the fallback
 for callbacks that never come.
 """
@@ -56,8 +56,8 @@ class FollowedItem:
         trade_id: the trade, canonical (lowercase, hyphenated).
         item_id: the item, canonical.
         item: the item in its final status; None when it was not reached.
-        error: why it was not reached: :class:`WaitTimeoutError` (``last_status`` says where it was),
-            :class:`ItemNotFoundError`, or the typed error of the read that failed for good.
+        error: why it was not reached: ``WaitTimeoutError`` (``last_status`` says where it was),
+            ``ItemNotFoundError``, or the typed error of the read that failed for good.
         via_callback: True when a callback, not a poll, brought the final status.
     """
 
@@ -120,7 +120,7 @@ def _terminal(item: TradeItem | None) -> TypeGuard[TradeItem]:
 
 
 class TradePoller:
-    """The poller of one merchant in one session (get it with :func:`poller_for`)."""
+    """The poller of one merchant in one session (get it with ``poller_for``)."""
 
     def __init__(self, merchant_id: str) -> None:
         self.merchant_id = merchant_id
