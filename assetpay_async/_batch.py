@@ -38,6 +38,7 @@ from ._errors import (
     InvalidResponseError,
     ItemNotFoundError,
     NotCancellableError,
+    QueueTimeoutError,
     RateLimitedError,
     ServerError,
     SessionClosedError,
@@ -76,6 +77,17 @@ _TRANSIENT_API: Final = (
     AuthenticationError,
     AccountDisabledError,
     CancelTooSoonError,
+)
+# Non-ambiguous answers proving the attempts of this run did nothing (the pair is sent again by the next run).
+_NOTHING_HAPPENED: Final = (
+    RateLimitedError,
+    AuthenticationError,
+    AccountDisabledError,
+    CancelTooSoonError,
+    QueueTimeoutError,
+    TransportError,
+    SessionClosedError,
+    InvalidResponseError,
 )
 # After an attempt of an earlier run that may have been accepted, only these prove nothing was cancelled
 # (the token may differ between runs, so a 401 proves nothing about the earlier attempt).
@@ -454,12 +466,20 @@ class CancelBatch:
                 task.cancel()
 
     def _on_send(self, index: int) -> None:
-        self._in_flight.add(index)
         if self._db is not None and index not in self._journaled:
-            journal.mark_sent(
-                self._db, self._path_of[index]
-            )  # committed before the attempt is sent
+            try:  # committed before the attempt is sent; if it cannot be, the attempt is not sent
+                journal.mark_sent(self._db, self._path_of[index])
+            except sqlite3.Error as exc:
+                raise journal.JournalError(f"cannot write the journal: {exc}") from exc
             self._journaled.add(index)
+        self._in_flight.add(index)
+
+    def _record(self, write: Callable[..., None], *args: object) -> None:
+        """A journal write after the answer: on failure the answer still counts, but the batch stops."""
+        try:
+            write(*args)
+        except sqlite3.Error as exc:
+            self._stop(f"the journal cannot be written ({exc})", exc)
 
     async def _cancel_one(self, index: int, spec: proto.RequestSpec) -> None:
         trade_id, item_id = self._pairs[index]
@@ -487,6 +507,14 @@ class CancelBatch:
                 continue
             except asyncio.CancelledError:
                 raise
+            except journal.JournalError as exc:  # raised by _on_send: this pair was not sent
+                self._stop(str(exc), exc)
+                trade_id, item_id = self._pairs[index]
+                outcome = CancelOutcome(
+                    index, trade_id, item_id, OutcomeKind.NOT_ATTEMPTED, error=exc
+                )
+                await self._finish(outcome)
+                return
             except Exception as exc:  # every pair must end with an outcome, even on a bug
                 self._in_flight.discard(index)
                 self._record_error(index, exc)
@@ -496,7 +524,7 @@ class CancelBatch:
             self._in_flight.discard(index)
             self._lost_in_a_row = 0
             if self._db is not None:
-                journal.mark_cancelled(self._db, self._path_of[index], result)
+                self._record(journal.mark_cancelled, self._db, self._path_of[index], result)
             await self._finish(
                 CancelOutcome(
                     index,
@@ -535,17 +563,17 @@ class CancelBatch:
         if index in self._sent_before:
             if isinstance(exc, _PROVES_NOT_CANCELLED) and isinstance(exc, APIError):
                 if isinstance(exc, CancelTooSoonError):
-                    journal.mark_open(db, path)
+                    self._record(journal.mark_open, db, path)
                 else:
-                    journal.mark_failed(db, path, exc)
+                    self._record(journal.mark_failed, db, path, exc)
             return  # otherwise it stays possibly sent: the earlier attempt may have been accepted
         if isinstance(exc, APIError) and not isinstance(exc, _TRANSIENT_API):
             if exc.http_status < 500:
-                journal.mark_failed(db, path, exc)
+                self._record(journal.mark_failed, db, path, exc)
             return  # an unknown 5xx: it stays possibly sent
-        if isinstance(exc, ServerError):
-            return  # AssetPay failed while handling it: it stays possibly sent
-        journal.mark_open(db, path)  # proved nothing happened: sent again by the next run
+        if isinstance(exc, _NOTHING_HAPPENED):
+            self._record(journal.mark_open, db, path)  # sent again by the next run
+        # Anything else (a 5xx, a bug): it stays possibly sent.
 
     def _after_failure(self, exc: BaseException) -> None:
         if isinstance(exc, _FATAL):

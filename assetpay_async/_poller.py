@@ -249,7 +249,7 @@ class TradePoller:
                 now = self.loop.time()
                 waits = []
                 for watch in list(self._watches.values()):
-                    if watch.reading:
+                    if watch.reading or not watch.waiters:  # settled: its waiters are leaving
                         continue
                     if watch.next_at <= now:
                         watch.reading = True

@@ -236,6 +236,11 @@ async def run_cancel_batch(args: argparse.Namespace, connection: Connection) -> 
         )
     if interrupted:
         human.print(_interrupted_report(outcomes), markup=False)
+        if args.journal is not None:
+            human.print(
+                f"The journal {args.journal} holds all of it: run the same command again to resume.",
+                markup=False,
+            )
         return ExitCode.INTERRUPTED
     if batch.stopped is not None:
         human.print(_stopped_report(batch, outcomes), markup=False)

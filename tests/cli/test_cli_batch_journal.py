@@ -45,6 +45,7 @@ def test_an_interrupted_batch_resumes_from_its_journal(
         await asyncio.sleep(1.5)  # two answered, the third waits for quota
         task.cancel()
         assert await task == ExitCode.INTERRUPTED
+        assert "run the same command again to resume" in capsys.readouterr().out
         first = Counter(r.path for r in world.cancels())
         assert sum(first.values()) == 2
         capsys.readouterr()

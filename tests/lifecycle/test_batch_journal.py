@@ -245,3 +245,62 @@ def test_answers_that_prove_nothing_happened_leave_the_pair_to_the_next_run(
             assert Counter(r.path for r in w.sandbox.requests)[_path(missing)] == 1
 
     run_virtual(main())
+
+
+def test_a_journal_that_cannot_be_written_stops_the_batch_before_sending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pair is never sent unrecorded: when the commit fails, the pair is not sent and the batch stops."""
+    db = tmp_path / "batch.journal"
+    real = journal.mark_sent
+    calls = 0
+
+    def failing_third(conn: sqlite3.Connection, path: str) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise sqlite3.OperationalError("disk I/O error")
+        real(conn, path)
+
+    monkeypatch.setattr(journal, "mark_sent", failing_third)
+
+    async def main() -> None:
+        async with lifecycle_world() as w:
+            t = w.sandbox.add_trade(w.user, items=5, age=HOUR)
+            pairs = [(t.id, i.id) for i in t.items]
+            batch = CancelBatch(w.session.client(w.token), pairs, workers=1, journal=db)
+            outcomes = await batch.run()
+            assert [o.kind for o in outcomes] == [OutcomeKind.CANCELLED] * 2 + [
+                OutcomeKind.NOT_ATTEMPTED
+            ] * 3
+            assert isinstance(outcomes[2].error, JournalError)
+            assert _path(pairs[2]) not in _cancels(w)  # the unrecorded pair was never sent
+            assert len(w.sandbox.requests) == 2
+            assert batch.stopped is not None
+            assert "cannot write the journal" in batch.stopped.reason
+
+    run_virtual(main())
+
+
+def test_an_answer_that_cannot_be_recorded_still_counts_and_stops_the_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "batch.journal"
+
+    def broken(*_: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(journal, "mark_cancelled", broken)
+
+    async def main() -> None:
+        async with lifecycle_world() as w:
+            t = w.sandbox.add_trade(w.user, items=3, age=HOUR)
+            pairs = [(t.id, i.id) for i in t.items]
+            batch = CancelBatch(w.session.client(w.token), pairs, workers=1, journal=db)
+            outcomes = await batch.run()
+            assert outcomes[0].kind is OutcomeKind.CANCELLED  # AssetPay's answer is reported
+            assert [o.kind for o in outcomes[1:]] == [OutcomeKind.NOT_ATTEMPTED] * 2
+            assert batch.stopped is not None
+            assert _states(db) == {_path(pairs[0]): "sent"}  # the next run asks again: harmless
+
+    run_virtual(main())
