@@ -361,8 +361,13 @@ class CancelBatch:
             for outcome in invalid:
                 await self._finish(outcome)
             if self._db is not None:
-                queue = await self._resume(self._db, queue)
-            await self._run_workers(queue)
+                # Possibly-sent pairs are resolved before anything else is sent.
+                first, queue = await self._resume(self._db, queue)
+                await self._run_workers(first)
+            if self._stopped is None:
+                await self._run_workers(queue)
+            if self._stopped is not None:
+                await self._finish_stopped()
         finally:
             if self._db is not None:
                 journal.close(self._db)
@@ -371,8 +376,8 @@ class CancelBatch:
 
     async def _resume(
         self, db: sqlite3.Connection, queue: deque[tuple[int, proto.RequestSpec]]
-    ) -> deque[tuple[int, proto.RequestSpec]]:
-        """Report what the journal decided; queue possibly-sent pairs first, then the rest."""
+    ) -> tuple[deque[tuple[int, proto.RequestSpec]], deque[tuple[int, proto.RequestSpec]]]:
+        """Report what the journal decided; return the possibly-sent pairs and the ones never sent."""
         entries = journal.read_entries(db)
         first: deque[tuple[int, proto.RequestSpec]] = deque()
         rest: deque[tuple[int, proto.RequestSpec]] = deque()
@@ -411,8 +416,7 @@ class CancelBatch:
                 first.append((index, spec))
         if first:
             logger.info("resuming: %d pair(s) may have been sent by an earlier run", len(first))
-        first.extend(rest)
-        return first
+        return first, rest
 
     async def _run_workers(self, queue: deque[tuple[int, proto.RequestSpec]]) -> None:
         async def worker() -> None:
@@ -438,21 +442,23 @@ class CancelBatch:
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
-        if self._stopped is not None:
-            for index in sorted(self._path_of):
-                if self._outcomes[index] is not None:
-                    continue
-                if index in self._in_flight or index in self._sent_before:
-                    outcome = CancelOutcome(index, *self._pairs[index], OutcomeKind.UNKNOWN)
-                else:
-                    outcome = CancelOutcome(
-                        index,
-                        *self._pairs[index],
-                        OutcomeKind.NOT_ATTEMPTED,
-                        error=self._stopped,
-                        detail=OutcomeDetail.BATCH_STOPPED,
-                    )
-                await self._finish(outcome)
+
+    async def _finish_stopped(self) -> None:
+        """Give every pair the stop left without an outcome one: UNKNOWN if it may have been sent."""
+        for index in sorted(self._path_of):
+            if self._outcomes[index] is not None:
+                continue
+            if index in self._in_flight or index in self._sent_before:
+                outcome = CancelOutcome(index, *self._pairs[index], OutcomeKind.UNKNOWN)
+            else:
+                outcome = CancelOutcome(
+                    index,
+                    *self._pairs[index],
+                    OutcomeKind.NOT_ATTEMPTED,
+                    error=self._stopped,
+                    detail=OutcomeDetail.BATCH_STOPPED,
+                )
+            await self._finish(outcome)
 
     def _stop(self, reason: str, cause: BaseException) -> None:
         """Stop taking pairs; abandon those still waiting for quota (never sent); let those on the wire end."""
