@@ -102,3 +102,23 @@ def test_a_batch_killed_with_sigkill_resumes_from_its_journal(tmp_path: Path) ->
             assert row["outcome"] == "cancelled", row
         assert row["detail"] == ("from-journal" if path in decided else None)
     assert "not sent again" in second.stdout
+
+
+def test_ctrl_c_during_cancel_reports_that_the_outcome_is_unknown() -> None:
+    """A real SIGINT while the one cancel is on the wire: the command says so, in JSON too, and exits 130."""
+    with sandbox_in_thread() as world:
+        slow = world.sandbox.faults.add("latency", group="cancel-item", delay=2.0)
+        trade, item = world.eligible.id, world.eligible.items[0].id
+        argv = [*CLI, "cancel", "--quota", "60/1", "--base-url", world.sandbox.base_url, "--json"]
+        env = os.environ | {"ASSETPAY_CLIENT_TOKEN": world.token}
+        with subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [*argv, trade, item], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ) as proc:
+            _wait_for(lambda: slow.fired >= 1)  # the request reached the server
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=20)
+        _wait_for(lambda: len(world.cancels()) == 1)  # the server's slow answer, before it closes
+    world.assert_no_secret(out + err)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    body = json.loads(out)
+    assert (body["ok"], body["interrupted"], body["state"]) == (False, True, "unknown")
