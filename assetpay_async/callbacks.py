@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 
@@ -71,6 +71,10 @@ from ._callback_core import (
     verify_signature,
 )
 from ._callback_dedupe import DedupeStore, MemoryDedupeStore
+from ._poller import observe
+
+if TYPE_CHECKING:
+    from ._session import AssetPaySession
 
 __all__ = [
     "NO_APPROVER_REASON",
@@ -102,6 +106,7 @@ __all__ = [
     "VerifiedDelivery",
     "callback_handler",
     "is_test_ping",
+    "settle_waiters",
     "verify_callback",
     "verify_signature",
 ]
@@ -145,6 +150,7 @@ def callback_handler(
     now: Clock | None = None,
     seen_ttl: float = DEFAULT_SEEN_TTL,
     processing_ttl: float = DEFAULT_PROCESSING_TTL,
+    session: AssetPaySession | None = None,
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     """An aiohttp handler for AssetPay's callback URL.
 
@@ -181,6 +187,8 @@ def callback_handler(
         now: a clock returning the current datetime (tests); the system clock by default.
         seen_ttl: seconds a handled delivery (and an approval decision) is remembered.
         processing_ttl: seconds a delivery stays claimed while being handled, should the process die meanwhile.
+        session: the [`AssetPaySession`][assetpay_async.AssetPaySession] whose waiters (``wait_for_item``,
+            ``wait_for_items``) each verified event settles at once when it shows their item final.
 
     Returns:
         A coroutine function to register with ``app.router.add_post(path, handler)``.
@@ -209,6 +217,8 @@ def callback_handler(
             return await _unreadable_approval(event)
         if isinstance(event, CallbackEvent | CryptoWithdrawalEvent) and event.is_approval_request:
             return await _approval(event)
+        if session is not None and isinstance(event, CallbackEvent):
+            settle_waiters(session, event)
         return await _event(event)
 
     async def _dispatch(event: AnyCallbackEvent) -> None:
@@ -297,6 +307,16 @@ def callback_handler(
 def _subject(event: ApprovalRequest) -> str | None:
     """The id of what an approval request is about, for logs."""
     return event.trade.id if isinstance(event, CallbackEvent) else event.withdrawal.id
+
+
+def settle_waiters(session: AssetPaySession, event: CallbackEvent) -> int:
+    """Settle the session's waiters whose item this verified event shows final; how many were settled.
+
+    [`callback_handler`][assetpay_async.callbacks.callback_handler] does this when given ``session=``; call it
+    yourself after [`verify_callback`][assetpay_async.callbacks.verify_callback] in another web framework.
+    Polling stays the fallback for events that never arrive.
+    """
+    return observe(session, event.trade)
 
 
 def _no_decision(returned: object, event: ApprovalRequest) -> ApprovalDecision:

@@ -63,3 +63,42 @@ def test_a_bad_line_is_named(text: str, line: int, fragment: str) -> None:
     assert caught.value.line == line
     assert fragment in str(caught.value)
     assert str(caught.value).startswith(f"items.txt, line {line}: ")
+
+
+@pytest.mark.parametrize(
+    "header", ["trade_id,item_id", "itemId,tradeId,note", "# x\ntrade_id,item_id\n\n"]
+)
+def test_a_header_only_file_is_an_empty_file(header: str) -> None:
+    with pytest.raises(BatchFileError) as caught:
+        parse_batch(header + "\n", source="items.csv")
+    assert "no trade_id,item_id pairs in the file" in str(caught.value)
+
+
+@pytest.mark.parametrize("header", ["a,b", "trade,item", "trade_id,itemid", "trade_id;item_id"])
+def test_a_wrong_header_is_named_as_a_header(header: str) -> None:
+    with pytest.raises(BatchFileError) as caught:
+        parse_batch(f"{header}\n{A},{B}\n", source="items.csv")
+    assert caught.value.line == 1
+    assert f"the header {header!r} does not name the columns trade_id and item_id" in str(
+        caught.value
+    )
+    assert "not a UUID" not in str(caught.value)
+
+
+def test_a_first_line_of_ids_is_data_not_a_header() -> None:
+    # A UUID, a listing id, an externalId with digits: refs, not column names.
+    [line] = parse_batch(f"{A},0010f8d48278ccb8\n")
+    assert (line.trade_id, line.item_id) == (A, "0010f8d48278ccb8")
+    [line] = parse_batch("order-1042,ext-7\n")
+    assert (line.trade_id, line.item_id) == ("order-1042", "ext-7")
+    with pytest.raises(BatchFileError) as caught:
+        parse_batch(f"{A},..\n")
+    assert "item_id cannot be '..'" in str(caught.value)
+
+
+def test_a_first_line_of_digitless_words_is_a_mistyped_header_with_a_way_out() -> None:
+    with pytest.raises(BatchFileError) as caught:
+        parse_batch("trade,item\n")
+    assert "start the file with the header line trade_id,item_id" in str(caught.value)
+    [line] = parse_batch("trade_id,item_id\ntrade,item\n")  # with a header they are refs
+    assert (line.trade_id, line.item_id) == ("trade", "item")
