@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from assetpay_async import AssetPayError, AssetPaySession, Quota, RetryPolicy, RouteGroup
+from assetpay_async.redis_limiter import RedisLimiter
 
 
 async def run(job: dict[str, Any]) -> dict[str, Any]:
@@ -38,8 +39,15 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
 
         await asyncio.sleep(max(0.0, job["start_at"] - time.time()))
         outcomes = await asyncio.gather(*(cancel(trade, item) for trade, item in job["items"]))
-        stats = session.limiter_for(job["merchant_id"], RouteGroup.CANCEL_ITEM).stats()
+        limiter = session.limiter_for(job["merchant_id"], RouteGroup.CANCEL_ITEM)
+        stats = limiter.stats()
+        shared = (
+            {"local_granted": limiter.local_granted, "peers": limiter.peers}
+            if isinstance(limiter, RedisLimiter)
+            else {}
+        )
     return {
+        **shared,
         "outcomes": dict(zip((item for _, item in job["items"]), outcomes, strict=True)),
         "rate_limited": stats.rate_limited,
         "granted": stats.granted,

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from assetpay_async.redis_limiter import GCRA_SCRIPT, GcraScript
+from assetpay_async._redis_scripts import GCRA_SCRIPT, GcraScript
 
 START_US = 1_700_000_000_123_456
 """A realistic epoch in microseconds: 16 digits, more than Lua 5.1 prints by default."""
