@@ -1,14 +1,14 @@
 """Pure arithmetic of the Redis limiter's outage mode: a process's share of the quota and when it applies.
 
 While Redis is unreachable, each of the P live processes of a key paces ``N // P`` per window on its own (even
-spacing, :func:`~assetpay_async._pacing.pacing_for`); the shares add up to at most N. The edges need care:
+spacing, `pacing_for`); the shares add up to at most N. The edges need care:
 
 - **Entering the outage.** The grants Redis made just before it failed are not this process's alone; the first
-  local grant waits :func:`local_start_delay` (P shared intervals) after the failure was seen, which keeps
+  local grant waits `local_start_delay` (P shared intervals) after the failure was seen, which keeps
   every window that holds both Redis grants and local grants of all P processes at N or less.
 - **Leaving it.** Peers return to Redis one by one (each within ``recheck`` of Redis answering); until every
   one is back and a whole window has passed, a returned process still keeps to its share on top of Redis's
-  schedule: :func:`settle_period`. Redis restarted empty therefore cannot grant a burst on top of recent
+  schedule: `settle_period`. Redis restarted empty therefore cannot grant a burst on top of recent
   local grants.
 
 No clock and no I/O here: every function takes the numbers it needs.

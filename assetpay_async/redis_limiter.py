@@ -500,7 +500,7 @@ class RedisLimiter:
             )
 
     async def _sleep_until(self, loop: asyncio.AbstractEventLoop, when: float) -> bool:
-        """Sleep until ``when``; return True if woken earlier by :meth:`_nudge`."""
+        """Sleep until ``when``; return True if woken earlier by `_nudge`."""
         wake: asyncio.Future[bool] = loop.create_future()
         self._wake = wake
         timer = loop.call_at(when, _resolve, wake, False)

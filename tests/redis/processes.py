@@ -137,7 +137,7 @@ def run_workers(
     shares: list[dict[str, Any]],
     **options: Any,
 ) -> list[dict[str, Any]]:
-    """Launch the workers (see :func:`start_workers`) and wait for their reports."""
+    """Launch the workers (see `start_workers`) and wait for their reports."""
     workers, _ = start_workers(sandbox, merchant, shares, **options)
     return reports_of(workers)
 

@@ -1,6 +1,6 @@
 """The GCRA Lua script's arithmetic, on fakeredis[lua] and on a real redis-server.
 
-Times are controlled through the script's "now" argument (the clock passed to :class:`GcraScript`), so
+Times are controlled through the script's "now" argument (the clock passed to `GcraScript`), so
 every expected value is exact; one test checks the Redis ``TIME`` path by relative results only.
 """
 

@@ -1,7 +1,7 @@
 """RedisLimiter on fakeredis[lua] and a virtual clock: order, cancellation, pauses, fallback, closing.
 
 The limiter passes the event loop's clock to the script (its test seam for Redis ``TIME``), and the loop is
-a :class:`~assetpay_async.testing.VirtualTimeLoop`: schedules are exact and a minute takes milliseconds.
+a [`VirtualTimeLoop`][assetpay_async.testing.VirtualTimeLoop]: schedules are exact and a minute takes milliseconds.
 """
 
 from __future__ import annotations

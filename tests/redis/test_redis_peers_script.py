@@ -1,6 +1,6 @@
 """The roll of live processes (``_peers.lua``) on fakeredis[lua] and on a real redis-server.
 
-Times go through the script's "now" argument (the clock given to :class:`PeersScript`), so expiries are exact.
+Times go through the script's "now" argument (the clock given to `PeersScript`), so expiries are exact.
 """
 
 from __future__ import annotations

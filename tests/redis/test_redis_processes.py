@@ -102,7 +102,6 @@ def test_a_429_seen_by_one_process_pauses_all_four(
     items = 15
     merchant, shares = backlog(sandbox, QUOTA, PROCESSES, items)
     owner = {item: index for index, share in enumerate(shares) for _, item in share["items"]}
-    fault_after = 1.0  # seconds into the run: every process is busy by then
 
     def inject() -> None:
         sandbox.sandbox.faults.add(
@@ -113,8 +112,18 @@ def test_a_429_seen_by_one_process_pauses_all_four(
             retry_after=1.0,
         )
 
-    timer = threading.Timer(2.0 + fault_after, lambda: sandbox.call(inject))
-    timer.start()
+    def inject_once_all_four_send() -> None:
+        # Not on a timer: on a loaded machine a worker may take seconds to import the SDK.
+        while not stop.is_set():
+            senders = [owner[r.path.rsplit("/", 2)[-2]] for r in cancels_of(sandbox, merchant)]
+            if all(senders.count(index) >= 2 for index in range(PROCESSES)):
+                sandbox.call(inject)
+                return
+            stop.wait(0.02)
+
+    stop = threading.Event()
+    injector = threading.Thread(target=inject_once_all_four_send, daemon=True)
+    injector.start()
     try:
         reports = run_workers(
             sandbox,
@@ -127,7 +136,8 @@ def test_a_429_seen_by_one_process_pauses_all_four(
             workdir=tmp_path,
         )
     finally:
-        timer.cancel()
+        stop.set()
+        injector.join(timeout=10)
 
     log = cancels_of(sandbox, merchant)
     injected = [r for r in log if r.key == "RATE_LIMITED" and not r.counted]

@@ -38,7 +38,7 @@ class RedisServer:
     """One ``redis-server`` process without persistence, listening on a unix socket only.
 
     The socket lives in a short temporary directory (unix socket paths are limited to ~100 bytes) and keeps
-    its path across :meth:`stop` and :meth:`start`, so clients reconnect to a restarted server.
+    its path across `stop` and `start`, so clients reconnect to a restarted server.
     """
 
     def __init__(self, binary: str) -> None:
