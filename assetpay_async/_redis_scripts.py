@@ -106,9 +106,11 @@ class GcraScript:
         burst: how many grants may go out at once after an idle spell (1: none).
         clock: seconds to pass as the script's "now" instead of Redis ``TIME`` (tests only).
         timeout: seconds after which a call fails with ``redis.exceptions.TimeoutError`` (None: never).
+        max_pause: the longest pause an ``acquire`` believes: one stored further ahead is cut back (None:
+            every pause is believed).
     """
 
-    __slots__ = ("_burst_arg", "_interval_us", "_script")
+    __slots__ = ("_burst_arg", "_interval_us", "_max_pause_args", "_script")
 
     def __init__(
         self,
@@ -118,12 +120,14 @@ class GcraScript:
         burst: int = 1,
         clock: Callable[[], float] | None = None,
         timeout: float | None = None,
+        max_pause: float | None = None,
     ) -> None:
         if not (interval > 0 and math.isfinite(interval)) or burst < 1:
             raise ValueError("interval must be a positive number of seconds and burst >= 1")
         self._script = _Script(redis, GCRA_SCRIPT, timeout=timeout, clock=clock)
         self._interval_us = us(interval)
         self._burst_arg = str(burst)
+        self._max_pause_args: tuple[int, ...] = () if max_pause is None else (us(max_pause),)
 
     @property
     def interval_us(self) -> int:
@@ -146,7 +150,7 @@ class GcraScript:
         """
         within = _NO_RESERVATION if reserve_within_us is None else max(reserve_within_us, ANY_WAIT)
         confirm = _NOTHING_TO_CONFIRM if confirm_slot_us is None else confirm_slot_us
-        reply = await self._call(key, "acquire", confirm, within)
+        reply = await self._call(key, "acquire", confirm, within, *self._max_pause_args)
         confirmed, reserved, wait_us, slot_us, tat_us = (int(value) for value in reply)
         return GcraReply(
             confirmed=None if confirmed < 0 else bool(confirmed),

@@ -141,7 +141,12 @@ class RedisLimiter:
         pacing = pacing_for(quota, self._policy, latency_margin)
         self._interval = pacing.interval
         self._script = GcraScript(
-            redis, interval=pacing.interval, burst=pacing.burst, clock=clock, timeout=timeout
+            redis,
+            interval=pacing.interval,
+            burst=pacing.burst,
+            clock=clock,
+            timeout=timeout,
+            max_pause=max_pause,
         )
         self._peers_script = PeersScript(
             redis,

@@ -22,6 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from assetpay_async import LimiterBackendError
 from assetpay_async._limiting import LimiterRegistry
 from assetpay_async._quota import Quota, RouteGroup
+from assetpay_async._redis_scripts import GcraScript
 from assetpay_async.redis_limiter import (
     DEFAULT_MAX_PAUSE_PERIODS,
     RedisLimiter,
@@ -233,6 +234,22 @@ def test_a_huge_retry_after_pauses_at_most_the_documented_bound_here_and_in_redi
 
         assert stored == pytest.approx((bound + 0.01) * 1e6, abs=20_000)
         assert loop.time() == pytest.approx(bound, abs=0.02)  # not 31 years
+        await lim.aclose()
+
+    virtual(main)
+
+
+def test_a_restarted_process_is_not_held_by_a_pause_stored_for_decades() -> None:
+    async def main(server: fakeredis.FakeServer) -> None:
+        client = fakeredis.FakeAsyncRedis(server=server)
+        loop = asyncio.get_running_loop()
+        lim = limiter(client)
+        # What an older client wrote after a Retry-After of 31 years.
+        await GcraScript(client, interval=1.0, clock=loop.time).pause(lim.redis_key, 1e9)
+
+        await lim.acquire()
+
+        assert loop.time() == pytest.approx(DEFAULT_MAX_PAUSE_PERIODS * QUOTA.period_seconds)
         await lim.aclose()
 
     virtual(main)
