@@ -78,7 +78,7 @@ class _Slot:
 
 
 class RedisLimiter:
-    """A [`RateLimiter`][assetpay_async._limiting.RateLimiter] whose schedule lives in Redis, shared by every process.
+    """A rate limiter (the `RateLimiter` protocol) whose schedule lives in Redis, shared by every process.
 
     Get one from [`RedisLimiterRegistry`][assetpay_async.redis_limiter.RedisLimiterRegistry] (what
     ``AssetPaySession(redis=...)`` does).
@@ -560,9 +560,8 @@ class RedisLimiter:
             except _BACKEND_ERRORS as exc:
                 logger.debug("heartbeat of %s failed: %r", self._peers_key, exc)
                 self._outage_seen = True
-            except (
-                Exception
-            ) as exc:  # the heartbeat also brings the worker back to Redis: never die
+            except Exception as exc:
+                # Never let the heartbeat die: it also brings the worker back to Redis.
                 logger.warning("heartbeat of %s failed: %r", self._peers_key, exc)
                 self._outage_seen = True
             else:
