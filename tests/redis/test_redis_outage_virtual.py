@@ -156,6 +156,35 @@ def test_two_processes_through_an_outage_never_put_more_than_n_in_a_window(
     virtual(main)
 
 
+@pytest.mark.parametrize("lose_data", [True, False], ids=["restarted-empty", "thawed"])
+def test_two_processes_through_a_hanging_redis_never_put_more_than_n_in_a_window(
+    lose_data: bool,
+) -> None:
+    async def main(server: fakeredis.FakeServer) -> None:
+        first, second = (limiter(FreezableRedis(server=server)) for _ in range(2))
+        times: list[float] = []
+
+        async def hang() -> None:
+            await asyncio.sleep(15.0)
+            thawed = FreezableRedis.thawed = asyncio.Event()
+            await asyncio.sleep(15.0)
+            if lose_data:
+                await fakeredis.FakeAsyncRedis(server=server).flushall()
+            thawed.set()
+            FreezableRedis.thawed = None
+
+        await asyncio.gather(busy(first, 60.0, times), busy(second, 60.0, times), hang())
+
+        assert most_in_window(times) <= QUOTA.limit
+        assert first.local_granted > 0
+        assert second.local_granted > 0
+        assert len([t for t in times if 15.0 <= t < 30.0]) >= 8
+        for lim in (first, second):
+            await lim.aclose()
+
+    virtual(main)
+
+
 def test_one_process_hands_its_queue_back_to_redis_without_a_second_stream() -> None:
     async def main(server: fakeredis.FakeServer) -> None:
         lim = limiter(fakeredis.FakeAsyncRedis(server=server))
