@@ -44,6 +44,7 @@ from assetpay_async.sandbox import Sandbox
 from assetpay_async.testing import run_virtual
 
 from ._common import VIRTUAL, stamp
+from .following import poll_one_item
 
 Pair = tuple[str, str]
 FOLLOW_TIMEOUT = 7 * 24 * 3600.0
@@ -131,9 +132,9 @@ async def naive_gather(client: AssetPayClient, world: World) -> Cancelled:
 async def one_poller_per_item(
     client: AssetPayClient, world: World, accepted: list[Pair]
 ) -> Followed:
-    """``wait_for_item`` per accepted item, all at once: each polls its trade, through the read limiter."""
+    """One polling loop per accepted item, all at once (the former ``wait_for_item``): each reads its trade."""
     seen = await asyncio.gather(
-        *(client.wait_for_item(t, i, timeout=FOLLOW_TIMEOUT) for t, i in accepted),
+        *(asyncio.wait_for(poll_one_item(client, t, i), FOLLOW_TIMEOUT) for t, i in accepted),
         return_exceptions=True,
     )
     for result in seen:
@@ -141,6 +142,13 @@ async def one_poller_per_item(
             raise result
     final = sum(isinstance(result, TradeItem) for result in seen)
     return Followed(final, not_final=len(seen) - final)
+
+
+async def shared_poller(client: AssetPayClient, world: World, accepted: list[Pair]) -> Followed:
+    """``wait_for_items``: the session's one poller reads each trade once a round, however many items it has."""
+    outcomes = await client.wait_for_items(accepted, timeout=FOLLOW_TIMEOUT)
+    final = sum(o.final for o in outcomes)
+    return Followed(final, not_final=len(outcomes) - final)
 
 
 # -- the strategies measured --------------------------------------------------------------------------------
@@ -158,9 +166,14 @@ class Strategy:
 
 STRATEGIES = [
     Strategy(
-        "(a) one cancel per item (`cancel_withdrawal_items`), one poller per item (`wait_for_item`)",
+        "(a) one cancel per item (`cancel_withdrawal_items`), one poller per item",
         one_cancel_per_item,
         one_poller_per_item,
+    ),
+    Strategy(
+        "(a) one cancel per item (`cancel_withdrawal_items`), shared poller (`wait_for_items`)",
+        one_cancel_per_item,
+        shared_poller,
     ),
     Strategy(
         "(c) naive `gather` over `AsyncLimiter(N, T)`, 429s sent again; one poller per item",

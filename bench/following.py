@@ -20,13 +20,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import platform
 from collections.abc import Awaitable, Callable, Sequence
 
 from assetpay_async import AssetPayClient, AssetPaySession, Quota, TradeItem
 from assetpay_async._limiting import LimiterRegistry
 from assetpay_async.sandbox import Sandbox
 from assetpay_async.testing import run_virtual
+
+from ._common import VIRTUAL, stamp
 
 READS = Quota(30, 60.0)
 """AssetPay's unverified trades-read quota."""
@@ -47,7 +48,7 @@ async def _wait_for_item_each(client: AssetPayClient, pairs: Pairs) -> None:
     await asyncio.gather(*(client.wait_for_item(t, i, timeout=24 * 3600) for t, i in pairs))
 
 
-async def _poll_one(client: AssetPayClient, trade_id: str, item_id: str) -> TradeItem:
+async def poll_one_item(client: AssetPayClient, trade_id: str, item_id: str) -> TradeItem:
     """The former ``wait_for_item``: its own read of the trade per poll, 1 s apart growing to 15 s."""
     interval = 1.0
     while True:
@@ -59,7 +60,7 @@ async def _poll_one(client: AssetPayClient, trade_id: str, item_id: str) -> Trad
 
 
 async def _poller_per_item(client: AssetPayClient, pairs: Pairs) -> None:
-    await asyncio.gather(*(_poll_one(client, t, i) for t, i in pairs))
+    await asyncio.gather(*(poll_one_item(client, t, i) for t, i in pairs))
 
 
 async def _run(follow: Follow, trades: int, items: int) -> tuple[int, int, float]:
@@ -90,12 +91,16 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench following", description=__doc__)
     parser.add_argument("--trades", type=int, default=100)
     parser.add_argument("--items-per-trade", type=int, default=10)
+    parser.add_argument("--smoke", action="store_true", help="10 trades of 5 items: checks it runs")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.trades, args.items_per_trade = 10, 5
     total = args.trades * args.items_per_trade
+    print(stamp("following", argv, clock=VIRTUAL))
+    print()
     print(
-        f"# following {total} items across {args.trades} trades, reverted {REVERT_DELAY:g} s after the "
-        f"cancel, trades-read quota {READS.limit}/{READS.period_seconds:g} s, virtual time "
-        f"(Python {platform.python_version()})\n"
+        f"{total} items across {args.trades} trades, reverted {REVERT_DELAY:g} s after the cancel, "
+        f"trades-read quota {READS.limit}/{READS.period_seconds:g} s.\n"
     )
     print("| how | trade reads | 429s | time to the last final state |")
     print("|---|---:|---:|---:|")
