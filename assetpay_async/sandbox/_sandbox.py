@@ -577,7 +577,9 @@ class Sandbox:
                             "users": [{"steam_id": "7656...", "trades": [
                                 {"game": "cs2", "items": 3, "age_minutes": 45, "type": "withdraw"}]}]}]}
 
-        Every key but ``merchants`` is optional. ``options`` go to the constructor.
+        Every key but ``merchants`` is optional. A trade may also hold ``id``, ``external_id``, ``status``,
+        ``item_status``, ``listing_ids`` (true: items get marketplace listing ids, not UUIDs) and
+        ``item_external_ids`` (true, or a list of one externalId per item). ``options`` go to the constructor.
         """
         sandbox = cls(**options)
         for m in document.get("merchants", ()):
@@ -604,6 +606,8 @@ class Sandbox:
                         item_status=t.get("item_status", "active"),
                         external_id=t.get("external_id"),
                         trade_id=t.get("id"),
+                        listing_ids=bool(t.get("listing_ids", False)),
+                        item_external_ids=t.get("item_external_ids", False),
                     )
         return sandbox
 

@@ -16,7 +16,7 @@ from assetpay_async import (
     TradeNotFoundError,
     TradeStatus,
 )
-from assetpay_async.sandbox import SandboxBehavior
+from assetpay_async.sandbox import Sandbox, SandboxBehavior
 from tests.support.sandbox_world import world
 
 HOUR = dt.timedelta(hours=1)
@@ -132,3 +132,32 @@ async def test_ids_that_are_not_uuids_compare_exactly_and_uuids_in_any_case() ->
         with pytest.raises(TradeNotFoundError):
             await client.get_trade("TRADE-AB")
         assert (await client.get_trade(uuid_trade.id.upper())).id == uuid_trade.id
+
+
+async def test_a_seed_can_give_listing_ids_and_external_ids() -> None:
+    seed = {
+        "merchants": [
+            {
+                "id": "m-1",
+                "users": [
+                    {
+                        "steam_id": "76561198000000042",
+                        "trades": [
+                            {
+                                "age_minutes": 45,
+                                "items": 2,
+                                "external_id": "order-9",
+                                "listing_ids": True,
+                                "item_external_ids": ["e-1", "e-2"],
+                            }
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+    async with Sandbox.from_seed(seed, seed=2) as sb:
+        [trade] = sb.trades.values()
+        assert trade.external_id == "order-9"
+        assert [len(i.id) for i in trade.items] == [16, 16]
+        assert [i.external_id for i in trade.items] == ["e-1", "e-2"]
