@@ -496,7 +496,7 @@ class CancelBatch:
                 # batch is cancelled was never sent (NOT_ATTEMPTED), not "maybe sent" (UNKNOWN).
                 result = await self._client._call(
                     spec,
-                    proto.decode_cancel,
+                    proto.cancel_decoder(trade_id, item_id),
                     on_send=lambda: self._on_send(index),
                 )
             except CancelTooSoonError as exc:

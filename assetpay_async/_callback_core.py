@@ -1,4 +1,4 @@
-"""The sans-I/O core of callbacks: verify a delivery, decode its trade, build approval answers.
+"""The sans-I/O core of callbacks: verify a delivery, decode its event, build approval answers.
 
 Nothing here touches the network or a framework: every function takes bytes and headers and returns values or
 raises a :class:`CallbackError`. :mod:`assetpay_async.callbacks` puts an aiohttp handler on top.
@@ -23,16 +23,23 @@ from ._models import Trade, TradeStatus, TradeType
 from ._signing import SIGNATURE_HEADER, parse_signature_header, signature
 
 __all__ = [
+    "AnyCallbackEvent",
     "ApprovalDecision",
+    "ApprovalRequest",
     "CallbackAnswer",
     "CallbackAuthenticationError",
     "CallbackError",
     "CallbackEvent",
+    "CryptoDeposit",
+    "CryptoDepositEvent",
+    "CryptoWithdrawal",
+    "CryptoWithdrawalEvent",
     "InvalidCallbackBodyError",
     "MalformedSignatureError",
     "MissingSignatureError",
     "SignatureMismatchError",
     "TimestampToleranceError",
+    "UnknownCallbackEvent",
     "UnsignedTestPing",
     "VerifiedDelivery",
     "find_signature_header",
@@ -107,7 +114,12 @@ class TimestampToleranceError(CallbackAuthenticationError):
 
 
 class InvalidCallbackBodyError(CallbackError):
-    """The (authentic) body is not JSON, or not ``{"trade": {<Trade>}}``: answer 400."""
+    """Kept for ``except`` clauses written for earlier versions; no longer raised.
+
+    An authentic body of a shape the SDK does not know is an
+    [`UnknownCallbackEvent`][assetpay_async.callbacks.UnknownCallbackEvent] now: a 4xx to a signed delivery
+    would reject an approval gate, so none is answered merely for a new shape.
+    """
 
 
 class UnsignedTestPing(CallbackError):
@@ -177,6 +189,158 @@ class CallbackEvent:
         if self.is_approval_request:
             return f"approval:{self.trade.id}"
         return f"delivery:{self.delivery_id}"
+
+
+APPROVAL_STATUS_CRYPTO: Final = "awaiting_approval"
+"""The status of a crypto withdrawal waiting for the merchant's approval (an approval gate)."""
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+@attrs.frozen
+class CryptoWithdrawal:
+    """A crypto withdrawal as a callback carries it. Its schema is not published: only ``id``, ``status`` and
+    ``externalId`` are read (when they are strings); everything else is in ``data``.
+
+    Attributes:
+        id: AssetPay's id of the withdrawal.
+        status: its new status, e.g. ``awaiting_approval``.
+        external_id: the merchant's own id, if any.
+        data: the whole object as sent.
+    """
+
+    id: str | None
+    status: str | None
+    external_id: str | None = None
+    data: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False, hash=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(
+            _text(data.get("id")), _text(data.get("status")), _text(data.get("externalId")), data
+        )
+
+
+@attrs.frozen
+class CryptoDeposit:
+    """A crypto deposit as a callback carries it, read like
+    [`CryptoWithdrawal`][assetpay_async.callbacks.CryptoWithdrawal]."""
+
+    id: str | None
+    status: str | None
+    external_id: str | None = None
+    data: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False, hash=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(
+            _text(data.get("id")), _text(data.get("status")), _text(data.get("externalId")), data
+        )
+
+
+@attrs.frozen
+class CryptoWithdrawalEvent:
+    """A verified ``{"withdrawal": {...}}`` callback: a crypto withdrawal whose status changed.
+
+    One in ``awaiting_approval`` is an approval gate, decided by the same ``on_approval`` hook as a trade's.
+
+    Attributes:
+        delivery_id: AssetPay's id of this delivery; retries of one event keep it.
+        timestamp: the signed time of the delivery, in UTC.
+        withdrawal: the withdrawal as sent.
+        payload: the whole decoded body.
+    """
+
+    delivery_id: str
+    timestamp: dt.datetime
+    withdrawal: CryptoWithdrawal
+    payload: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False, hash=False)
+
+    @property
+    def status(self) -> str | None:
+        return self.withdrawal.status
+
+    @property
+    def is_approval_request(self) -> bool:
+        """True for a withdrawal in ``awaiting_approval``: the answer approves or rejects it."""
+        return self.withdrawal.status == APPROVAL_STATUS_CRYPTO
+
+    @property
+    def dedupe_key(self) -> str:
+        """``approval:withdrawal:<id>`` for an approval gate (attempts get new delivery ids), else the delivery."""
+        if self.is_approval_request and self.withdrawal.id is not None:
+            return f"approval:withdrawal:{self.withdrawal.id}"
+        return f"delivery:{self.delivery_id}"
+
+
+@attrs.frozen
+class CryptoDepositEvent:
+    """A verified ``{"deposit": {...}}`` callback: a crypto deposit whose status changed.
+
+    Attributes:
+        delivery_id: AssetPay's id of this delivery; retries of one event keep it.
+        timestamp: the signed time of the delivery, in UTC.
+        deposit: the deposit as sent.
+        payload: the whole decoded body.
+    """
+
+    delivery_id: str
+    timestamp: dt.datetime
+    deposit: CryptoDeposit
+    payload: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False, hash=False)
+
+    @property
+    def status(self) -> str | None:
+        return self.deposit.status
+
+    @property
+    def is_approval_request(self) -> bool:
+        return False
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"delivery:{self.delivery_id}"
+
+
+@attrs.frozen
+class UnknownCallbackEvent:
+    """A verified delivery whose body the SDK cannot read: a shape it does not know, or a trade that does not
+    decode. Kept with the raw payload rather than refused, since the signature proves AssetPay sent it.
+
+    Attributes:
+        delivery_id: AssetPay's id of this delivery.
+        timestamp: the signed time of the delivery, in UTC.
+        payload: the decoded JSON (None when the body is not JSON).
+        reason: why it is not one of the known events.
+        body: the raw body.
+        approval_key: set when the body looks like an approval gate (a ``withdraw`` trade in ``initiated``, a
+            withdrawal in ``awaiting_approval``) that could not be read: the callback handler rejects those,
+            since nothing unread may be approved. It is then the dedupe key.
+    """
+
+    delivery_id: str
+    timestamp: dt.datetime
+    payload: Any
+    reason: str
+    body: bytes = attrs.field(default=b"", repr=False, eq=False, hash=False)
+    approval_key: str | None = None
+
+    @property
+    def is_approval_request(self) -> bool:
+        return self.approval_key is not None
+
+    @property
+    def dedupe_key(self) -> str:
+        return self.approval_key or f"delivery:{self.delivery_id}"
+
+
+AnyCallbackEvent = CallbackEvent | CryptoWithdrawalEvent | CryptoDepositEvent | UnknownCallbackEvent
+"""Every kind of verified callback; dispatch on its type."""
+
+ApprovalRequest = CallbackEvent | CryptoWithdrawalEvent
+"""The events that are approval gates (``is_approval_request``), passed to ``on_approval``."""
 
 
 @attrs.frozen
@@ -323,8 +487,14 @@ def verify_callback(
     *,
     tolerance: float = DEFAULT_TOLERANCE,
     now: Clock | dt.datetime | None = None,
-) -> CallbackEvent:
-    """Verify a trade callback and decode it.
+) -> AnyCallbackEvent:
+    """Verify a callback and decode it into its event.
+
+    ``{"trade": ...}`` is a [`CallbackEvent`][assetpay_async.callbacks.CallbackEvent], ``{"withdrawal": ...}`` a
+    [`CryptoWithdrawalEvent`][assetpay_async.callbacks.CryptoWithdrawalEvent], ``{"deposit": ...}`` a
+    [`CryptoDepositEvent`][assetpay_async.callbacks.CryptoDepositEvent]; any other authentic body (or a trade
+    that does not decode) is an [`UnknownCallbackEvent`][assetpay_async.callbacks.UnknownCallbackEvent] holding
+    the raw payload. An authentic delivery is never refused for its shape.
 
     Args:
         body: the raw request body, exactly as received.
@@ -334,23 +504,61 @@ def verify_callback(
         now: the current time (a datetime or a callable returning one); defaults to the system clock.
 
     Returns:
-        The verified event with its :class:`~assetpay_async.Trade`.
+        The verified event.
 
     Raises:
         UnsignedTestPing: the body is AssetPay's unsigned test ping: answer 2xx, trust nothing in it.
         CallbackAuthenticationError: see :func:`verify_signature` (answer 401).
-        InvalidCallbackBodyError: an authentic body that is not ``{"trade": {<Trade>}}`` (answer 400).
     """
     data, json_error = _load_json(body)
     if is_test_ping(data):
         raise UnsignedTestPing("AssetPay's test ping: answer 2xx, act on nothing")
     delivery = verify_signature(body, headers, secrets, tolerance=tolerance, now=now)
+    return decode_event(delivery, data, bytes(body), json_error=json_error)
+
+
+def decode_event(
+    delivery: VerifiedDelivery, data: Any, body: bytes = b"", *, json_error: str | None = None
+) -> AnyCallbackEvent:
+    """The event an authenticated body stands for. Never raises.
+
+    See [`verify_callback`][assetpay_async.callbacks.verify_callback].
+    """
+
+    def unknown(reason: str, approval_key: str | None = None) -> UnknownCallbackEvent:
+        return UnknownCallbackEvent(
+            delivery.delivery_id, delivery.timestamp, data, reason, body, approval_key
+        )
+
     if json_error is not None:
-        raise InvalidCallbackBodyError(f"the body is not JSON: {json_error}")
-    trade_data = data.get("trade") if isinstance(data, dict) else None
-    if not isinstance(trade_data, dict):
-        raise InvalidCallbackBodyError('the body is not {"trade": {...}}')
-    return CallbackEvent(delivery.delivery_id, delivery.timestamp, _decode_trade(trade_data), data)
+        return unknown(f"the body is not JSON ({json_error})")
+    if not isinstance(data, dict):
+        return unknown("the body is not a JSON object")
+    trade = data.get("trade")
+    if isinstance(trade, dict):
+        try:
+            decoded = _decode_trade(trade)
+        except InvalidCallbackBodyError as exc:
+            gate = trade.get("type") == "withdraw" and trade.get("status") == "initiated"
+            key = f"approval:{_text(trade.get('id')) or delivery.delivery_id}" if gate else None
+            return unknown(str(exc), key)
+        return CallbackEvent(delivery.delivery_id, delivery.timestamp, decoded, data)
+    withdrawal = data.get("withdrawal")
+    if isinstance(withdrawal, dict):
+        return CryptoWithdrawalEvent(
+            delivery.delivery_id,
+            delivery.timestamp,
+            CryptoWithdrawal.from_json(withdrawal),
+            data,
+        )
+    deposit = data.get("deposit")
+    if isinstance(deposit, dict):
+        return CryptoDepositEvent(
+            delivery.delivery_id, delivery.timestamp, CryptoDeposit.from_json(deposit), data
+        )
+    if "trade" in data:
+        return unknown("the body's trade is not an object")
+    return unknown("a body of a shape this SDK does not know")
 
 
 def is_test_ping(data: object) -> bool:

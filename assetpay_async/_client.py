@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import functools
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from . import _http, _poller
 from . import _protocol as proto
@@ -15,15 +17,26 @@ from ._batch import CancelBatch, CancelOutcome, ProgressCallback
 from ._errors import (
     AssetPayError,
     InvalidRequestError,
+    InvalidResponseError,
     QueueTimeoutError,
     RateLimitedError,
     RequestTimeoutError,
     SessionClosedError,
+    TradeNotFoundError,
     TransportError,
     WaitTimeoutError,
 )
-from ._models import CancelResult, Game, Trade, TradeItem, TradePage, TradeType
+from ._models import (
+    CancelResult,
+    Game,
+    Trade,
+    TradeCancelResult,
+    TradeItem,
+    TradePage,
+    TradeType,
+)
 from ._poller import FollowedItem
+from ._refs import names
 from ._tokens import SecretToken
 
 if TYPE_CHECKING:
@@ -33,6 +46,13 @@ __all__ = ["AssetPayClient"]
 
 T = TypeVar("T")
 logger = logging.getLogger("assetpay_async")
+
+
+_OLDEST: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def _age_key(trade: Trade) -> dt.datetime:
+    return trade.created_at or _OLDEST
 
 
 def _backoff(attempt: int, base: float, cap: float) -> float:
@@ -81,47 +101,139 @@ class AssetPayClient:
         A result means the marketplace accepted; the item becomes ``reverted`` later (refund then).
 
         Args:
-            trade_id: the withdrawal trade (UUID or UUID string).
-            item_id: the item within it.
+            trade_id: the withdrawal trade: AssetPay's id or the externalId you gave it (a string sent as
+                given, or a `uuid.UUID`); see "Trade and item refs" in the docs.
+            item_id: the item within it: its id (a CS2 item's marketplace listing id) or your externalId.
             max_queue_wait: seconds this call may wait for quota (default: the session's).
 
         Raises:
-            InvalidRequestError: a bad id, before anything is sent or any quota is spent.
+            InvalidRequestError: a bad ref, before anything is sent or any quota is spent.
             CancelTooSoonError, NotCancellableError, ForbiddenError, ItemNotFoundError, ...: AssetPay's answer.
+            InvalidResponseError: an unreadable answer, or one naming another trade or item (``ambiguous``).
             QueueTimeoutError: no quota within ``max_queue_wait``; nothing was sent.
             TransportError: the network failed after retries (``ambiguous`` if it may have been sent).
         """
         spec = proto.cancel_request(trade_id, item_id)
         return await self._call(
             spec,
-            proto.decode_cancel,
+            proto.cancel_decoder(trade_id, item_id),
             max_queue_wait=max_queue_wait,
         )
 
-    async def get_trade(self, trade_id: uuid.UUID | str) -> Trade:
-        """Read one trade (``GET /client/trades/{id}``) through the merchant's trades-read quota.
+    async def cancel_withdrawal_trade(
+        self,
+        trade_id: uuid.UUID | str,
+        *,
+        max_queue_wait: float | None = None,
+    ) -> TradeCancelResult:
+        """Ask AssetPay to cancel every still undelivered item of a withdrawal trade, in one request.
+
+        One request instead of one per item, through the same quota as
+        [`cancel_withdrawal_item`][assetpay_async.AssetPayClient.cancel_withdrawal_item] (AssetPay publishes
+        no quota of its own for it). Best effort: a 200 may report some items failed; each row says which
+        and why (``reason`` is AssetPay's error key, e.g. ``TRADE_CANCEL_TOO_SOON``).
+
+        Args:
+            trade_id: AssetPay's id of the trade or the externalId you gave it.
+            max_queue_wait: seconds this call may wait for quota (default: the session's).
 
         Raises:
-            InvalidRequestError: a bad id, before anything is sent.
-            TradeNotFoundError, ForbiddenError, ...: AssetPay's answer.
+            InvalidRequestError: a bad ref, before anything is sent or any quota is spent.
+            TradeNotFoundError, ForbiddenError, NotCancellableError, ...: AssetPay's answer.
+            InvalidResponseError: an unreadable answer, or one naming another trade (``ambiguous``).
+            QueueTimeoutError: no quota within ``max_queue_wait``; nothing was sent.
+            TransportError: the network failed after retries (``ambiguous`` if it may have been sent).
         """
-        spec = proto.get_trade_request(trade_id)
-        return await self._call(spec, proto.decode_trade)
+        spec = proto.cancel_trade_request(trade_id)
+        decode = functools.partial(
+            proto.decode_trade_cancel, trade_ref=proto.parse_id(trade_id, "trade_id")
+        )
+        return await self._call(spec, decode, max_queue_wait=max_queue_wait)
+
+    async def get_trade(
+        self,
+        trade_id: uuid.UUID | str,
+        *,
+        game: Game | str | None = None,
+        type: TradeType | str | None = TradeType.WITHDRAW,
+    ) -> Trade:
+        """Read one trade through the merchant's trades-read quota.
+
+        The first choice is ``GET /client/trades/{id}`` (one request). That route is not in AssetPay's
+        published API: when it answers as a missing route does (a 404 or 405 without an AssetPay envelope),
+        the session remembers it and from then on finds the trade in ``GET /client/trades`` instead, newest
+        first, page by page (one request per page of 100), until the trade turns up.
+
+        Args:
+            trade_id: AssetPay's id of the trade or the externalId you gave it.
+            game: the trade's game, to narrow the list search; both games are searched when None.
+            type: the trade's type, to narrow the list search (withdrawals by default); None searches all.
+
+        Raises:
+            InvalidRequestError: a bad ref or filter, before anything is sent.
+            TradeNotFoundError: no such trade (from AssetPay, or after a complete list search).
+            ForbiddenError, ...: AssetPay's answer.
+        """
+        ref = proto.parse_id(trade_id, "trade_id")
+        # Validate the list search's filters now, so a bad one fails before any request either way.
+        games = [str(game)] if game is not None else list(proto.GAMES)
+        kind = None if type is None else str(type)
+        for one in games:
+            proto.list_trades_request(type=kind, game=one)
+        routes = self._session._trade_routes
+        if not routes.single_trade_missing:
+            spec = proto.get_trade_request(ref)
+            try:
+                return await self._call(spec, functools.partial(proto.decode_trade, trade_ref=ref))
+            except InvalidResponseError as exc:
+                if not proto.is_missing_route(exc):
+                    raise
+                routes.single_trade_missing = True
+                logger.info(
+                    "GET /client/trades/{id} answered HTTP %s without an AssetPay envelope: "
+                    "this session finds trades through GET /client/trades from now on",
+                    exc.http_status,
+                )
+        return await self._find_trade(ref, games, kind)
+
+    async def _find_trade(self, ref: str, games: list[str], kind: str | None) -> Trade:
+        """The trade ``ref`` names, found by reading ``GET /client/trades`` newest first."""
+        for game in games:
+            async for trade in self._pages(type=kind, game=game, page_size=100):
+                if names(ref, trade.id, trade.external_id):
+                    return trade
+        raise TradeNotFoundError(
+            f"no trade {ref!r} among this user's trades "
+            f"(type {kind or 'any'}, game {' and '.join(games)})",
+            http_status=200,
+            code=None,
+            key="TRADE_NOT_FOUND",
+            request_id=None,
+        )
 
     async def list_trades(
         self,
         *,
         type: TradeType | str | None = None,
-        game: Game | str | None = None,
+        game: Game | str = Game.CS2,
         cursor: str | None = None,
         limit: int = 100,
     ) -> TradePage:
-        """One page of ``GET /client/trades``, newest first; pass ``page.next_cursor`` for the next one."""
+        """One page of ``GET /client/trades`` for one game, newest first; pass ``page.next_cursor`` for more.
+
+        Args:
+            type: ``withdraw`` or ``deposit``; both when None.
+            game: the game listed (CS2 by default, which is also AssetPay's default when ``game`` is left
+                out). A page holds one game only: for every game, use
+                [`iter_trades`][assetpay_async.AssetPayClient.iter_trades] without ``game``.
+            cursor: ``next_cursor`` of the previous page.
+            limit: trades per page, 1 to 100.
+        """
         spec = proto.list_trades_request(
             cursor=cursor,
             limit=limit,
             type=None if type is None else str(type),
-            game=None if game is None else str(game),
+            game=str(game),
         )
         return await self._call(spec, proto.decode_trade_page)
 
@@ -134,14 +246,45 @@ class AssetPayClient:
     ) -> AsyncIterator[Trade]:
         """Every trade of this user, newest first, following the cursor page by page.
 
-        Each page is one request through the trades-read quota; stop iterating to stop reading.
+        Without ``game``, every game's trades: AssetPay lists one game per request, so each game is read
+        on its own and the two are merged newest first (the first page of each is read before the first
+        trade is yielded). Each page is one request through the trades-read quota; stop iterating to stop
+        reading. A ``nextCursor`` equal to the cursor sent ends a game's scan.
         """
+        kind = None if type is None else str(type)
+        games = [str(game)] if game is not None else list(proto.GAMES)
+        for one in games:  # bad filters fail before the first request
+            proto.list_trades_request(type=kind, game=one, limit=page_size)
+        streams = [self._pages(type=kind, game=one, page_size=page_size) for one in games]
+        try:
+            heads: list[tuple[Trade, AsyncGenerator[Trade, None]]] = []
+            for stream in streams:
+                first = await anext(stream, None)
+                if first is not None:
+                    heads.append((first, stream))
+            while heads:
+                newest = max(range(len(heads)), key=lambda i: _age_key(heads[i][0]))
+                trade, stream = heads[newest]
+                yield trade
+                following = await anext(stream, None)
+                if following is None:
+                    del heads[newest]
+                else:
+                    heads[newest] = (following, stream)
+        finally:
+            for stream in streams:
+                await stream.aclose()
+
+    async def _pages(
+        self, *, type: str | None, game: str, page_size: int
+    ) -> AsyncGenerator[Trade, None]:
+        """One game's trades, newest first, page by page; stops on a repeated or missing cursor."""
         cursor: str | None = None
         while True:
             page = await self.list_trades(type=type, game=game, cursor=cursor, limit=page_size)
             for trade in page.items:
                 yield trade
-            if not page.next_cursor or not page.items:
+            if not page.next_cursor or not page.items or page.next_cursor == cursor:
                 return
             cursor = page.next_cursor
 
@@ -198,7 +341,7 @@ class AssetPayClient:
         Raises:
             InvalidRequestError: a bad id (naming its position) or timeout, before anything is sent.
         """
-        parsed: list[tuple[uuid.UUID, uuid.UUID]] = []
+        parsed: list[tuple[str, str]] = []
         for index, pair in enumerate(pairs):
             try:
                 trade_id, item_id = pair

@@ -11,7 +11,16 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from ._models import CancelResult, OpenEnum, Trade, TradeItem, TradePage
+from ._models import (
+    CancelResult,
+    Game,
+    OpenEnum,
+    Trade,
+    TradeCancelItem,
+    TradeCancelResult,
+    TradeItem,
+    TradePage,
+)
 
 T = TypeVar("T")
 
@@ -40,9 +49,13 @@ def _structure_uuid(value: Any, _: type) -> uuid.UUID:
 
 
 def _structure_open_enum(value: Any, cls: type[OpenEnum]) -> OpenEnum:
-    if isinstance(value, bool) or not isinstance(value, str | int):
+    # Open enums keep unknown *strings*; a value of another type is a broken answer, not a new member.
+    # The one exception is the game, a Steam app id that a server might send as a number.
+    if isinstance(value, int) and not isinstance(value, bool) and issubclass(cls, Game):
+        return cls(str(value))
+    if not isinstance(value, str):
         raise TypeError(f"expected a string for {cls.__name__}, got {type(value).__name__}")
-    return cls(str(value))
+    return cls(value)
 
 
 def _strict(value: Any, cls: type[T]) -> T:
@@ -67,7 +80,7 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook(uuid.UUID, _structure_uuid)
     conv.register_unstructure_hook(uuid.UUID, str)
     conv.register_structure_hook(OpenEnum, _structure_open_enum)
-    for cls in (CancelResult, TradeItem, Trade, TradePage):
+    for cls in (CancelResult, TradeCancelItem, TradeCancelResult, TradeItem, Trade, TradePage):
         renames = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
         conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv, **renames))  # type: ignore[arg-type]
         conv.register_unstructure_hook(

@@ -9,6 +9,7 @@ from typing import Any, Final
 
 import aiohttp
 import attrs
+from yarl import URL
 
 from ._protocol import RequestSpec
 
@@ -76,7 +77,9 @@ async def send(
     try:
         async with http.request(
             spec.method,
-            url,
+            # The path is percent-encoded already (refs are escaped segment by segment): yarl must neither
+            # decode "%21" back to "!" nor encode "%2F" again.
+            URL(url, encoded=True),
             params=spec.params or None,
             headers=headers,
             allow_redirects=False,

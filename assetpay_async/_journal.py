@@ -22,7 +22,6 @@ import enum
 import hashlib
 import json
 import sqlite3
-import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -278,8 +277,8 @@ def error_from_record(record: Mapping[str, Any]) -> e.APIError:
 def result_from_record(record: Mapping[str, Any]) -> CancelResult:
     """The ``CancelResult`` of a recorded acceptance."""
     return CancelResult(
-        trade_id=uuid.UUID(str(record["trade_id"])),
-        item_id=uuid.UUID(str(record["item_id"])),
+        trade_id=str(record["trade_id"]),
+        item_id=str(record["item_id"]),
         status=CancelStatus(str(record.get("status") or "cancelled")),
         external_id=record.get("external_id"),
         request_id=record.get("request_id"),

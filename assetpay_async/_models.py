@@ -9,9 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
-from typing import Any, Self
+from collections.abc import Callable
+from typing import Any, Self, TypeVar
 
 import attrs
+
+from ._refs import ref_uuid
+
+R = TypeVar("R")
 
 __all__ = [
     "CancelResult",
@@ -20,6 +25,8 @@ __all__ = [
     "OpenEnum",
     "RevertedBy",
     "Trade",
+    "TradeCancelItem",
+    "TradeCancelResult",
     "TradeItem",
     "TradePage",
     "TradeSource",
@@ -47,9 +54,12 @@ class OpenEnum(enum.StrEnum):
 
 
 class CancelStatus(OpenEnum):
-    """``status`` of a cancel result (spelled ``cancelled``, unlike trade statuses)."""
+    """``status`` of a cancel result or of one row of a whole-trade cancel (spelled ``cancelled``, unlike
+    trade statuses)."""
 
     CANCELLED = "cancelled"
+    FAILED = "failed"
+    """Only in a whole-trade cancel's rows: this item was not cancelled (``reason`` says why)."""
 
 
 class TradeStatus(OpenEnum):
@@ -109,18 +119,66 @@ class CancelResult:
     """A cancel the marketplace accepted. The item becomes ``reverted`` later (poll or use callbacks).
 
     Attributes:
-        trade_id: the withdrawal trade.
-        item_id: the item within it.
+        trade_id: AssetPay's id of the withdrawal trade, as AssetPay sent it.
+        item_id: AssetPay's id of the item, as sent (a CS2 item's id is its marketplace listing id, which
+            need not be a UUID).
         status: ``CancelStatus.CANCELLED``; an unknown server value is kept.
         external_id: the merchant's own id of the item, when AssetPay returns one.
         request_id: AssetPay's request id of the successful attempt.
     """
 
-    trade_id: uuid.UUID
-    item_id: uuid.UUID
+    trade_id: str
+    item_id: str
     status: CancelStatus
     external_id: str | None = None
     request_id: str | None = None
+
+
+@attrs.frozen
+class TradeCancelItem:
+    """One item of a whole-trade cancel.
+
+    Attributes:
+        item_id: AssetPay's id of the item, as sent.
+        status: ``CANCELLED`` or ``FAILED``; an unknown server value is kept.
+        external_id: the merchant's own id of the item, when AssetPay returns one.
+        reason: for a failed item, AssetPay's stable error key (e.g. ``TRADE_CANCEL_TOO_SOON``).
+    """
+
+    item_id: str
+    status: CancelStatus
+    external_id: str | None = None
+    reason: str | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        """True when the marketplace accepted the cancel of this item."""
+        return self.status is CancelStatus.CANCELLED
+
+
+@attrs.frozen
+class TradeCancelResult:
+    """The answer to a whole-trade cancel: best effort, so some items may have failed.
+
+    Attributes:
+        trade_id: AssetPay's id of the trade, as sent.
+        requested: how many items AssetPay tried to cancel (the still undelivered ones).
+        cancelled: how many it cancelled.
+        failed: how many it could not cancel.
+        items: one row per item tried.
+        request_id: AssetPay's request id.
+    """
+
+    trade_id: str
+    requested: int
+    cancelled: int
+    failed: int
+    items: tuple[TradeCancelItem, ...] = ()
+    request_id: str | None = None
+
+    def item(self, ref: str | uuid.UUID) -> TradeCancelItem | None:
+        """The row of the item whose id, else whose externalId, is ``ref``; None when there is none."""
+        return _find(self.items, ref, lambda row: (row.item_id, row.external_id))
 
 
 @attrs.frozen
@@ -162,10 +220,29 @@ class Trade:
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
 
-    def item(self, item_id: str | uuid.UUID) -> TradeItem | None:
-        """The item with that id, or None."""
-        wanted = str(item_id).lower()
-        return next((it for it in self.items if it.id.lower() == wanted), None)
+    def item(self, ref: str | uuid.UUID) -> TradeItem | None:
+        """The item whose id, else whose externalId, is ``ref``; None when there is none.
+
+        UUIDs compare in any case and form; other strings exactly (externalIds are case-sensitive).
+        """
+        return _find(self.items, ref, lambda it: (it.id, it.external_id))
+
+
+def _find(
+    rows: tuple[R, ...], ref: str | uuid.UUID, ids: Callable[[R], tuple[str, str | None]]
+) -> R | None:
+    text = str(ref) if isinstance(ref, uuid.UUID) else ref
+    wanted = ref_uuid(text)
+
+    def same(value: str | None) -> bool:
+        if value is None:
+            return False
+        return value == text or (wanted is not None and ref_uuid(value) == wanted)
+
+    by_id = next((row for row in rows if same(ids(row)[0])), None)
+    if by_id is not None:
+        return by_id
+    return next((row for row in rows if same(ids(row)[1])), None)
 
 
 @attrs.frozen

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final, TypeGuard
@@ -34,6 +33,7 @@ from ._errors import (
     WaitTimeoutError,
 )
 from ._models import Trade, TradeItem, TradeStatus
+from ._refs import names
 
 if TYPE_CHECKING:
     from ._client import AssetPayClient
@@ -53,8 +53,8 @@ class FollowedItem:
 
     Attributes:
         index: its position in the input.
-        trade_id: the trade, canonical (lowercase, hyphenated).
-        item_id: the item, canonical.
+        trade_id: the trade ref as sent (AssetPay's id or its externalId; a ``uuid.UUID`` in lowercase).
+        item_id: the item ref as sent.
         item: the item in its final status; None when it was not reached.
         error: why it was not reached: ``WaitTimeoutError`` (``last_status`` says where it was),
             ``ItemNotFoundError``, or the typed error of the read that failed for good.
@@ -138,7 +138,7 @@ class TradePoller:
     async def wait(
         self,
         client: AssetPayClient,
-        pairs: Sequence[tuple[uuid.UUID, uuid.UUID]],
+        pairs: Sequence[tuple[str, str]],
         *,
         timeout: float,
         first_poll: float,
@@ -222,10 +222,10 @@ class TradePoller:
 
     def observe(self, trade: Trade) -> int:
         """Settle the waiters of every item ``trade`` shows final (a verified callback); how many were settled."""
-        wanted = trade.id.lower()
         settled = 0
         for watch in list(self._watches.values()):
-            if watch.trade_id != wanted:
+            # A waiter may name the trade by AssetPay's id or by its externalId.
+            if not names(watch.trade_id, trade.id, trade.external_id):
                 continue
             for waiter in list(watch.waiters):
                 item = trade.item(waiter.item_id)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import functools
 import json
 import math
 import platform
-import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
 import aiohttp
@@ -19,8 +19,9 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import _errors as e
 from ._converter import converter
-from ._models import CancelResult, Trade, TradePage
+from ._models import CancelResult, Trade, TradeCancelResult, TradePage
 from ._quota import RouteGroup
+from ._refs import check_ref, names, segment_of
 from ._version import __version__
 
 T = TypeVar("T")
@@ -29,9 +30,6 @@ USER_AGENT: Final = (
     f"assetpay-async/{__version__} aiohttp/{aiohttp.__version__} Python/{platform.python_version()}"
 )
 _SNIPPET_CHARS: Final = 200
-_UUID_TEXT: Final = re.compile(
-    r"[0-9a-fA-F]{8}(-?)[0-9a-fA-F]{4}\1[0-9a-fA-F]{4}\1[0-9a-fA-F]{4}\1[0-9a-fA-F]{12}", re.ASCII
-)
 
 
 @attrs.frozen
@@ -46,42 +44,26 @@ class RequestSpec:
     repeatable: bool = True
 
 
-def parse_id(value: object, name: str) -> uuid.UUID:
-    """Check a trade or item id: a :class:`uuid.UUID` or a string that parses as one.
+def parse_id(value: object, name: str) -> str:
+    """Check a trade or item ref (AssetPay's id or your externalId) and return it as it is sent.
 
-    A string must be the hyphenated 8-4-4-4-12 form or 32 hex digits, in any case, with nothing around it.
-    :class:`uuid.UUID` alone is too lenient for ids that end up in a URL path: it accepts braces, ``urn:uuid:``,
-    surrounding whitespace, a sign and underscores (``int(..., 16)`` reads them), so a typo can become a
-    different, valid-looking id.
+    A string is kept exactly as given (an externalId is case-sensitive); a `uuid.UUID` becomes its
+    lowercase hyphenated text.
 
     Raises:
-        InvalidRequestError: anything else, with the offending value shortened.
+        InvalidRequestError: another type, an empty or whitespace-only string, ``.`` or ``..``, more than
+            128 characters, or a control character; the offending value shortened and escaped.
     """
-    if isinstance(value, uuid.UUID):
-        return value
-    if not isinstance(value, str):
-        raise e.InvalidRequestError(
-            f"{name} must be a UUID or a UUID string, got {type(value).__name__}"
-        )
-    if not _UUID_TEXT.fullmatch(value):
-        shown = value if len(value) <= 40 else value[:40] + "..."
-        raise e.InvalidRequestError(f"{name} is not a UUID: {shown!r}")
-    return uuid.UUID(value)
+    return check_ref(value, name)
 
 
 def canonical_id(value: object, name: str) -> str:
-    """The id as it goes into a URL path: lowercase, hyphenated. The checks of :func:`parse_id`.
-
-    The common case (a hyphenated UUID string) is checked by the regular expression alone: this is on the
-    path of every call.
-    """
-    if isinstance(value, str) and len(value) == 36 and _UUID_TEXT.fullmatch(value):
-        return value.lower()
-    return str(parse_id(value, name))
+    """The ref as it goes into a URL path: one percent-encoded segment. The checks of `parse_id`."""
+    return segment_of(value, name)
 
 
 def cancel_request(trade_id: object, item_id: object) -> RequestSpec:
-    """The cancel call for one item. Raises :class:`InvalidRequestError` for bad ids."""
+    """The cancel call for one item. Raises [`InvalidRequestError`][assetpay_async.InvalidRequestError] for bad refs."""
     trade = canonical_id(trade_id, "trade_id")
     item = canonical_id(item_id, "item_id")
     return RequestSpec(
@@ -91,10 +73,29 @@ def cancel_request(trade_id: object, item_id: object) -> RequestSpec:
     )
 
 
+def cancel_trade_request(trade_id: object) -> RequestSpec:
+    """``POST /client/trading/withdraw/{tradeId}/cancel``: every undelivered item of the trade at once.
+
+    It draws on the item cancel's quota (AssetPay publishes none of its own: assume the stricter).
+    """
+    trade = canonical_id(trade_id, "trade_id")
+    return RequestSpec(
+        method="POST",
+        path=f"/client/trading/withdraw/{trade}/cancel",
+        route_group=RouteGroup.CANCEL_ITEM,
+    )
+
+
 def get_trade_request(trade_id: object) -> RequestSpec:
-    """``GET /client/trades/{id}``. Raises :class:`InvalidRequestError` for a bad id."""
+    """``GET /client/trades/{id}``. Raises [`InvalidRequestError`][assetpay_async.InvalidRequestError] for a bad ref."""
     trade = canonical_id(trade_id, "trade_id")
     return RequestSpec("GET", f"/client/trades/{trade}", RouteGroup.TRADES_READ)
+
+
+GAMES: Final = ("730", "252490")
+"""The games ``GET /client/trades`` knows, as its ``game`` parameter spells them (CS2, Rust)."""
+DEFAULT_GAME: Final = "730"
+"""AssetPay's default ``game`` of ``GET /client/trades``: a call without it lists CS2 trades only."""
 
 
 def list_trades_request(
@@ -102,9 +103,13 @@ def list_trades_request(
     cursor: str | None = None,
     limit: int = 100,
     type: str | None = None,
-    game: str | None = None,
+    game: str = DEFAULT_GAME,
 ) -> RequestSpec:
-    """``GET /client/trades`` with its query. Raises :class:`InvalidRequestError` for bad values."""
+    """``GET /client/trades`` with its query; ``game`` is always sent (AssetPay would default it to CS2).
+
+    Raises:
+        InvalidRequestError: bad values, before anything is sent.
+    """
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
         raise e.InvalidRequestError(f"limit must be an int from 1 to 100, got {limit!r}")
     params: list[tuple[str, str]] = [("limit", str(limit))]
@@ -116,12 +121,9 @@ def list_trades_request(
         if str(type) not in ("deposit", "withdraw"):
             raise e.InvalidRequestError(f"type must be 'deposit' or 'withdraw', got {type!r}")
         params.append(("type", str(type)))
-    if game is not None:
-        if str(game) not in ("730", "252490"):
-            raise e.InvalidRequestError(
-                f"game must be '730' (CS2) or '252490' (Rust), got {game!r}"
-            )
-        params.append(("game", str(game)))
+    if str(game) not in GAMES:
+        raise e.InvalidRequestError(f"game must be '730' (CS2) or '252490' (Rust), got {game!r}")
+    params.append(("game", str(game)))
     return RequestSpec("GET", "/client/trades", RouteGroup.TRADES_READ, tuple(params))
 
 
@@ -354,27 +356,141 @@ def structure(data: Any, cls: type[T], *, what: str, status: int, request_id: st
         raise error from exc
 
 
-def decode_cancel(envelope: Envelope, status: int) -> CancelResult:
-    """The :class:`CancelResult` of a cancel's success envelope."""
+def _mismatch(what: str, data: Any, status: int, request_id: str | None) -> e.InvalidResponseError:
+    try:
+        shown = json.dumps(data)[:_SNIPPET_CHARS]
+    except (TypeError, ValueError):
+        shown = repr(data)[:_SNIPPET_CHARS]
+    error = e.InvalidResponseError(
+        what,
+        http_status=status,
+        content_type="application/json",
+        snippet=shown,
+        request_id=request_id,
+    )
+    # AssetPay acted on the call, but on what cannot be told: the real call's outcome is unknown.
+    error.ambiguous = 200 <= status < 300
+    return error
+
+
+def decode_cancel(
+    envelope: Envelope, status: int, *, trade_ref: str | None = None, item_ref: str | None = None
+) -> CancelResult:
+    """The [`CancelResult`][assetpay_async.CancelResult] of a cancel's success envelope, checked against
+    the refs asked for.
+
+    Args:
+        trade_ref: the trade ref the call named (as sent, see `parse_id`); None skips its check.
+        item_ref: the item ref the call named; None skips its check.
+
+    Raises:
+        InvalidResponseError: (``ambiguous``) a bad shape, a status that is not a string, or an answer naming
+            another trade or item than the call did: a UUID-shaped ref that is neither the answer's id nor
+            its externalId, or a ref that differs from both while the answer carries an externalId.
+    """
     data = envelope.data
     if isinstance(data, dict):
         # The request id is the envelope's, not a field of data: add it rather than build the result twice.
         data = {**data, "requestId": envelope.request_id}
-    return structure(
+    result = structure(
         data, CancelResult, what="cancel result", status=status, request_id=envelope.request_id
+    )
+    # The answer carries the item's externalId, never the trade's.
+    if trade_ref is not None and names(trade_ref, result.trade_id, None) is False:
+        raise _mismatch(
+            f"the cancel answer names trade {result.trade_id!r}, not {trade_ref!r}",
+            envelope.data,
+            status,
+            envelope.request_id,
+        )
+    if item_ref is not None and names(item_ref, result.item_id, result.external_id) is False:
+        raise _mismatch(
+            f"the cancel answer names item {result.item_id!r}, not {item_ref!r}",
+            envelope.data,
+            status,
+            envelope.request_id,
+        )
+    return result
+
+
+def cancel_decoder(trade_id: object, item_id: object) -> Callable[[Envelope, int], CancelResult]:
+    """`decode_cancel` bound to the refs of one cancel (checked as `parse_id` does)."""
+    return functools.partial(
+        decode_cancel,
+        trade_ref=parse_id(trade_id, "trade_id"),
+        item_ref=parse_id(item_id, "item_id"),
     )
 
 
-def decode_trade(envelope: Envelope, status: int) -> Trade:
-    """The :class:`Trade` of ``GET /client/trades/{id}`` (``data`` is the trade, or ``{"trade": ...}``)."""
+def decode_trade_cancel(
+    envelope: Envelope, status: int, *, trade_ref: str | None = None
+) -> TradeCancelResult:
+    """The [`TradeCancelResult`][assetpay_async.TradeCancelResult] of a whole-trade cancel, checked against
+    the trade ref asked for.
+
+    Raises:
+        InvalidResponseError: (``ambiguous``) a bad shape, or an answer naming another trade.
+    """
+    data = envelope.data
+    if isinstance(data, dict):
+        data = {**data, "requestId": envelope.request_id}
+    result = structure(
+        data,
+        TradeCancelResult,
+        what="trade cancel result",
+        status=status,
+        request_id=envelope.request_id,
+    )
+    if trade_ref is not None and names(trade_ref, result.trade_id, None) is False:
+        raise _mismatch(
+            f"the cancel answer names trade {result.trade_id!r}, not {trade_ref!r}",
+            envelope.data,
+            status,
+            envelope.request_id,
+        )
+    return result
+
+
+def decode_trade(envelope: Envelope, status: int, *, trade_ref: str | None = None) -> Trade:
+    """The [`Trade`][assetpay_async.Trade] of ``GET /client/trades/{id}``.
+
+    ``data`` is the trade, or ``{"trade": ...}``.
+
+    Raises:
+        InvalidResponseError: a bad shape, or a trade that ``trade_ref`` cannot name (not ambiguous: a read).
+    """
     data = envelope.data
     if isinstance(data, dict) and isinstance(data.get("trade"), dict) and "id" not in data:
         data = data["trade"]
-    return structure(data, Trade, what="trade", status=status, request_id=envelope.request_id)
+    trade = structure(data, Trade, what="trade", status=status, request_id=envelope.request_id)
+    if trade_ref is not None and names(trade_ref, trade.id, trade.external_id) is False:
+        error = _mismatch(
+            f"asked for trade {trade_ref!r}, got trade {trade.id!r}",
+            data,
+            status,
+            envelope.request_id,
+        )
+        error.ambiguous = False  # a read changes nothing
+        raise error
+    return trade
 
 
 def decode_trade_page(envelope: Envelope, status: int) -> TradePage:
     """A page of ``GET /client/trades``."""
     return structure(
         envelope.data, TradePage, what="trade page", status=status, request_id=envelope.request_id
+    )
+
+
+_MISSING_ROUTE_STATUSES: Final = frozenset({404, 405})
+
+
+def is_missing_route(error: BaseException) -> bool:
+    """True for the answer of a route the server does not have: a 404 or 405 without an AssetPay envelope.
+
+    AssetPay's own "not found" (TRADE_NOT_FOUND) comes in an error envelope and is an
+    [`APIError`][assetpay_async.APIError].
+    """
+    return (
+        isinstance(error, e.InvalidResponseError) and error.http_status in _MISSING_ROUTE_STATUSES
     )

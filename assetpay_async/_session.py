@@ -21,6 +21,7 @@ from ._limiting import LimiterPolicy, LimiterRegistry, LimiterStats, RateLimiter
 from ._protocol import RequestSpec
 from ._quota import MerchantTier, Quota, RouteGroup, default_quota
 from ._tokens import SecretToken, merchant_of
+from ._trade_routes import TradeRoutes
 
 __all__ = ["DEFAULT_BASE_URL", "AssetPaySession", "RetryPolicy"]
 
@@ -192,6 +193,7 @@ class AssetPaySession:
         self._wall_clock = wall_clock or _utc_now
         self._binding: _LoopBinding | None = None
         self._state = _State.UNOPENED
+        self._trade_routes = TradeRoutes()  # read by AssetPayClient.get_trade
 
     # -- public ---------------------------------------------------------------------------------------
 

@@ -1,9 +1,11 @@
-"""AssetPay's signed callbacks: verify them, decode their trade, answer the withdrawal approval gate.
+"""AssetPay's signed callbacks: verify them, decode their event, answer the withdrawal approval gate.
 
 Two layers:
 
 * :func:`verify_callback` (and :func:`verify_signature`) take the raw body and headers and return a verified
-  :class:`CallbackEvent` or raise a :class:`CallbackError`; they work with any web framework.
+  event or raise a `CallbackError`; they work with any web framework. The event is a `CallbackEvent` (a
+  trade), a `CryptoWithdrawalEvent`, a `CryptoDepositEvent`, or an `UnknownCallbackEvent` keeping the raw
+  payload of a body the SDK does not know.
 * :func:`callback_handler` builds an aiohttp handler on top: it answers AssetPay, hands each event to your
   coroutine once (dedupe on the delivery id, on the trade id for approvals) and never approves a withdrawal
   unless your ``on_approval`` coroutine said so.
@@ -15,7 +17,7 @@ CallbackError (AssetPayError)          http_status: what to answer AssetPay
 │   ├── MalformedSignatureError        a header that does not parse
 │   ├── SignatureMismatchError         no signature matches any secret (or the body was altered)
 │   └── TimestampToleranceError        signed more than ``tolerance`` seconds before or after now
-├── InvalidCallbackBodyError           400: authentic, but not {"trade": {...}}
+├── InvalidCallbackBodyError           no longer raised (an unreadable authentic body is an unknown event)
 └── UnsignedTestPing                   200: the unsigned {"test": true} ping; trust nothing in it
 ```
 
@@ -23,7 +25,7 @@ Example:
     >>> from aiohttp import web
     >>> async def on_event(event: CallbackEvent) -> None:
     ...     print(event.trade.id, event.status)
-    >>> async def on_approval(event: CallbackEvent) -> ApprovalDecision:
+    >>> async def on_approval(event: ApprovalRequest) -> ApprovalDecision:
     ...     return ApprovalDecision.approve()
     >>> app = web.Application()
     >>> _ = app.router.add_post(
@@ -42,17 +44,24 @@ from aiohttp import web
 
 from ._callback_core import (
     DEFAULT_TOLERANCE,
+    AnyCallbackEvent,
     ApprovalDecision,
+    ApprovalRequest,
     CallbackAnswer,
     CallbackAuthenticationError,
     CallbackError,
     CallbackEvent,
     Clock,
+    CryptoDeposit,
+    CryptoDepositEvent,
+    CryptoWithdrawal,
+    CryptoWithdrawalEvent,
     InvalidCallbackBodyError,
     MalformedSignatureError,
     MissingSignatureError,
     SignatureMismatchError,
     TimestampToleranceError,
+    UnknownCallbackEvent,
     UnsignedTestPing,
     VerifiedDelivery,
     check_tolerance,
@@ -69,20 +78,30 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NO_APPROVER_REASON",
+    "UNREADABLE_APPROVAL_REASON",
+    "AnyCallbackEvent",
     "ApprovalDecision",
     "ApprovalHandler",
+    "ApprovalRequest",
     "CallbackAnswer",
     "CallbackAuthenticationError",
     "CallbackError",
     "CallbackEvent",
+    "CryptoDeposit",
+    "CryptoDepositEvent",
+    "CryptoWithdrawal",
+    "CryptoWithdrawalEvent",
     "DedupeStore",
     "EventHandler",
     "InvalidCallbackBodyError",
     "MalformedSignatureError",
     "MemoryDedupeStore",
     "MissingSignatureError",
+    "OtherEvent",
+    "OtherEventHandler",
     "SignatureMismatchError",
     "TimestampToleranceError",
+    "UnknownCallbackEvent",
     "UnsignedTestPing",
     "VerifiedDelivery",
     "callback_handler",
@@ -97,10 +116,18 @@ logger = logging.getLogger(__name__)
 EventHandler = Callable[[CallbackEvent], Awaitable[None]]
 """Your coroutine for trade events: return normally once handled, raise to have AssetPay retry."""
 
-ApprovalHandler = Callable[[CallbackEvent], Awaitable[ApprovalDecision]]
-"""Your coroutine for approval requests: return :meth:`ApprovalDecision.approve` or ``.reject(reason)``."""
+OtherEvent = CryptoWithdrawalEvent | CryptoDepositEvent | UnknownCallbackEvent
+"""The events that are not trade events (and not approval requests)."""
+
+OtherEventHandler = Callable[[OtherEvent], Awaitable[None]]
+"""Your coroutine for crypto and unknown events: return once handled, raise to have AssetPay retry."""
+
+ApprovalHandler = Callable[[ApprovalRequest], Awaitable[ApprovalDecision]]
+"""Your coroutine for approval requests (a trade or a crypto withdrawal): return
+[`ApprovalDecision.approve`][assetpay_async.callbacks.ApprovalDecision.approve] or ``.reject(reason)``."""
 
 NO_APPROVER_REASON: Final = "this callback endpoint does not approve withdrawals"
+UNREADABLE_APPROVAL_REASON: Final = "the approval request could not be read"
 
 DEFAULT_SEEN_TTL: Final = 7 * 24 * 3600.0
 DEFAULT_PROCESSING_TTL: Final = 120.0
@@ -117,6 +144,7 @@ def callback_handler(
     on_event: EventHandler,
     *,
     on_approval: ApprovalHandler | None = None,
+    on_other: OtherEventHandler | None = None,
     dedupe: DedupeStore | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     now: Clock | None = None,
@@ -128,14 +156,19 @@ def callback_handler(
 
     Answers:
 
-    * 200 once ``on_event`` returned for a verified event (or at once for a delivery already handled);
+    * 200 once ``on_event`` returned for a verified trade event (or at once for a delivery already handled);
+    * 200 once ``on_other`` returned for a crypto withdrawal or deposit, or an
+      [`UnknownCallbackEvent`][assetpay_async.callbacks.UnknownCallbackEvent]
+      (a signed body the SDK does not know); without ``on_other`` they are acknowledged and logged. An
+      authentic delivery never gets a 4xx for its shape alone;
     * 401 for a missing, malformed or mismatching signature or a timestamp outside ``tolerance``;
-    * 400 for an authentic body that is not ``{"trade": {...}}``;
     * 200 for AssetPay's unsigned test ping (nothing else happens);
-    * for an approval request (a ``withdraw`` trade in ``initiated``): the decision of ``on_approval``, given
-      once per trade and repeated to AssetPay's further attempts. **Without** ``on_approval`` every approval
-      request is rejected (403 with a reject body): an endpoint that answers 200 to everything would approve
-      every withdrawal. Approval requests never reach ``on_event``;
+    * for an approval request (a ``withdraw`` trade in ``initiated``, a crypto withdrawal in
+      ``awaiting_approval``): the decision of ``on_approval``, given once per trade or withdrawal and repeated to
+      AssetPay's further attempts. **Without** ``on_approval`` every approval request is rejected (403 with a
+      reject body): an endpoint that answers 200 to everything would approve every withdrawal. An approval
+      request the SDK cannot read is rejected without asking ``on_approval``. Approval requests never reach
+      ``on_event``;
     * 500 when ``on_event``/``on_approval`` raises: the delivery is not marked as handled, so AssetPay's retry
       runs it again;
     * 503 to a redelivery that arrives while the first one is still being handled, so it is retried later
@@ -143,9 +176,11 @@ def callback_handler(
 
     Args:
         secrets: the merchant's API secret, or several during a rotation.
-        on_event: awaited with each verified event, once per delivery id.
-        on_approval: awaited with each approval request, once per trade id; must return an
-            :class:`ApprovalDecision` (anything else rejects).
+        on_event: awaited with each verified trade event, once per delivery id.
+        on_approval: awaited with each approval request, once per trade or crypto withdrawal id; must return
+            an [`ApprovalDecision`][assetpay_async.callbacks.ApprovalDecision] (anything else rejects).
+        on_other: awaited with each crypto or unknown event, once per delivery id (default: acknowledge and
+            log it).
         dedupe: where handled deliveries are remembered; a per-process :class:`MemoryDedupeStore` by default.
             Pass a shared store when several processes serve the callback URL.
         tolerance: seconds the signed timestamp may lie before or after now.
@@ -178,13 +213,27 @@ def callback_handler(
         except CallbackError as exc:
             logger.warning("refused a callback (%s): %s", type(exc).__name__, exc)
             return _json(exc.http_status, {"error": type(exc).__name__})
-        if event.is_approval_request:
+        if isinstance(event, UnknownCallbackEvent) and event.is_approval_request:
+            return await _unreadable_approval(event)
+        if isinstance(event, CallbackEvent | CryptoWithdrawalEvent) and event.is_approval_request:
             return await _approval(event)
-        if session is not None:
+        if session is not None and isinstance(event, CallbackEvent):
             settle_waiters(session, event)
         return await _event(event)
 
-    async def _event(event: CallbackEvent) -> web.Response:
+    async def _dispatch(event: AnyCallbackEvent) -> None:
+        if isinstance(event, CallbackEvent):
+            await on_event(event)
+        elif on_other is not None:
+            await on_other(event)
+        else:
+            logger.info(
+                "acknowledged %s %s without handling it (pass on_other= to handle these)",
+                type(event).__name__,
+                event.delivery_id,
+            )
+
+    async def _event(event: AnyCallbackEvent) -> web.Response:
         key = event.dedupe_key
         if not await store.add(key, _PROCESSING, processing_ttl):
             if await store.get(key) == _DONE:
@@ -192,11 +241,11 @@ def callback_handler(
                 return _json(200, {"ok": True, "duplicate": True})
             return _busy(event)
         try:
-            await on_event(event)
+            await _dispatch(event)
         except Exception:
             await _release(key)
             logger.exception(
-                "on_event failed for delivery %s; AssetPay will retry", event.delivery_id
+                "the event handler failed for delivery %s; AssetPay will retry", event.delivery_id
             )
             return _json(500, {"error": "handler failed"})
         except BaseException:  # cancelled: leave the delivery for AssetPay's retry
@@ -205,10 +254,20 @@ def callback_handler(
         await store.set(key, _DONE, seen_ttl)
         return _json(200, {"ok": True})
 
-    async def _approval(event: CallbackEvent) -> web.Response:
+    async def _unreadable_approval(event: UnknownCallbackEvent) -> web.Response:
+        logger.error(
+            "rejected an approval request the SDK cannot read (delivery %s): %s",
+            event.delivery_id,
+            event.reason,
+        )
+        decision = ApprovalDecision.reject(UNREADABLE_APPROVAL_REASON)
+        await store.add(event.dedupe_key, _encode_decision(decision), seen_ttl)
+        return _response(decision.answer())
+
+    async def _approval(event: ApprovalRequest) -> web.Response:
         if on_approval is None:
             logger.warning(
-                "rejected withdrawal %s: no on_approval handler is configured", event.trade.id
+                "rejected withdrawal %s: no on_approval handler is configured", _subject(event)
             )
             return _response(ApprovalDecision.reject(NO_APPROVER_REASON).answer())
         key = event.dedupe_key
@@ -216,14 +275,14 @@ def callback_handler(
             earlier = _decode_decision(await store.get(key))
             if earlier is None:
                 return _busy(event)
-            logger.debug("repeated the decision on withdrawal %s", event.trade.id)
+            logger.debug("repeated the decision on withdrawal %s", _subject(event))
             return _response(earlier.answer())
         try:
             decision: object = await on_approval(event)
         except Exception:
             await _release(key)
             logger.exception(
-                "on_approval failed for withdrawal %s; AssetPay will retry", event.trade.id
+                "on_approval failed for withdrawal %s; AssetPay will retry", _subject(event)
             )
             return _json(500, {"error": "handler failed"})
         except BaseException:  # cancelled: decide on AssetPay's next attempt
@@ -245,6 +304,11 @@ def callback_handler(
     return handle
 
 
+def _subject(event: ApprovalRequest) -> str | None:
+    """The id of what an approval request is about, for logs."""
+    return event.trade.id if isinstance(event, CallbackEvent) else event.withdrawal.id
+
+
 def settle_waiters(session: AssetPaySession, event: CallbackEvent) -> int:
     """Settle the session's waiters whose item this verified event shows final; how many were settled.
 
@@ -255,16 +319,16 @@ def settle_waiters(session: AssetPaySession, event: CallbackEvent) -> int:
     return observe(session, event.trade)
 
 
-def _no_decision(returned: object, event: CallbackEvent) -> ApprovalDecision:
+def _no_decision(returned: object, event: ApprovalRequest) -> ApprovalDecision:
     logger.error(
         "on_approval returned %s instead of an ApprovalDecision: rejecting withdrawal %s",
         type(returned).__name__,
-        event.trade.id,
+        _subject(event),
     )
     return ApprovalDecision.reject("the approval handler gave no decision")
 
 
-def _busy(event: CallbackEvent) -> web.Response:
+def _busy(event: AnyCallbackEvent) -> web.Response:
     logger.info("delivery %s is still being handled; asked AssetPay to retry", event.delivery_id)
     response = _json(503, {"error": "already in progress"})
     response.headers["Retry-After"] = "1"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import uuid
 from collections.abc import Iterator, Sequence
 from typing import Final
 
@@ -27,7 +26,8 @@ __all__ = ["BatchFileError", "BatchLine", "parse_batch"]
 
 _TRADE_KEYS: Final = ("trade_id", "tradeId")
 _ITEM_KEYS: Final = ("item_id", "itemId")
-_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_ .;|\t-]*")
+# Column names carry no digits; refs (externalIds, listing ids) almost always do.
+_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z_ .;|\t-]*")
 _UUID_LIKE: Final = re.compile(r"[0-9a-fA-F-]{32,36}")
 _NO_PAIRS: Final = "no trade_id,item_id pairs in the file"
 
@@ -53,8 +53,8 @@ class BatchLine:
     """One pair of the batch and the line it came from."""
 
     line: int
-    trade_id: uuid.UUID
-    item_id: uuid.UUID
+    trade_id: str
+    item_id: str
 
 
 def _meaningful(text: str) -> Iterator[tuple[int, str]]:
@@ -64,8 +64,8 @@ def _meaningful(text: str) -> Iterator[tuple[int, str]]:
             yield number, stripped
 
 
-def _uuid(value: object, what: str, source: str, line: int) -> uuid.UUID:
-    # The SDK's own rule (strict 8-4-4-4-12 or 32 hex digits), so a file that passes here never fails later.
+def _uuid(value: object, what: str, source: str, line: int) -> str:
+    # The SDK's own rule for refs (an id or an externalId), so a file that passes here never fails later.
     try:
         return parse_id(value.strip() if isinstance(value, str) else value, what)
     except InvalidRequestError as exc:
@@ -106,7 +106,8 @@ def _is_header(cells: list[str]) -> bool:
 
 
 def _looks_like_names(cells: list[str]) -> bool:
-    """A line of column names (no cell is a UUID; every cell is a word), e.g. a header with a typo."""
+    """A line of column names (no cell is a UUID; every cell is a word without digits), e.g. a header with
+    a typo."""
     stripped = [c.strip() for c in cells]
     if any(_UUID_LIKE.fullmatch(c) for c in stripped):
         return False
@@ -130,7 +131,8 @@ def _csv(lines: list[tuple[int, str]], source: str) -> list[BatchLine]:
                 source,
                 number,
                 f"the header {text!r} does not name the columns trade_id and item_id "
-                "(tradeId/itemId also accepted)",
+                "(tradeId/itemId also accepted); if it is a pair of refs, start the file with the "
+                "header line trade_id,item_id",
             )
         if len(cells) <= max(trade_col, item_col):
             raise BatchFileError(source, number, "expected two columns: trade_id,item_id")

@@ -10,7 +10,6 @@ import argparse
 import contextvars
 import re
 import sys
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Final, NoReturn
 
@@ -137,8 +136,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitCode.USAGE, redact(f"{self.prog}: error: {message}\n"))
 
 
-def _uuid_arg(name: str) -> Callable[[str], uuid.UUID]:
-    def parse(text: str) -> uuid.UUID:
+def _uuid_arg(name: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
         try:
             return parse_id(text, name)
         except InvalidRequestError as exc:

@@ -65,6 +65,14 @@ def _as_quota(value: Quota | tuple[int, float]) -> Quota:
     return value if isinstance(value, Quota) else Quota(*value)
 
 
+def _stored_id(value: str) -> str:
+    """UUIDs lowercase (as AssetPay renders them), other ids (listing ids) exactly as given."""
+    try:
+        return str(uuid.UUID(value)) if len(value) == 36 else value
+    except ValueError:
+        return value
+
+
 def _seconds(value: dt.timedelta | float) -> float:
     return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
 
@@ -302,9 +310,10 @@ class Sandbox:
         status: str | None = None,
         item_status: str = "active",
         external_id: str | None = None,
-        item_external_ids: bool = False,
+        item_external_ids: bool | Iterable[str] = False,
         trade_id: str | None = None,
         item_ids: Iterable[str] | None = None,
+        listing_ids: bool = False,
     ) -> SandboxTrade:
         """Create a trade of ``user``, created ``age`` ago (the 30-minute rule reads the trade's age).
 
@@ -315,26 +324,38 @@ class Sandbox:
             type: ``"withdraw"`` or ``"deposit"``.
             status: the trade's status (default ``active`` for withdrawals, ``completed`` for deposits).
             item_status: each withdrawal item's status (deposit items carry none).
-            external_id: the merchant's id of the trade.
-            item_external_ids: give each item an ``externalId`` (echoed by a successful cancel).
-            trade_id: its id (default: a fresh UUID).
-            item_ids: its items' ids (default: fresh UUIDs).
+            external_id: the merchant's id of the trade (a ref the API accepts in place of its id).
+            item_external_ids: give each item an ``externalId`` (echoed by a successful cancel): True
+                makes ``ext-<first 8 characters of the id>``; an iterable gives one per item.
+            trade_id: its id (default: a fresh UUID). UUIDs are stored lowercase, other ids as given.
+            item_ids: its items' ids (default: fresh UUIDs, or listing ids with ``listing_ids``).
+            listing_ids: give the items marketplace listing ids such as ``0010f8d48278ccb8`` (16 hex
+                digits, not UUIDs), as CS2 withdrawal items have.
         """
         if type not in ("withdraw", "deposit"):
             raise ValueError("type must be 'withdraw' or 'deposit'")
         if items < 1:
             raise ValueError("a trade has at least one item")
         kind = GameName(game)
-        ids = (
-            [i.lower() for i in item_ids]
-            if item_ids is not None
-            else [self._new_id() for _ in range(items)]
-        )
+        if item_ids is not None:
+            ids = [_stored_id(i) for i in item_ids]
+        elif listing_ids:
+            ids = [f"{self._ids.getrandbits(64):016x}" for _ in range(items)]
+        else:
+            ids = [self._new_id() for _ in range(items)]
         if len(ids) != items:
             raise ValueError("item_ids must have one id per item")
+        if isinstance(item_external_ids, bool):
+            externals: list[str | None] = [
+                f"ext-{i[:8]}" if item_external_ids else None for i in ids
+            ]
+        else:
+            externals = list(item_external_ids)
+            if len(externals) != items:
+                raise ValueError("item_external_ids must have one externalId per item")
         created = self.clock.now() - _seconds(age)
         trade = SandboxTrade(
-            id=(trade_id or self._new_id()).lower(),
+            id=_stored_id(trade_id or self._new_id()),
             type=type,
             merchant_id=user.merchant_id,
             user_id=user.id,
@@ -350,9 +371,9 @@ class Sandbox:
                     name=(name := self._ids.choice(_NAMES[kind])),
                     market_hash_name=name,
                     price=round(self._ids.uniform(0.5, 250.0), 2),
-                    external_id=f"ext-{item_id[:8]}" if item_external_ids else None,
+                    external_id=item_external,
                 )
-                for item_id in ids
+                for item_id, item_external in zip(ids, externals, strict=True)
             ],
             created_at=created,
             updated_at=created,
@@ -459,10 +480,26 @@ class Sandbox:
             behavior=self.behavior,
             marketplace_refuses=self._marketplace_refuses,
         )
-        if outcome.accepted is not None:
-            trade = self.trades[trade_id.lower()]
+        trade = rules.find_trade(self.trades, user.merchant_id, trade_id)
+        if outcome.accepted is not None and trade is not None:  # (the rules just found it)
             outcome.accepted.cancel_pending = True
             self._spawn(self._revert_later(trade, outcome.accepted))
+        return outcome.answer
+
+    def _cancel_trade(self, user: User, trade_id: str) -> rules.Answer:
+        outcome = rules.cancel_trade(
+            self.trades,
+            user,
+            trade_id,
+            now=self.clock.now(),
+            behavior=self.behavior,
+            marketplace_refuses=self._marketplace_refuses,
+        )
+        trade = rules.find_trade(self.trades, user.merchant_id, trade_id)
+        if trade is not None:
+            for item in outcome.accepted:
+                item.cancel_pending = True
+                self._spawn(self._revert_later(trade, item))
         return outcome.answer
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
@@ -483,6 +520,50 @@ class Sandbox:
         if merchant.callback_url is not None:
             await self._callbacks.deliver(merchant, self.render(trade))
 
+    # -- callbacks beyond trades ----------------------------------------------------------------------
+
+    async def crypto_withdrawal(
+        self,
+        merchant: Merchant | str,
+        *,
+        status: str = "awaiting_approval",
+        withdrawal_id: str | None = None,
+        external_id: str | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Send a signed ``{"withdrawal": {...}}`` callback (a crypto withdrawal) and wait for the delivery.
+
+        Its schema is not published: the body holds ``id``, ``status``, ``externalId`` and ``fields``. A
+        withdrawal in ``awaiting_approval`` is an approval gate.
+
+        Returns:
+            True once an attempt got a 2xx.
+        """
+        body: dict[str, Any] = {"id": withdrawal_id or self._new_id(), "status": status, **fields}
+        if external_id is not None:
+            body["externalId"] = external_id
+        return await self.send_callback(merchant, {"withdrawal": body})
+
+    async def crypto_deposit(
+        self,
+        merchant: Merchant | str,
+        *,
+        status: str = "confirmed",
+        deposit_id: str | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Send a signed ``{"deposit": {...}}`` callback (a crypto deposit) and wait for the delivery."""
+        body = {"id": deposit_id or self._new_id(), "status": status, **fields}
+        return await self.send_callback(merchant, {"deposit": body})
+
+    async def send_callback(self, merchant: Merchant | str, payload: Any) -> bool:
+        """Send any JSON body to the merchant's callback URL, signed like AssetPay's (a shape to test with).
+
+        Returns:
+            True once an attempt got a 2xx (False without a callback URL).
+        """
+        return await self._callbacks.deliver_payload(self._merchant(merchant), payload)
+
     # -- seeds ----------------------------------------------------------------------------------------
 
     @classmethod
@@ -496,7 +577,9 @@ class Sandbox:
                             "users": [{"steam_id": "7656...", "trades": [
                                 {"game": "cs2", "items": 3, "age_minutes": 45, "type": "withdraw"}]}]}]}
 
-        Every key but ``merchants`` is optional. ``options`` go to the constructor.
+        Every key but ``merchants`` is optional. A trade may also hold ``id``, ``external_id``, ``status``,
+        ``item_status``, ``listing_ids`` (true: items get marketplace listing ids, not UUIDs) and
+        ``item_external_ids`` (true, or a list of one externalId per item). ``options`` go to the constructor.
         """
         sandbox = cls(**options)
         for m in document.get("merchants", ()):
@@ -523,6 +606,8 @@ class Sandbox:
                         item_status=t.get("item_status", "active"),
                         external_id=t.get("external_id"),
                         trade_id=t.get("id"),
+                        listing_ids=bool(t.get("listing_ids", False)),
+                        item_external_ids=t.get("item_external_ids", False),
                     )
         return sandbox
 

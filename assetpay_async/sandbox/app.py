@@ -35,6 +35,8 @@ _TOKEN_MESSAGES: Final = {
     TokenProblem.EXPIRED: "Client token has expired",
 }
 _CANCEL_PATH: Final = "/client/trading/withdraw/{trade_id}/items/{item_id}/cancel"
+# Whole-trade cancel: no published quota of its own, so the sandbox counts it in the item cancel's.
+_CANCEL_TRADE_PATH: Final = "/client/trading/withdraw/{trade_id}/cancel"
 
 
 def build_app(sandbox: Sandbox) -> web.Application:
@@ -46,6 +48,12 @@ def build_app(sandbox: Sandbox) -> web.Application:
         trade_id, item_id = request.match_info["trade_id"], request.match_info["item_id"]
         return await pipeline.serve(
             request, RouteGroup.CANCEL_ITEM, lambda user: sandbox._cancel(user, trade_id, item_id)
+        )
+
+    async def cancel_trade(request: web.Request) -> web.StreamResponse:
+        trade_id = request.match_info["trade_id"]
+        return await pipeline.serve(
+            request, RouteGroup.CANCEL_ITEM, lambda user: sandbox._cancel_trade(user, trade_id)
         )
 
     async def list_trades(request: web.Request) -> web.StreamResponse:
@@ -73,6 +81,7 @@ def build_app(sandbox: Sandbox) -> web.Application:
         )
 
     app.router.add_post(_CANCEL_PATH, cancel)
+    app.router.add_post(_CANCEL_TRADE_PATH, cancel_trade)
     app.router.add_get("/client/trades", list_trades)
     if sandbox.behavior.trade_by_id_route:
         app.router.add_get("/client/trades/{trade_id}", get_trade)
@@ -135,7 +144,7 @@ class _Pipeline:
                 RequestRecord(
                     at,
                     request.method,
-                    request.path,
+                    request.rel_url.raw_path,  # as on the wire: refs stay percent-encoded
                     group,
                     merchant,
                     status,

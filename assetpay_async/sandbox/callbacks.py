@@ -1,4 +1,5 @@
-"""Trade callbacks: POST ``{"trade": {...}}`` to the merchant's URL, signed, retried with one delivery id."""
+"""Callbacks: POST ``{"trade": {...}}`` (or a crypto ``{"withdrawal": ...}``/``{"deposit": ...}``, or any body)
+to the merchant's URL, signed, retried with one delivery id."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ class CallbackAttempt:
         signature: the ``X-AssetPay-Signature`` header.
         status: the HTTP status answered, None when the request failed.
         error: why it failed without a status, else None.
+        kind: what the body carries: ``trade``, ``withdrawal``, ``deposit`` or ``other`` (for the last three,
+            ``trade_id``/``trade_status`` hold the object's id and status, or empty strings).
     """
 
     delivery_id: str
@@ -50,6 +53,7 @@ class CallbackAttempt:
     signature: str
     status: int | None
     error: str | None
+    kind: str = "trade"
 
     @property
     def delivered(self) -> bool:
@@ -96,15 +100,20 @@ class CallbackDispatcher:
             await http.close()
 
     async def deliver(self, merchant: Merchant, trade: dict[str, Any]) -> bool:
-        """Deliver one event (and its duplicate, if configured); True once a copy got a 2xx."""
+        """Deliver one trade event (and its duplicate, if configured); True once a copy got a 2xx."""
+        return await self.deliver_payload(merchant, {"trade": trade})
+
+    async def deliver_payload(self, merchant: Merchant, payload: Any) -> bool:
+        """Deliver any JSON body, signed like every callback; True once a copy got a 2xx."""
         if merchant.callback_url is None:
             return False
-        body = json.dumps({"trade": trade}, separators=(",", ":")).encode()
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        kind, subject = _subject(payload)
         delivery_id = self._new_id()
         delivered = False
         for copy in range(1, 3 if self.duplicate else 2):
             copy_delivered = await self._deliver_copy(
-                merchant, trade, body, delivery_id=delivery_id, copy=copy
+                merchant, kind, subject, body, delivery_id=delivery_id, copy=copy
             )
             delivered = delivered or copy_delivered
         return delivered
@@ -112,7 +121,8 @@ class CallbackDispatcher:
     async def _deliver_copy(
         self,
         merchant: Merchant,
-        trade: dict[str, Any],
+        kind: str,
+        subject: dict[str, Any],
         body: bytes,
         *,
         delivery_id: str,
@@ -138,8 +148,8 @@ class CallbackDispatcher:
             record = CallbackAttempt(
                 delivery_id=delivery_id,
                 merchant_id=merchant.id,
-                trade_id=str(trade["id"]),
-                trade_status=str(trade["status"]),
+                trade_id=str(subject.get("id", "")),
+                trade_status=str(subject.get("status", "")),
                 url=url,
                 attempt=attempt,
                 copy=copy,
@@ -149,6 +159,7 @@ class CallbackDispatcher:
                 signature=header,
                 status=status,
                 error=error,
+                kind=kind,
             )
             self.attempts.append(record)
             if record.delivered:
@@ -170,3 +181,13 @@ class CallbackDispatcher:
                 return response.status, None
         except (aiohttp.ClientError, TimeoutError) as exc:
             return None, f"{type(exc).__name__}: {exc}"[:200]
+
+
+def _subject(payload: Any) -> tuple[str, dict[str, Any]]:
+    """What a body is about: its kind and the object carrying ``id`` and ``status``."""
+    if isinstance(payload, dict):
+        for kind in ("trade", "withdrawal", "deposit"):
+            value = payload.get(kind)
+            if isinstance(value, dict):
+                return kind, value
+    return "other", {}

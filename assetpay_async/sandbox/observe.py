@@ -22,7 +22,7 @@ class RequestRecord:
     Attributes:
         time: sandbox seconds when it arrived.
         method: the HTTP method.
-        path: the path (ids only; query strings are dropped).
+        path: the path as sent, percent-encoded (refs stay one segment each; query strings are dropped).
         group: its route group.
         merchant_id: the merchant of a valid token, else None.
         status: the HTTP status answered (0 when the connection was dropped instead).

@@ -7,16 +7,25 @@ from __future__ import annotations
 
 import base64
 import binascii
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import attrs
 
 from .behavior import RustCancelAnswer, SandboxBehavior
-from .state import APPIDS, TERMINAL, GameName, SandboxItem, SandboxTrade, User
+from .state import APPIDS, TERMINAL, GameName, SandboxItem, SandboxTrade, User, same_ref
 
-__all__ = ["CANCEL_MIN_AGE", "Answer", "CancelOutcome", "cancel_item", "get_trade", "list_trades"]
+__all__ = [
+    "CANCEL_MIN_AGE",
+    "Answer",
+    "CancelOutcome",
+    "TradeCancelOutcome",
+    "cancel_item",
+    "cancel_trade",
+    "find_trade",
+    "get_trade",
+    "list_trades",
+]
 
 CANCEL_MIN_AGE: Final = 30 * 60.0
 """An item can be cancelled once its trade is this many seconds old."""
@@ -69,11 +78,17 @@ def validation_failed(behavior: SandboxBehavior, fields: Mapping[str, str]) -> A
     )
 
 
-def _is_uuid(value: str) -> bool:
-    try:
-        return str(uuid.UUID(value)) == value.lower()
-    except ValueError:
-        return False
+MAX_ITEM_REF: Final = 128
+"""``itemId``: 1-128 characters (the OpenAPI document); ``tradeId`` only needs one."""
+
+
+def _ref_problems(trade_ref: str, item_ref: str | None) -> dict[str, str]:
+    bad: dict[str, str] = {}
+    if not trade_ref.strip():
+        bad["tradeId"] = "must not be empty"
+    if item_ref is not None and not (item_ref.strip() and len(item_ref) <= MAX_ITEM_REF):
+        bad["itemId"] = f"must be 1 to {MAX_ITEM_REF} characters"
+    return bad
 
 
 def _trade_not_found(trade_id: str) -> Answer:
@@ -86,12 +101,29 @@ def _forbidden() -> Answer:
     )
 
 
+def find_trade(
+    trades: Mapping[str, SandboxTrade], merchant_id: str, ref: str
+) -> SandboxTrade | None:
+    """The merchant's trade whose id, else whose externalId, is ``ref`` (UUIDs in any case)."""
+    trade = trades.get(ref) or trades.get(ref.lower())  # UUIDs are stored lowercase
+    if trade is not None and trade.merchant_id == merchant_id and same_ref(ref, trade.id):
+        return trade
+    return next(
+        (
+            t
+            for t in trades.values()
+            if t.merchant_id == merchant_id and same_ref(ref, t.external_id)
+        ),
+        None,
+    )
+
+
 def _find_trade(
     trades: Mapping[str, SandboxTrade], caller: User, trade_id: str
 ) -> SandboxTrade | Answer:
-    trade = trades.get(trade_id.lower())
+    trade = find_trade(trades, caller.merchant_id, trade_id)
     # Another merchant's trade is not revealed to exist.
-    if trade is None or trade.merchant_id != caller.merchant_id:
+    if trade is None:
         return _trade_not_found(trade_id)
     if trade.user_id != caller.id:
         return _forbidden()
@@ -122,8 +154,7 @@ def cancel_item(
     A second cancel of an item whose revert is pending answers 200 again and schedules nothing: cancel is
     repeatable and cannot move money twice.
     """
-    ids = (("tradeId", trade_id), ("itemId", item_id))
-    bad = {name: "must be a UUID" for name, value in ids if not _is_uuid(value)}
+    bad = _ref_problems(trade_id, item_id)
     if bad:
         return CancelOutcome(validation_failed(behavior, bad))
     found = _find_trade(trades, caller, trade_id)
@@ -142,28 +173,9 @@ def cancel_item(
         return CancelOutcome(
             Answer.fail(404, 2201, "ITEM_NOT_FOUND", f"No item {item_id} under trade {trade.id}")
         )
-    if trade.game is GameName.RUST or item.appid != APPIDS[GameName.CS2]:
-        if behavior.rust_cancel is RustCancelAnswer.UNSUPPORTED:
-            return CancelOutcome(
-                Answer.fail(
-                    cancel_status,
-                    UNSUPPORTED_CODE,
-                    "TRADE_CANCEL_UNSUPPORTED",
-                    "Rust withdrawals cannot be cancelled",
-                )
-            )
-        return not_cancellable("Rust withdrawals cannot be cancelled")
-    if item.status in TERMINAL:
-        return not_cancellable(f"Item is already {item.status}")
-    if now - trade.created_at < CANCEL_MIN_AGE:
-        return CancelOutcome(
-            Answer.fail(
-                cancel_status,
-                27,
-                "TRADE_CANCEL_TOO_SOON",
-                "Items can be cancelled 30 minutes after creation",
-            )
-        )
+    refusal = _item_refusal(trade, item, now=now, behavior=behavior)
+    if refusal is not None:
+        return CancelOutcome(refusal)
     data: dict[str, Any] = {"tradeId": trade.id, "itemId": item.id, "status": "cancelled"}
     if item.external_id is not None:
         data["externalId"] = item.external_id
@@ -174,6 +186,105 @@ def cancel_item(
     return CancelOutcome(Answer.ok(data), accepted=item)
 
 
+def _item_refusal(
+    trade: SandboxTrade, item: SandboxItem, *, now: float, behavior: SandboxBehavior
+) -> Answer | None:
+    """Why this withdrawal item cannot be cancelled now (game, terminal, age), or None."""
+    cancel_status = behavior.cancel_error_status
+    if trade.game is GameName.RUST or item.appid != APPIDS[GameName.CS2]:
+        if behavior.rust_cancel is RustCancelAnswer.UNSUPPORTED:
+            return Answer.fail(
+                cancel_status,
+                UNSUPPORTED_CODE,
+                "TRADE_CANCEL_UNSUPPORTED",
+                "Rust withdrawals cannot be cancelled",
+            )
+        return Answer.fail(
+            cancel_status, 28, "TRADE_NOT_CANCELLABLE", "Rust withdrawals cannot be cancelled"
+        )
+    if item.status in TERMINAL:
+        return Answer.fail(
+            cancel_status, 28, "TRADE_NOT_CANCELLABLE", f"Item is already {item.status}"
+        )
+    if now - trade.created_at < CANCEL_MIN_AGE:
+        return Answer.fail(
+            cancel_status,
+            27,
+            "TRADE_CANCEL_TOO_SOON",
+            "Items can be cancelled 30 minutes after creation",
+        )
+    return None
+
+
+@attrs.frozen
+class TradeCancelOutcome:
+    """The answer to a whole-trade cancel, and the items whose revert must now be scheduled."""
+
+    answer: Answer
+    accepted: tuple[SandboxItem, ...] = ()
+
+
+def cancel_trade(
+    trades: Mapping[str, SandboxTrade],
+    caller: User,
+    trade_id: str,
+    *,
+    now: float,
+    behavior: SandboxBehavior,
+    marketplace_refuses: Callable[[SandboxItem], bool],
+) -> TradeCancelOutcome:
+    """``POST /client/trading/withdraw/{tradeId}/cancel``: every undelivered item, best effort.
+
+    The items tried (``requested``) are those not terminal yet; each gets a row, cancelled or failed with
+    the key its own cancel would have answered. A partial result is still a 200.
+    """
+    bad = _ref_problems(trade_id, None)
+    if bad:
+        return TradeCancelOutcome(validation_failed(behavior, bad))
+    found = _find_trade(trades, caller, trade_id)
+    if isinstance(found, Answer):
+        return TradeCancelOutcome(found)
+    trade = found
+    if trade.type != "withdraw":
+        return TradeCancelOutcome(
+            Answer.fail(
+                behavior.cancel_error_status,
+                28,
+                "TRADE_NOT_CANCELLABLE",
+                "Only withdrawal trades can be cancelled",
+            )
+        )
+    rows: list[dict[str, Any]] = []
+    accepted: list[SandboxItem] = []
+    for item in trade.items:
+        if item.status in TERMINAL:
+            continue
+        row: dict[str, Any] = {"itemId": item.id}
+        if item.external_id is not None:
+            row["externalId"] = item.external_id
+        refusal = _item_refusal(trade, item, now=now, behavior=behavior)
+        if refusal is None and not item.cancel_pending and marketplace_refuses(item):
+            refusal = Answer.fail(
+                behavior.cancel_error_status, 28, "TRADE_NOT_CANCELLABLE", "refused"
+            )
+        if refusal is not None:
+            row.update(status="failed", reason=refusal.key)
+        else:
+            row["status"] = "cancelled"
+            if not item.cancel_pending:
+                accepted.append(item)
+        rows.append(row)
+    cancelled = sum(1 for r in rows if r["status"] == "cancelled")
+    data = {
+        "tradeId": trade.id,
+        "requested": len(rows),
+        "cancelled": cancelled,
+        "failed": len(rows) - cancelled,
+        "items": rows,
+    }
+    return TradeCancelOutcome(Answer.ok(data), accepted=tuple(accepted))
+
+
 def get_trade(
     trades: Mapping[str, SandboxTrade],
     caller: User,
@@ -182,9 +293,9 @@ def get_trade(
     behavior: SandboxBehavior,
     render: Callable[[SandboxTrade], dict[str, Any]],
 ) -> Answer:
-    """``GET /client/trades/{id}``: the caller's trade."""
-    if not _is_uuid(trade_id):
-        return validation_failed(behavior, {"id": "must be a UUID"})
+    """``GET /client/trades/{id}``: the caller's trade, by id or externalId."""
+    if not trade_id.strip():
+        return validation_failed(behavior, {"id": "must not be empty"})
     found = _find_trade(trades, caller, trade_id)
     return found if isinstance(found, Answer) else Answer.ok(render(found))
 
@@ -198,10 +309,11 @@ def _decode_cursor(cursor: str) -> str | None:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
     except (ValueError, binascii.Error, UnicodeDecodeError):
         return None
-    return text if _is_uuid(text) else None
+    return text or None
 
 
 _GAMES: Final = {"730": GameName.CS2, "252490": GameName.RUST}
+DEFAULT_GAME: Final = "730"
 
 
 def list_trades(
@@ -215,7 +327,8 @@ def list_trades(
     """``GET /client/trades``: the caller's trades, newest first, a page at a time.
 
     Query: ``limit`` (1-100, default 20), ``cursor`` (``nextCursor`` of the previous page), ``type``
-    (``deposit``/``withdraw``), ``game`` (``730``/``252490``).
+    (``deposit``/``withdraw``), ``game`` (``730``/``252490``; AssetPay's default ``730``: a call without it
+    lists CS2 trades only).
     """
     fields: dict[str, str] = {}
     limit = 20
@@ -228,8 +341,8 @@ def list_trades(
     kind = query.get("type")
     if kind is not None and kind not in ("deposit", "withdraw"):
         fields["type"] = "must be one of: deposit, withdraw"
-    game = query.get("game")
-    if game is not None and game not in _GAMES:
+    game = query.get("game", DEFAULT_GAME)
+    if game not in _GAMES:
         fields["game"] = "must be one of: 730, 252490"
     after: str | None = None
     if "cursor" in query:
@@ -245,7 +358,7 @@ def list_trades(
             if t.user_id == caller.id
             and t.merchant_id == caller.merchant_id
             and (kind is None or t.type == kind)
-            and (game is None or t.game is _GAMES[game])
+            and t.game is _GAMES[game]
         ),
         key=lambda t: (t.created_at, t.id),
         reverse=True,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import uuid
 from typing import Any
 
 import attrs
@@ -26,6 +27,7 @@ __all__ = [
     "User",
     "render_item",
     "render_trade",
+    "same_ref",
     "trade_status_after",
 ]
 
@@ -117,10 +119,26 @@ class SandboxTrade:
     external_id: str | None = None
     reverted_by: str | None = None
 
-    def item(self, item_id: str) -> SandboxItem | None:
-        """The item with that id (case-insensitive), or None."""
-        wanted = item_id.lower()
-        return next((it for it in self.items if it.id == wanted), None)
+    def item(self, ref: str) -> SandboxItem | None:
+        """The item whose id, else whose externalId, is ``ref`` (UUIDs in any case), or None."""
+        by_id = next((it for it in self.items if same_ref(ref, it.id)), None)
+        if by_id is not None:
+            return by_id
+        return next((it for it in self.items if same_ref(ref, it.external_id)), None)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False
+
+
+def same_ref(ref: str, value: str | None) -> bool:
+    """``value`` is what ``ref`` names: the same string, or the same UUID in another case."""
+    if value is None:
+        return False
+    return value == ref or (ref.lower() == value.lower() and _is_uuid(ref))
 
 
 def trade_status_after(trade: SandboxTrade) -> str:

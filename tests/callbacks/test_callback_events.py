@@ -11,10 +11,15 @@ from assetpay_async import Game, Trade, TradeStatus, TradeType
 from assetpay_async._converter import converter
 from assetpay_async._signing import signature_header
 from assetpay_async.callbacks import (
+    AnyCallbackEvent,
     ApprovalDecision,
+    CallbackError,
     CallbackEvent,
+    CryptoDepositEvent,
+    CryptoWithdrawalEvent,
     InvalidCallbackBodyError,
     MissingSignatureError,
+    UnknownCallbackEvent,
     UnsignedTestPing,
     is_test_ping,
     verify_callback,
@@ -30,8 +35,14 @@ from tests.support.callbacks import (
 )
 
 
-def _verify(body: bytes, **header_options: Any) -> CallbackEvent:
+def _verify_any(body: bytes, **header_options: Any) -> AnyCallbackEvent:
     return verify_callback(body, signed_headers(body, **header_options), SECRET, now=NOW)
+
+
+def _verify(body: bytes, **header_options: Any) -> CallbackEvent:
+    event = _verify_any(body, **header_options)
+    assert isinstance(event, CallbackEvent), event
+    return event
 
 
 def test_event_carries_the_decoded_trade() -> None:
@@ -69,6 +80,7 @@ def test_body_as_the_sandbox_builds_it_verifies() -> None:
 
     event = verify_callback(body, {"X-AssetPay-Signature": header}, SECRET, now=NOW)
 
+    assert isinstance(event, CallbackEvent)
     assert event.trade == trade
     assert event.delivery_id == "dlv-42"
 
@@ -88,24 +100,100 @@ def test_body_as_the_sandbox_builds_it_verifies() -> None:
         {"trade": trade_payload(totalPrice=10**400)},
     ],
 )
-def test_unexpected_authentic_bodies_raise_invalid_body(payload: object) -> None:
-    with pytest.raises(InvalidCallbackBodyError):
-        _verify(json.dumps(payload).encode())
+def test_unexpected_authentic_bodies_are_unknown_events_keeping_the_payload(
+    payload: object,
+) -> None:
+    event = _verify_any(json.dumps(payload).encode(), delivery_id="d-9")
+
+    assert isinstance(event, UnknownCallbackEvent)
+    assert event.payload == json.loads(json.dumps(payload))
+    assert event.reason
+    assert not event.is_approval_request  # none of these is a withdrawal awaiting approval
+    assert event.dedupe_key == "delivery:d-9"
 
 
-def test_invalid_body_message_names_fields_not_values() -> None:
-    with pytest.raises(InvalidCallbackBodyError) as caught:
-        _verify(callback_body(createdAt="SENSITIVE-VALUE"))
+def test_unknown_event_reason_names_fields_not_values() -> None:
+    event = _verify_any(callback_body(createdAt="SENSITIVE-VALUE"))
 
-    assert "created_at" in str(caught.value)
-    assert "SENSITIVE-VALUE" not in str(caught.value)
+    assert isinstance(event, UnknownCallbackEvent)
+    assert "created_at" in event.reason
+    assert "SENSITIVE-VALUE" not in event.reason
 
 
-def test_deeply_nested_body_is_an_invalid_body_not_a_recursion_error() -> None:
+def test_deeply_nested_body_is_an_unknown_event_not_a_recursion_error() -> None:
     body = b"[" * 100_000 + b"]" * 100_000
 
-    with pytest.raises(InvalidCallbackBodyError):
-        _verify(body)
+    event = _verify_any(body)
+
+    assert isinstance(event, UnknownCallbackEvent)
+    assert event.payload is None
+    assert event.body == body
+
+
+def test_invalid_callback_body_error_is_kept_for_old_except_clauses() -> None:
+    assert issubclass(InvalidCallbackBodyError, CallbackError)
+
+
+# --- crypto callbacks -----------------------------------------------------------------------------------
+
+
+def test_a_crypto_withdrawal_is_its_own_event() -> None:
+    withdrawal = {"id": "cw-1", "status": "completed", "externalId": "pay-9", "amount": "12.5"}
+    body = json.dumps({"withdrawal": withdrawal}).encode()
+
+    event = _verify_any(body, delivery_id="d-1")
+
+    assert isinstance(event, CryptoWithdrawalEvent)
+    assert (event.withdrawal.id, event.status, event.withdrawal.external_id) == (
+        "cw-1",
+        "completed",
+        "pay-9",
+    )
+    assert event.withdrawal.data["amount"] == "12.5"
+    assert not event.is_approval_request
+    assert event.dedupe_key == "delivery:d-1"
+
+
+def test_a_crypto_withdrawal_awaiting_approval_is_an_approval_gate_keyed_on_its_id() -> None:
+    body = json.dumps({"withdrawal": {"id": "cw-2", "status": "awaiting_approval"}}).encode()
+
+    keys = {_verify_any(body, delivery_id=f"attempt-{n}").dedupe_key for n in range(3)}
+    event = _verify_any(body)
+
+    assert isinstance(event, CryptoWithdrawalEvent)
+    assert event.is_approval_request
+    assert keys == {"approval:withdrawal:cw-2"}
+
+
+def test_a_crypto_deposit_is_its_own_event() -> None:
+    body = json.dumps({"deposit": {"id": "cd-1", "status": "confirmed", "txid": "0xabc"}}).encode()
+
+    event = _verify_any(body)
+
+    assert isinstance(event, CryptoDepositEvent)
+    assert (event.deposit.id, event.status) == ("cd-1", "confirmed")
+    assert event.deposit.data["txid"] == "0xabc"
+    assert not event.is_approval_request
+
+
+@pytest.mark.parametrize(
+    "withdrawal",
+    [{}, {"id": 5, "status": ["x"]}, {"id": "cw", "status": None}],
+)
+def test_a_crypto_withdrawal_with_odd_fields_still_decodes(withdrawal: dict[str, Any]) -> None:
+    event = _verify_any(json.dumps({"withdrawal": withdrawal}).encode())
+
+    assert isinstance(event, CryptoWithdrawalEvent)
+    assert event.withdrawal.status is None
+    assert not event.is_approval_request
+
+
+def test_an_unreadable_trade_awaiting_approval_is_flagged_as_an_approval_gate() -> None:
+    event = _verify_any(callback_body(status="initiated", createdAt="soon"))
+
+    assert isinstance(event, UnknownCallbackEvent)
+    assert event.is_approval_request
+    assert event.dedupe_key == f"approval:{TRADE_ID}"
 
 
 # --- the approval gate ----------------------------------------------------------------------------------

@@ -14,12 +14,19 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from assetpay_async.callbacks import (
     NO_APPROVER_REASON,
+    UNREADABLE_APPROVAL_REASON,
     ApprovalDecision,
     ApprovalHandler,
+    ApprovalRequest,
     CallbackEvent,
+    CryptoDepositEvent,
+    CryptoWithdrawalEvent,
     DedupeStore,
     EventHandler,
     MemoryDedupeStore,
+    OtherEvent,
+    OtherEventHandler,
+    UnknownCallbackEvent,
     callback_handler,
 )
 from tests.support.callbacks import (
@@ -61,10 +68,10 @@ class Approver:
 
     def __init__(self, decision: Any) -> None:
         self.decision = decision
-        self.calls: list[CallbackEvent] = []
+        self.calls: list[ApprovalRequest] = []
         self.failures_left = 0
 
-    async def __call__(self, event: CallbackEvent) -> ApprovalDecision:
+    async def __call__(self, event: ApprovalRequest) -> ApprovalDecision:
         self.calls.append(event)
         if self.failures_left:
             self.failures_left -= 1
@@ -80,12 +87,18 @@ async def make_client() -> AsyncIterator[MakeClient]:
         on_event: EventHandler,
         *,
         on_approval: ApprovalHandler | None = None,
+        on_other: OtherEventHandler | None = None,
         dedupe: DedupeStore | None = None,
         secrets: str | list[str] = SECRET,
     ) -> Client:
         app = web.Application()
         handler = callback_handler(
-            secrets, on_event, on_approval=on_approval, dedupe=dedupe, now=lambda: NOW
+            secrets,
+            on_event,
+            on_approval=on_approval,
+            on_other=on_other,
+            dedupe=dedupe,
+            now=lambda: NOW,
         )
         app.router.add_post(PATH, handler)
         client = TestClient(TestServer(app, host="127.0.0.1"))
@@ -148,14 +161,87 @@ async def test_unauthenticated_deliveries_get_401(
     assert recorder.events == []
 
 
-async def test_authentic_bad_body_gets_400(make_client: MakeClient) -> None:
-    recorder = Recorder()
-    client = await make_client(recorder)
+class OtherRecorder:
+    """An on_other coroutine recording crypto and unknown events."""
 
-    status, _ = await _deliver(client, b'{"trade": "no"}')
+    def __init__(self) -> None:
+        self.events: list[OtherEvent] = []
 
-    assert status == 400
+    async def __call__(self, event: OtherEvent) -> None:
+        self.events.append(event)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"trade": "no"}', b"[]", b"not json", b'{"event": "trade.completed", "tradeId": "t"}'],
+)
+async def test_an_authentic_body_of_unknown_shape_is_an_unknown_event_answered_200(
+    make_client: MakeClient, body: bytes
+) -> None:
+    recorder, others = Recorder(), OtherRecorder()
+    client = await make_client(recorder, on_other=others)
+
+    status, _ = await _deliver(client, body)
+    again, answer = await _deliver(client, body)  # the same delivery: handled once
+
+    assert (status, again) == (200, 200)
+    assert answer == {"ok": True, "duplicate": True}
     assert recorder.events == []
+    [event] = others.events
+    assert isinstance(event, UnknownCallbackEvent)
+    assert event.body == body
+
+
+async def test_crypto_events_go_to_on_other_and_are_acknowledged_without_it(
+    make_client: MakeClient,
+) -> None:
+    recorder, others = Recorder(), OtherRecorder()
+    client = await make_client(recorder, on_other=others)
+    bare = await make_client(recorder)  # no on_other: acknowledged and logged
+    withdrawal = json.dumps({"withdrawal": {"id": "cw-1", "status": "completed"}}).encode()
+    deposit = json.dumps({"deposit": {"id": "cd-1", "status": "confirmed"}}).encode()
+
+    answers = [
+        await _deliver(client, withdrawal, delivery_id="d-1"),
+        await _deliver(client, deposit, delivery_id="d-2"),
+        await _deliver(bare, withdrawal, delivery_id="d-3"),
+    ]
+
+    assert [status for status, _ in answers] == [200, 200, 200]
+    assert [type(e) for e in others.events] == [CryptoWithdrawalEvent, CryptoDepositEvent]
+    assert recorder.events == []
+
+
+async def test_a_crypto_withdrawal_awaiting_approval_is_decided_by_on_approval(
+    make_client: MakeClient,
+) -> None:
+    recorder, others = Recorder(), OtherRecorder()
+    approver = Approver(ApprovalDecision.reject("sanctioned address"))
+    client = await make_client(recorder, on_approval=approver, on_other=others)
+    body = json.dumps({"withdrawal": {"id": "cw-9", "status": "awaiting_approval"}}).encode()
+
+    first = await _deliver(client, body, delivery_id="attempt-1")
+    second = await _deliver(client, body, delivery_id="attempt-2")
+
+    assert first == second == (403, {"action": "reject", "reason": "sanctioned address"})
+    [event] = approver.calls  # once per withdrawal, the decision repeated to the next attempt
+    assert isinstance(event, CryptoWithdrawalEvent)
+    assert event.withdrawal.id == "cw-9"
+    assert (recorder.events, others.events) == ([], [])
+
+
+async def test_an_approval_request_the_sdk_cannot_read_is_rejected_without_asking(
+    make_client: MakeClient,
+) -> None:
+    approver = Approver(ApprovalDecision.approve())
+    client = await make_client(Recorder(), on_approval=approver)
+    body = callback_body(status="initiated", createdAt="whenever")
+
+    answers = [await _deliver(client, body, delivery_id=f"attempt-{n}") for n in range(2)]
+
+    assert [status for status, _ in answers] == [403, 403]
+    assert answers[0][1] == {"action": "reject", "reason": UNREADABLE_APPROVAL_REASON}
+    assert approver.calls == []
 
 
 async def test_unsigned_test_ping_gets_200_and_does_nothing(make_client: MakeClient) -> None:
@@ -389,7 +475,7 @@ async def test_secrets_never_reach_answers_or_logs(
             await _deliver(client, callback_body(status="initiated")),
         ]
 
-    assert [status for status, _ in answers] == [401, 401, 401, 400, 500, 403]
+    assert [status for status, _ in answers] == [401, 401, 401, 200, 500, 403]
     text = caplog.text + json.dumps([answer for _, answer in answers])
     assert SECRET not in text
     assert OLD_SECRET not in text

@@ -12,11 +12,13 @@ from assetpay_async._errors import AssetPayError
 from assetpay_async.callbacks import (
     CallbackAuthenticationError,
     CallbackError,
+    CallbackEvent,
     InvalidCallbackBodyError,
     MalformedSignatureError,
     MissingSignatureError,
     SignatureMismatchError,
     TimestampToleranceError,
+    UnknownCallbackEvent,
     verify_callback,
     verify_signature,
 )
@@ -55,9 +57,11 @@ def test_published_test_vector_fails_with_one_bit_changed() -> None:
 
 
 def test_vector_body_is_authentic_but_not_a_trade_callback() -> None:
-    # The signature passes (else SignatureMismatchError); the body shape is what verify_callback refuses.
-    with pytest.raises(InvalidCallbackBodyError):
-        verify_callback(VECTOR_BODY, _header(f"s={VECTOR_SIGNATURE}"), SECRET, now=NOW)
+    # The signature passes (else SignatureMismatchError); a shape the SDK does not know is kept, not refused.
+    event = verify_callback(VECTOR_BODY, _header(f"s={VECTOR_SIGNATURE}"), SECRET, now=NOW)
+    assert isinstance(event, UnknownCallbackEvent)
+    assert event.payload == {"event": "trade.completed", "tradeId": "trade-1"}
+    assert event.delivery_id == "delivery-1"
 
 
 def test_a_signed_trade_callback_decodes() -> None:
@@ -65,6 +69,7 @@ def test_a_signed_trade_callback_decodes() -> None:
 
     event = verify_callback(body, signed_headers(body), SECRET, now=NOW)
 
+    assert isinstance(event, CallbackEvent)
     assert event.delivery_id == "delivery-1"
     assert event.timestamp == NOW
     assert event.trade.status == "completed"
@@ -149,10 +154,12 @@ def test_signature_is_bound_to_delivery_id_and_timestamp() -> None:
         )
 
 
-def test_bad_json_body_with_valid_signature() -> None:
+def test_bad_json_body_with_valid_signature_is_an_unknown_event() -> None:
     body = b'{"trade": '
-    with pytest.raises(InvalidCallbackBodyError):
-        verify_callback(body, signed_headers(body), SECRET, now=NOW)
+    event = verify_callback(body, signed_headers(body), SECRET, now=NOW)
+    assert isinstance(event, UnknownCallbackEvent)
+    assert (event.payload, event.body) == (None, body)
+    assert "not JSON" in event.reason
 
 
 def test_bad_json_body_with_bad_signature_is_an_authentication_failure() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from assetpay_async.cli._batch_file import BatchFileError, parse_batch
@@ -15,15 +13,22 @@ B = "0d9b3c4a-8e21-4f6b-a1b2-c3d4e5f60718"
 def test_csv_with_header_comments_and_blank_lines() -> None:
     text = f"# exported 2026-01-01\ntrade_id,item_id\n\n{A},{B}\n  {B} , {A}  \n"
     lines = parse_batch(text, source="items.csv")
-    assert [(x.line, x.trade_id, x.item_id) for x in lines] == [
-        (4, uuid.UUID(A), uuid.UUID(B)),
-        (5, uuid.UUID(B), uuid.UUID(A)),
-    ]
+    assert [(x.line, x.trade_id, x.item_id) for x in lines] == [(4, A, B), (5, B, A)]
 
 
 def test_csv_header_in_any_order_with_extra_columns() -> None:
     lines = parse_batch(f"note,itemId,tradeId\nx,{B},{A}\n")
-    assert (lines[0].trade_id, lines[0].item_id) == (uuid.UUID(A), uuid.UUID(B))
+    assert (lines[0].trade_id, lines[0].item_id) == (A, B)
+
+
+def test_refs_may_be_external_ids_and_listing_ids_kept_as_given() -> None:
+    csv_lines = parse_batch("order-1042,0010f8d48278ccb8\nOrder-1042,Ext 1\n")
+    json_lines = parse_batch('{"trade_id": "Order/7", "item_id": "Ext 1"}\n')
+    assert [(x.trade_id, x.item_id) for x in csv_lines + json_lines] == [
+        ("order-1042", "0010f8d48278ccb8"),
+        ("Order-1042", "Ext 1"),
+        ("Order/7", "Ext 1"),
+    ]
 
 
 def test_csv_without_header() -> None:
@@ -41,13 +46,14 @@ def test_json_lines_with_either_spelling() -> None:
 @pytest.mark.parametrize(
     ("text", "line", "fragment"),
     [
-        (f"{A},{B}\n{A},not-a-uuid\n", 2, "item_id is not a UUID: 'not-a-uuid'"),
+        (f"{A},{B}\n{A},..\n", 2, "item_id cannot be '..'"),
         (f"{A},{B}\n\n{A}\n", 3, "expected two columns"),
-        (f"trade_id,item_id\n{A},{{{B}}}\n", 2, "item_id is not a UUID"),
+        (f"trade_id,item_id\n{A},{'x' * 129}\n", 2, "item_id has 129 characters"),
+        (f'{{"trade_id": "{A}", "item_id": "a\\u0000b"}}\n', 1, "item_id contains a control"),
         (f'{{"trade_id": "{A}", "item_id": "{B}"}}\n{{"trade_id": "{A}"\n', 2, "not valid JSON"),
         (f'{{"trade_id": "{A}", "item_id": "{B}"}}\n[1, 2]\n', 2, "expected an object"),
         (f'{{"trade_id": "{A}"}}\n', 1, 'expected the keys "trade_id" and "item_id"'),
-        (f'{{"trade_id": 5, "item_id": "{B}"}}\n', 1, "trade_id must be a UUID"),
+        (f'{{"trade_id": 5, "item_id": "{B}"}}\n', 1, "trade_id must be a string"),
         ("# nothing\n\n", 1, "no trade_id,item_id pairs"),
     ],
 )
@@ -80,6 +86,19 @@ def test_a_wrong_header_is_named_as_a_header(header: str) -> None:
 
 
 def test_a_first_line_of_ids_is_data_not_a_header() -> None:
+    # A UUID, a listing id, an externalId with digits: refs, not column names.
+    [line] = parse_batch(f"{A},0010f8d48278ccb8\n")
+    assert (line.trade_id, line.item_id) == (A, "0010f8d48278ccb8")
+    [line] = parse_batch("order-1042,ext-7\n")
+    assert (line.trade_id, line.item_id) == ("order-1042", "ext-7")
     with pytest.raises(BatchFileError) as caught:
-        parse_batch(f"{A},not-a-uuid\n")
-    assert "item_id is not a UUID" in str(caught.value)
+        parse_batch(f"{A},..\n")
+    assert "item_id cannot be '..'" in str(caught.value)
+
+
+def test_a_first_line_of_digitless_words_is_a_mistyped_header_with_a_way_out() -> None:
+    with pytest.raises(BatchFileError) as caught:
+        parse_batch("trade,item\n")
+    assert "start the file with the header line trade_id,item_id" in str(caught.value)
+    [line] = parse_batch("trade_id,item_id\ntrade,item\n")  # with a header they are refs
+    assert (line.trade_id, line.item_id) == ("trade", "item")

@@ -82,8 +82,8 @@ def test_wait_follows_the_item_to_reverted(capsys: pytest.CaptureFixture[str]) -
 @pytest.mark.parametrize(
     ("argv", "env", "message"),
     [
-        (["cancel", "--tier", "verified", "nope", "x"], {}, "trade_id is not a UUID: 'nope'"),
-        (["cancel", "TRADE", "ITEM"], {}, "error: argument TRADE_ID"),
+        (["cancel", "--tier", "verified", "..", "x"], {}, "trade_id cannot be '..'"),
+        (["cancel", "--tier", "verified", "T" * 129, "ITEM"], {}, "error: argument TRADE_ID"),
         (["cancel", "--quota", "sixty", "a", "b"], {}, "expected LIMIT/SECONDS"),
         (["cancel", "--tier", "gold", "a", "b"], {}, "invalid choice: 'gold'"),
         (["cancel", "--latency-margin", "-1", "a", "b"], {}, "finite number >= 0"),

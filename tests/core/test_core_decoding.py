@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from typing import Any
 
 import cattrs
@@ -26,20 +25,78 @@ def _cancel_data(**changes: Any) -> dict[str, Any]:
 def test_cancel_result_from_camel_case_with_extra_keys() -> None:
     data = _cancel_data(externalId="order-17", refundedAt="later", nested={"x": [1]})
     result = decode_cancel(Envelope(data, "req-3"), status=200)
-    assert result.trade_id == TRADE_ID
-    assert result.item_id == ITEM_ID
-    assert isinstance(result.trade_id, uuid.UUID)
+    assert result.trade_id == str(TRADE_ID)
+    assert result.item_id == str(ITEM_ID)
+    assert isinstance(result.trade_id, str)
     assert result.status is CancelStatus.CANCELLED
     assert result.status.known
     assert result.external_id == "order-17"
     assert result.request_id == "req-3"
 
 
-def test_cancel_result_accepts_uppercase_ids_and_no_external_id() -> None:
-    data = _cancel_data(tradeId=str(TRADE_ID).upper())
-    result = decode_cancel(Envelope(data, None), status=200)
-    assert result.trade_id == TRADE_ID
+def test_ids_are_kept_as_sent_including_listing_ids_that_are_not_uuids() -> None:
+    data = _cancel_data(tradeId=str(TRADE_ID).upper(), itemId="0010f8d48278ccb8")
+    result = decode_cancel(
+        Envelope(data, None), status=200, trade_ref=str(TRADE_ID), item_ref="0010f8d48278ccb8"
+    )
+    assert result.trade_id == str(TRADE_ID).upper()
+    assert result.item_id == "0010f8d48278ccb8"
     assert result.external_id is None
+
+
+OTHER = "00000000-0000-4000-8000-000000000001"
+
+
+@pytest.mark.parametrize(
+    ("changes", "trade_ref", "item_ref"),
+    [
+        ({}, str(TRADE_ID).upper(), str(ITEM_ID)),  # UUIDs compare in any case
+        ({}, str(TRADE_ID).replace("-", ""), str(ITEM_ID)),  # ... and form
+        ({"externalId": "ext-1"}, str(TRADE_ID), "ext-1"),  # item named by its externalId
+        ({"externalId": OTHER}, str(TRADE_ID), OTHER),  # a UUID-shaped externalId
+        ({}, "order-1042", str(ITEM_ID)),  # the trade's externalId: the answer cannot say
+        ({}, str(TRADE_ID), "ext-1"),  # no externalId echoed: the ref may be one
+        ({"itemId": "0010f8d48278ccb8"}, str(TRADE_ID), "0010f8d48278ccb8"),
+    ],
+)
+def test_an_answer_naming_what_was_asked_for_decodes(
+    changes: dict[str, Any], trade_ref: str, item_ref: str
+) -> None:
+    result = decode_cancel(
+        Envelope(_cancel_data(**changes), "r"), status=200, trade_ref=trade_ref, item_ref=item_ref
+    )
+    assert result.status is CancelStatus.CANCELLED
+
+
+@pytest.mark.parametrize(
+    ("changes", "trade_ref", "item_ref"),
+    [
+        ({}, OTHER, str(ITEM_ID)),  # another trade than the AssetPay id asked for
+        ({}, str(TRADE_ID), OTHER),  # another item
+        ({"externalId": "ext-2"}, str(TRADE_ID), OTHER),  # neither its id nor its externalId
+        ({"externalId": "ext-2"}, str(TRADE_ID), "ext-1"),  # another externalId
+        ({"externalId": "EXT-1"}, str(TRADE_ID), "ext-1"),  # externalIds are case-sensitive
+        ({"itemId": "0010f8d48278ccb9", "externalId": "e"}, str(TRADE_ID), "0010f8d48278ccb8"),
+    ],
+)
+def test_an_answer_naming_something_else_is_an_ambiguous_invalid_response(
+    changes: dict[str, Any], trade_ref: str, item_ref: str
+) -> None:
+    with pytest.raises(InvalidResponseError) as info:
+        decode_cancel(
+            Envelope(_cancel_data(**changes), "req-9"),
+            status=200,
+            trade_ref=trade_ref,
+            item_ref=item_ref,
+        )
+    assert info.value.ambiguous  # AssetPay acted, on what cannot be told
+    assert info.value.request_id == "req-9"
+
+
+@pytest.mark.parametrize("status", [5, 0, 1.5, True, None, ["cancelled"], {"s": 1}])
+def test_a_status_that_is_not_a_string_is_an_invalid_response(status: object) -> None:
+    with pytest.raises(InvalidResponseError):
+        decode_cancel(Envelope(_cancel_data(status=status), "r"), status=200)
 
 
 def test_an_unknown_status_is_kept_not_an_error() -> None:
@@ -68,7 +125,6 @@ def test_any_status_string_survives_decoding(value: str) -> None:
         _cancel_data(tradeId=...),
         _cancel_data(status=...),
         _cancel_data(tradeId=5),
-        _cancel_data(tradeId="trade-uuid"),  # the contract's own placeholder
         _cancel_data(itemId=None),
         _cancel_data(status=None),
         _cancel_data(status=True),
@@ -85,7 +141,6 @@ def test_any_status_string_survives_decoding(value: str) -> None:
         "no-trade",
         "no-status",
         "int-trade",
-        "placeholder-trade",
         "null-item",
         "null-status",
         "bool-status",
@@ -131,10 +186,44 @@ def test_trade_decoding_renames_keeps_unknown_values_and_ignores_extras() -> Non
     assert trade.total_price == 12.0
     assert [item.status for item in trade.items] == [TradeStatus.REVERTED, TradeStatus.HOLD]
     assert trade.items[0].market_hash_name == "AK-47"
-    item = trade.item("item-1")
+    assert trade.item("item-1") is None  # ids that are not UUIDs compare exactly
+    item = trade.item("ITEM-1")
     assert item is not None
     assert item.status is not None
     assert item.status.terminal
+
+
+def test_trade_item_finds_by_id_then_external_id() -> None:
+    raw = {
+        "id": "t-1",
+        "type": "withdraw",
+        "status": "active",
+        "items": [
+            {"id": "0010f8d48278ccb8", "externalId": "ext-b"},
+            {"id": str(ITEM_ID), "externalId": "0010f8d48278ccb8"},
+            {"id": "ext-b", "externalId": "ext-c"},
+        ],
+    }
+    trade = converter().structure(raw, Trade)
+    assert trade.item("0010f8d48278ccb8") is trade.items[0]  # an id wins over an externalId
+    assert trade.item(str(ITEM_ID).upper()) is trade.items[1]
+    assert trade.item(ITEM_ID) is trade.items[1]
+    assert trade.item("ext-b") is trade.items[2]
+    assert trade.item("ext-c") is trade.items[2]
+    assert trade.item("EXT-C") is None
+    assert trade.item("missing") is None
+
+
+@pytest.mark.parametrize("status", [5, 5.0, True, None, {"s": "active"}])
+def test_a_trade_status_that_is_not_a_string_does_not_decode(status: object) -> None:
+    raw = {"id": "t-1", "type": "withdraw", "status": status}
+    with pytest.raises((cattrs.BaseValidationError, TypeError, ValueError)):
+        converter().structure(raw, Trade)
+
+
+def test_a_numeric_game_is_still_read_as_the_app_id() -> None:
+    trade = converter().structure({"id": "t", "type": "deposit", "status": "x", "game": 730}, Trade)
+    assert trade.game is Game.CS2
 
 
 @pytest.mark.parametrize(

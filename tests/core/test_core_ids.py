@@ -1,98 +1,177 @@
-"""Trade and item ids: a UUID or a canonical UUID string, refused before any request or quota."""
+"""Trade and item refs: AssetPay's ids or the merchant's externalIds, sent as given in one encoded segment,
+and refused before any request or quota when they cannot be a ref."""
 
 from __future__ import annotations
 
+import urllib.parse
 import uuid
 
 import pytest
 
 from assetpay_async import InvalidRequestError
-from assetpay_async._protocol import cancel_request, parse_id
-from tests.support.core import ITEM_ID, TRADE_ID, ScriptedServer, make_token, new_session
+from assetpay_async._protocol import (
+    cancel_request,
+    cancel_trade_request,
+    canonical_id,
+    get_trade_request,
+    parse_id,
+)
+from tests.support.core import (
+    ITEM_ID,
+    TRADE_ID,
+    Reply,
+    ScriptedServer,
+    make_token,
+    new_session,
+    success_body,
+)
 
 CANONICAL = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 
-BAD_IDS: list[object] = [
+BAD_REFS: list[object] = [
     "",
     "   ",
-    "../secure",
-    "..%2Fsecure",
-    f"{CANONICAL}%2F..",
-    f"{CANONICAL}/../../secure",
-    "7c9e6679%2D7425-40de-944b-e07fc1f90ae7",
-    "x" * 10_000,
+    "\t\n",
+    "\u3000",  # ideographic space: whitespace only
+    ".",
+    "..",
+    "x" * 129,
     CANONICAL * 300,
     None,
     42,
     1.5,
     True,
     CANONICAL.encode(),
-    ["7c9e6679-7425-40de-944b-e07fc1f90ae7"],
-    "\uff17c9e6679-7425-40de-944b-e07fc1f90ae7",  # fullwidth digit seven
-    "7c9e6679-7425-40d\u0435-944b-e07fc1f90ae7",  # Cyrillic small ie
-    "7c9e6679\u20137425-40de-944b-e07fc1f90ae7",  # en dash
+    [CANONICAL],
     f"{CANONICAL}\r\n",
     f"{CANONICAL}\r\nX-Injected: 1",
-    f" {CANONICAL}",
     f"{CANONICAL}\t",
-    f"{{{CANONICAL}}}",
-    f"urn:uuid:{CANONICAL}",
-    "+c9e6679742540de944be07fc1f90ae7",  # int(..., 16) would take the sign
-    "7c9e6679742540de944be07fc1f90_e7",  # ... and the underscore, giving another id
-    "7c9e-6679-7425-40de-944b-e07fc1f90ae7",
-    "7c9e6679-7425-40de-944b-e07fc1f90ae",
-    "7c9e6679-7425-40de-944b-e07fc1f90ae7a",
-    "g" * 32,
+    "a\x00b",
+    "a\x7fb",
+    "a\x85b",  # C1 control (NEL)
+    "a\ud800b",  # a lone surrogate cannot be UTF-8 encoded
 ]
 
 
-@pytest.mark.parametrize("value", BAD_IDS, ids=lambda v: ascii(v)[:48])
-def test_bad_ids_are_refused(value: object) -> None:
+@pytest.mark.parametrize("value", BAD_REFS, ids=lambda v: ascii(v)[:48])
+def test_bad_refs_are_refused(value: object) -> None:
     with pytest.raises(InvalidRequestError) as info:
         parse_id(value, "trade_id")
     assert "trade_id" in str(info.value)
-    assert len(str(info.value)) < 200  # a 10 kB id is not echoed back
+    assert len(str(info.value)) < 200  # a 10 kB ref is not echoed back
     assert "\n" not in str(info.value)
+    assert "\r" not in str(info.value)
 
 
 @pytest.mark.parametrize(
-    "value",
+    ("value", "sent"),
     [
-        uuid.UUID(CANONICAL),
-        CANONICAL,
-        CANONICAL.upper(),
-        CANONICAL.replace("-", ""),
-        CANONICAL.replace("-", "").upper(),
+        (uuid.UUID(CANONICAL), CANONICAL),
+        (uuid.UUID(CANONICAL.upper()), CANONICAL),  # a UUID object renders lowercase
+        (CANONICAL, CANONICAL),
+        (CANONICAL.upper(), CANONICAL.upper()),  # a string is sent as given
+        (CANONICAL.replace("-", ""), CANONICAL.replace("-", "")),
+        ("0010f8d48278ccb8", "0010f8d48278ccb8"),  # a CS2 listing id
+        ("order-1042", "order-1042"),
+        ("Order-1042", "Order-1042"),  # externalIds are case-sensitive
+        ("x" * 128, "x" * 128),
+        (" padded ", " padded "),
+        ("...", "..."),
     ],
-    ids=["uuid", "canonical", "upper", "compact", "compact-upper"],
 )
-def test_uuid_forms_are_accepted_and_canonical(value: object) -> None:
-    assert parse_id(value, "trade_id") == uuid.UUID(CANONICAL)
-    assert str(parse_id(value, "trade_id")) == CANONICAL
+def test_refs_are_kept_as_given(value: object, sent: str) -> None:
+    assert parse_id(value, "item_id") == sent
+
+
+@pytest.mark.parametrize(
+    ("ref", "segment"),
+    [
+        ("order-1042", "order-1042"),
+        ("a/b", "a%2Fb"),
+        ("../secure", "..%2Fsecure"),
+        ("100%", "100%25"),
+        ("%2F", "%252F"),
+        ("a b", "a%20b"),
+        ("a+b", "a%2Bb"),
+        ("!$&'()*,;=:@", "%21%24%26%27%28%29%2A%2C%3B%3D%3A%40"),
+        ("q?x#y", "q%3Fx%23y"),
+        ("\u20ac", "%E2%82%AC"),
+        ("A-Z_a.z~0", "A-Z_a.z~0"),
+    ],
+)
+def test_a_ref_is_one_segment_with_everything_but_unreserved_encoded(
+    ref: str, segment: str
+) -> None:
+    assert canonical_id(ref, "trade_id") == segment
+    assert urllib.parse.unquote(segment) == ref
+
+
+def test_every_route_sends_refs_as_single_segments() -> None:
+    assert (
+        cancel_request("ext/1", "Item 2").path
+        == "/client/trading/withdraw/ext%2F1/items/Item%202/cancel"
+    )
+    assert cancel_trade_request("ext/1").path == "/client/trading/withdraw/ext%2F1/cancel"
+    assert get_trade_request("ext/1").path == "/client/trades/ext%2F1"
+    spec = cancel_request(CANONICAL.upper(), ITEM_ID)
+    assert spec.path == f"/client/trading/withdraw/{CANONICAL.upper()}/items/{ITEM_ID}/cancel"
 
 
 def test_invalid_request_error_is_also_a_value_error() -> None:
     with pytest.raises(ValueError, match="item_id"):
-        parse_id("nope", "item_id")
+        parse_id("", "item_id")
 
 
-def test_cancel_path_uses_canonical_lowercase_ids() -> None:
-    spec = cancel_request(CANONICAL.upper(), ITEM_ID)
-    assert spec.method == "POST"
-    assert spec.path == f"/client/trading/withdraw/{CANONICAL}/items/{ITEM_ID}/cancel"
-    assert spec.params == ()
+@pytest.mark.parametrize(
+    ("trade_ref", "item_ref", "target"),
+    [
+        (
+            "order/1042",
+            "ext item%1",
+            "/client/trading/withdraw/order%2F1042/items/ext%20item%251/cancel",
+        ),
+        (
+            "!$&'()*+,;=:@",
+            "0010f8d48278ccb8",
+            "/client/trading/withdraw/%21%24%26%27%28%29%2A%2B%2C%3B%3D%3A%40"
+            "/items/0010f8d48278ccb8/cancel",
+        ),
+        ("%2E%2E", "\u20ac", "/client/trading/withdraw/%252E%252E/items/%E2%82%AC/cancel"),
+        ("A~b", "Ext-1", "/client/trading/withdraw/A~b/items/Ext-1/cancel"),
+    ],
+)
+async def test_the_server_receives_exactly_the_encoded_path(
+    server: ScriptedServer, trade_ref: str, item_ref: str, target: str
+) -> None:
+    """Over a real socket: aiohttp/yarl neither decodes an escape back nor encodes one twice."""
+    server.script(
+        Reply(
+            200,
+            success_body({"tradeId": str(TRADE_ID), "itemId": item_ref, "status": "cancelled"}),
+        )
+    )
+    async with new_session(server.url) as session:
+        result = await session.client(make_token()).cancel_withdrawal_item(trade_ref, item_ref)
+    assert [r.target for r in server.requests] == [target]
+    assert result.item_id == item_ref
 
 
 @pytest.mark.parametrize(
     ("trade_id", "item_id"),
-    [("../secure", ITEM_ID), (TRADE_ID, f"{ITEM_ID}\r\n"), (None, None), (TRADE_ID, 7)],
+    [("..", ITEM_ID), (TRADE_ID, f"{ITEM_ID}\r\n"), (None, None), (TRADE_ID, 7), ("", ITEM_ID)],
 )
-async def test_bad_ids_send_nothing_and_spend_no_quota(
+async def test_bad_refs_send_nothing_and_spend_no_quota(
     server: ScriptedServer, trade_id: object, item_id: object
 ) -> None:
     async with new_session(server.url) as session:
         client = session.client(make_token())
         with pytest.raises(InvalidRequestError):
             await client.cancel_withdrawal_item(trade_id, item_id)  # type: ignore[arg-type]
+        bad = trade_id if item_id == ITEM_ID else item_id  # the ref at fault, for the one-ref calls
+        with pytest.raises(InvalidRequestError):
+            await client.cancel_withdrawal_trade(bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidRequestError):
+            await client.get_trade(bad)  # type: ignore[arg-type]
         assert server.requests == []
         assert session.limiter_stats().granted == 0
+        assert session.limiter_stats("trades-read").granted == 0

@@ -154,7 +154,7 @@ def test_a_session_is_reused_across_two_asyncio_runs() -> None:
         client = session.client(make_token())
         first = asyncio.run(_cancel_once(client, listener))
         second = asyncio.run(_cancel_once(client, listener))  # never "Event loop is closed"
-    assert first.trade_id == second.trade_id == TRADE_ID
+    assert first.trade_id == second.trade_id == str(TRADE_ID)
 
     # Each loop's HTTP session was closed at that loop's shutdown: collecting the session is silent.
     held: list[object] = [session, client]

@@ -50,13 +50,11 @@ async def test_cancel_request_shape() -> None:
         mocked.post(CANCEL_URL, payload=OK_PAYLOAD)
         async with _session() as session:
             client = session.client(token)
-            result = await client.cancel_withdrawal_item(
-                str(TRADE_ID).upper(), str(ITEM_ID).upper()
-            )
+            result = await client.cancel_withdrawal_item(TRADE_ID, ITEM_ID)
 
     assert result.status is CancelStatus.CANCELLED
     [(method, url)] = _calls(mocked)
-    assert (method, url) == ("POST", URL(CANCEL_URL))  # lowercase canonical ids in the path
+    assert (method, url) == ("POST", URL(CANCEL_URL))  # a uuid.UUID renders lowercase
     [call] = _calls(mocked)[(method, url)]
     assert call.kwargs.get("data") is None
     assert call.kwargs.get("json") is None

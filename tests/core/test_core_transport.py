@@ -56,7 +56,7 @@ def test_request_shape_on_the_wire() -> None:
     async def scenario() -> list[RecordedRequest]:
         async with ScriptedServer() as server, new_session(server.url) as session:
             server.script(cancel_ok())
-            await session.client(token).cancel_withdrawal_item(str(TRADE_ID).upper(), str(ITEM_ID))
+            await session.client(token).cancel_withdrawal_item(TRADE_ID, str(ITEM_ID))
             return server.requests
 
     [request] = run_virtual(scenario())
@@ -127,7 +127,11 @@ def test_a_lost_response_then_success_returns_the_result() -> None:
             return result, server.requests
 
     result, requests = run_virtual(scenario())
-    assert (result.trade_id, result.item_id, result.request_id) == (TRADE_ID, ITEM_ID, "srv-2")
+    assert (result.trade_id, result.item_id, result.request_id) == (
+        str(TRADE_ID),
+        str(ITEM_ID),
+        "srv-2",
+    )
     assert len(requests) == 2
     assert len(_request_ids(requests)) == 1
 
@@ -283,7 +287,7 @@ def test_a_429_goes_back_to_the_queue_with_the_same_request_id() -> None:
             return result, server.requests, loop.time() - started
 
     result, requests, elapsed = run_virtual(scenario())
-    assert result.trade_id == TRADE_ID
+    assert result.trade_id == str(TRADE_ID)
     assert len(requests) == 2
     assert len(_request_ids(requests)) == 1
     assert elapsed >= 7.0  # not before Retry-After

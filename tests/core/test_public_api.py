@@ -48,6 +48,8 @@ PUBLIC_NAMES = [
     "ServerError",
     "SessionClosedError",
     "Trade",
+    "TradeCancelItem",
+    "TradeCancelResult",
     "TradeItem",
     "TradeNotFoundError",
     "TradePage",

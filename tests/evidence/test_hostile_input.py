@@ -2,8 +2,8 @@
 
 - Any status, headers and body into the response decoder raise only the SDK's own exceptions (never a
   KeyError, TypeError, RecursionError or cattrs error), for every decode function.
-- Ids built to escape the cancel route either name a canonical UUID path or are refused with
-  InvalidRequestError, and a refused id never leaves the process (no byte reaches the server).
+- Refs built to escape the cancel route either travel as one percent-encoded segment that decodes to the very
+  ref given, or are refused with InvalidRequestError, and a refused ref never leaves the process.
 
 The callback verifier's fuzzing lives in ``tests/callbacks/test_callback_properties.py``.
 """
@@ -14,6 +14,7 @@ import asyncio
 import functools
 import json
 import re
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -37,11 +38,6 @@ T = TypeVar("T")
 
 CANONICAL = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 ITEM = uuid.UUID("f47ac10b-58cc-4372-a567-0e02b2c3d479")
-CANCEL_PATH = re.compile(
-    r"/client/trading/withdraw/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-    r"/items/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/cancel",
-    re.ASCII,
-)
 
 # -- the response decoder --------------------------------------------------------------------------------
 
@@ -261,13 +257,19 @@ hostile_ids = (
 )
 
 
+_SEGMENT = re.compile(r"(?:[A-Za-z0-9._~-]|%[0-9A-F]{2})+", re.ASCII)
+
+
 @settings(max_examples=500, deadline=None)
 @given(trade_id=hostile_ids)
 @example(trade_id="\uff17c9e6679-7425-40de-944b-e07fc1f90ae7")
 @example(trade_id="7c9e6679-7425-40de-944b-e07fc1f90ae7\r\nX-Injected: 1")
 @example(trade_id="7c9e6679%2F7425-40de-944b-e07fc1f90ae7")
+@example(trade_id="../../secure/merchant")
 @example(trade_id="7c9e6679-7425-40de-944b-e07fc1f90ae7" * 1000)
-def test_an_id_gives_a_canonical_uuid_path_or_invalid_request_error(trade_id: str) -> None:
+def test_an_id_gives_one_encoded_segment_naming_it_or_invalid_request_error(trade_id: str) -> None:
+    """Refs are ids or externalIds: any text is either refused, or travels as exactly one percent-encoded
+    path segment that decodes back to the very text given (so it can never change the route)."""
     try:
         spec = proto.cancel_request(trade_id, ITEM)
     except InvalidRequestError as exc:
@@ -276,26 +278,36 @@ def test_an_id_gives_a_canonical_uuid_path_or_invalid_request_error(trade_id: st
         assert "\n" not in text
         assert "\r" not in text
         return
-    assert CANCEL_PATH.fullmatch(spec.path), spec.path
-    assert spec.path.split("/")[4] == str(uuid.UUID(trade_id))
-    assert (
-        trade_id.lower().replace("-", "") == uuid.UUID(trade_id).hex
-    )  # the very id given, no other
+    parts = spec.path.split("/")
+    assert parts[:4] == ["", "client", "trading", "withdraw"]
+    assert parts[5:] == ["items", str(ITEM), "cancel"], spec.path
+    assert _SEGMENT.fullmatch(parts[4]), parts[4]
+    assert parts[4] not in (".", "..")
+    assert urllib.parse.unquote(parts[4], errors="strict") == trade_id
 
 
+# Refused before sending: no byte reaches any server.
 ESCAPES = [
     "..",
+    ".",
+    "",
+    "  ",
+    f"{CANONICAL}\r\nX-Injected: 1",
+    f"{CANONICAL}\x00",
+    f"{CANONICAL}\x7f",
+    "x" * 129,
+    CANONICAL * 1000,
+]
+# Legal refs (they could be a merchant's externalId) that look like path tricks: sent as one encoded
+# segment, found by nobody.
+ENCODED = [
     "../../secure/merchant",
     f"{CANONICAL}/../../../secure",
     f"..%2F..%2F{CANONICAL}",
     f"{CANONICAL}%2F..",
-    f"{CANONICAL}\r\nX-Injected: 1",
-    f"{CANONICAL}\x00",
     "\uff17c9e6679-7425-40de-944b-e07fc1f90ae7",
     "7c9e6679-7425-40d\u0435-944b-e07fc1f90ae7",
-    "7c9e6679\u20137425-40de-944b-e07fc1f90ae7",
-    "\u0667c9e6679-7425-40de-944b-e07fc1f90ae7",
-    CANONICAL * 1000,
+    "?query#fragment",
 ]
 
 
@@ -324,7 +336,7 @@ class _Listener:
 
 
 def test_escaping_ids_never_leave_the_process() -> None:
-    """One by one, and as a batch, every escaping id is refused and the server sees no connection at all."""
+    """One by one, and as a batch, every refused ref is refused and the server sees no connection at all."""
 
     async def scenario() -> None:
         listener = _Listener()
@@ -340,8 +352,10 @@ def test_escaping_ids_never_leave_the_process() -> None:
                     for trade_id, item_id in pairs:
                         with pytest.raises(InvalidRequestError):
                             await client.cancel_withdrawal_item(trade_id, item_id)
-                with pytest.raises(InvalidRequestError):
-                    await client.get_trade(ESCAPES[1])
+                    with pytest.raises(InvalidRequestError):
+                        await client.get_trade(bad)
+                    with pytest.raises(InvalidRequestError):
+                        await client.cancel_withdrawal_trade(bad)
                 outcomes = await client.cancel_withdrawal_items([(bad, ITEM) for bad in ESCAPES])
                 granted = session.limiter_stats().granted
             # The same batch against the sandbox: it records no request either.
@@ -355,5 +369,26 @@ def test_escaping_ids_never_leave_the_process() -> None:
         for batch in (outcomes, sandbox_outcomes):
             assert [o.kind for o in batch] == [OutcomeKind.FAILED] * len(ESCAPES)
             assert all(type(o.error) is InvalidRequestError for o in batch)
+
+    run_virtual(scenario())
+
+
+def test_path_like_refs_stay_one_segment_on_the_wire() -> None:
+    """Refs that look like path tricks are legal (an externalId may be anything): each reaches the sandbox
+    as one segment of the cancel route and names nothing there."""
+
+    async def scenario() -> None:
+        async with world() as w:
+            outcomes = await w.client.cancel_withdrawal_items(
+                [(ref, ITEM) for ref in ENCODED] + [(w.trade.id, ref) for ref in ENCODED]
+            )
+            paths = [r.path for r in w.sandbox.requests]
+        assert len(paths) == 2 * len(ENCODED)
+        assert all(
+            p.startswith("/client/trading/withdraw/") and p.endswith("/cancel") for p in paths
+        )
+        assert [type(o.error).__name__ for o in outcomes] == ["TradeNotFoundError"] * len(
+            ENCODED
+        ) + ["ItemNotFoundError"] * len(ENCODED)
 
     run_virtual(scenario())

@@ -294,5 +294,5 @@ async def test_a_custom_ca_goes_through_your_own_http_session(
         result = await session.client("opaque-client-token").cancel_withdrawal_item(
             trade_id, item_id
         )
-    assert (result.trade_id, result.item_id) == (trade_id, item_id)
+    assert (result.trade_id, result.item_id) == (str(trade_id), str(item_id))
     assert len(seen) == 1

@@ -156,11 +156,14 @@ async def test_the_request_log_and_reprs_never_hold_the_token_or_secret() -> Non
 async def test_malformed_ids_are_validation_failed_with_fields() -> None:
     behavior = SandboxBehavior(validation_status=422)
     async with world(behavior=behavior) as w:
-        status, _, doc = await call(w.sandbox, "POST", cancel_path("42", UUID), w.token)
+        status, _, doc = await call(w.sandbox, "POST", cancel_path("%20", "x" * 129), w.token)
         assert status == 422
         assert doc["error"]["key"] == "VALIDATION_FAILED"
         assert doc["error"]["code"] == 1001
-        assert doc["error"]["fields"] == {"tradeId": "must be a UUID"}
+        assert doc["error"]["fields"] == {
+            "tradeId": "must not be empty",
+            "itemId": "must be 1 to 128 characters",
+        }
 
 
 async def test_the_request_id_sent_is_echoed_and_logged() -> None:
@@ -232,9 +235,13 @@ async def test_list_trades_pages_newest_first_with_filters() -> None:
             if cursor is None:
                 break
         assert seen == [t.id for t in made]  # age 0 first: newest first
+        # Without ``game`` AssetPay lists CS2 only (its default is 730): the Rust trade is left out.
         _, _, doc = await call(w.sandbox, "GET", "/client/trades", w.token)
-        assert [t["id"] for t in doc["data"]["items"]][-2:] == [rust.id, deposit.id]
+        assert [t["id"] for t in doc["data"]["items"]] == [*(t.id for t in made), deposit.id]
         assert "status" not in doc["data"]["items"][-1]["items"][0]  # deposit items carry no status
+        params = {"game": "252490"}
+        _, _, doc = await call(w.sandbox, "GET", "/client/trades", w.token, params=params)
+        assert [t["id"] for t in doc["data"]["items"]] == [rust.id]
 
 
 @pytest.mark.parametrize(

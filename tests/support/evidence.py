@@ -18,8 +18,9 @@ HOUR = dt.timedelta(hours=1)
 FAST_CANCEL = Quota(60, 3.0)
 """The verified quota scaled down to 60 cancels per 3 s, so paced batches finish in a few virtual seconds."""
 
-ESCAPING_ID = "../../secure/merchant"
-"""A trade id built to leave the cancel route; a batch must refuse it without sending anything."""
+ESCAPING_ID = ".."
+"""A trade ref that would leave the cancel route (a dot segment); a batch must refuse it without sending
+anything. (Other path-like text is a legal externalId, sent as one encoded segment.)"""
 
 
 @attrs.frozen
@@ -51,7 +52,7 @@ def mixed_pairs(trade: SandboxTrade) -> list[tuple[object, object]]:
     """Every item of ``trade``, with a path-escaping id second and a duplicate of the first item last."""
     pairs: list[tuple[object, object]] = [(trade.id, item.id) for item in trade.items]
     pairs.insert(1, (ESCAPING_ID, trade.items[0].id))
-    pairs.append((trade.id.upper(), trade.items[0].id))
+    pairs.append((trade.id, trade.items[0].id))
     return pairs
 
 
