@@ -19,7 +19,7 @@ import datetime as dt
 import platform
 
 from assetpay_async import AssetPaySession, Quota
-from assetpay_async._limiting import LimiterRegistry
+from assetpay_async._limiting import MemoryLimiterRegistry
 from assetpay_async._quota import RouteGroup
 from assetpay_async.cli._naive import cancel_naively
 from assetpay_async.sandbox import Sandbox, ServerAlgorithm
@@ -57,7 +57,7 @@ async def _run(
         if naive:
             await cancel_naively(sb.base_url, sb.token(user), pairs, QUOTA, workers=64)
         else:
-            registry = LimiterRegistry()  # a fresh registry: nothing carried over between models
+            registry = MemoryLimiterRegistry()  # a fresh registry: nothing carried over between models
             sessions = [
                 AssetPaySession(cancel_quota=QUOTA, base_url=sb.base_url, limiter_registry=registry)
                 for _ in range(SESSIONS)
