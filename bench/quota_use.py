@@ -57,7 +57,8 @@ async def _run(
         if naive:
             await cancel_naively(sb.base_url, sb.token(user), pairs, QUOTA, workers=64)
         else:
-            registry = MemoryLimiterRegistry()  # a fresh registry: nothing carried over between models
+            # a fresh registry: nothing carried over between models
+            registry = MemoryLimiterRegistry()
             sessions = [
                 AssetPaySession(cancel_quota=QUOTA, base_url=sb.base_url, limiter_registry=registry)
                 for _ in range(SESSIONS)
