@@ -86,13 +86,17 @@ def pacing_for(quota: Quota, policy: LimiterPolicy, latency_margin: float) -> Pa
 def grant_base(due: float, now: float, interval: float) -> float:
     """The time a grant due at ``due`` and handed out at ``now >= due`` counts as; the next is due one interval later.
 
-    A grant that comes late by at most the tolerance (the smaller of
-    [`LATE_TOLERANCE`][assetpay_async._pacing.LATE_TOLERANCE] and half an interval: a timer that woke
-    late, a busy loop) counts as given at ``due``, so the schedule keeps its grid and lateness does not add
-    up grant after grant. A later grant (a stall) counts as given at ``now``: the schedule starts afresh, with
-    no catch-up burst. Either way no two grants are closer than ``interval`` minus the tolerance.
+    A timer that wakes late or a busy loop makes a grant late. Up to the tolerance (the smaller of
+    [`LATE_TOLERANCE`][assetpay_async._pacing.LATE_TOLERANCE] and half an interval) the grant counts as given
+    at ``due``: the schedule keeps its grid, and lateness does not add up grant after grant. Later than that,
+    up to one interval, it counts as given at ``now`` minus the tolerance. After a stall of more than one
+    interval it counts as given at ``now``: the schedule starts afresh and the next grant is a full interval
+    later, with no catch-up burst. No two grants are ever closer than ``interval`` minus the tolerance.
     """
-    return due if now - due <= min(LATE_TOLERANCE, interval / 2) else now
+    late = now - due
+    if late > interval:
+        return now
+    return max(due, now - min(LATE_TOLERANCE, interval / 2))
 
 
 def grant_time(

@@ -62,11 +62,14 @@ def test_a_grant_a_little_late_keeps_the_grid_a_stalled_one_starts_afresh() -> N
     assert grant_base(10.0, 10.0, interval) == 10.0
     assert grant_base(10.0, 10.0007, interval) == 10.0  # a timer 0.7 ms late: still on the grid
     assert grant_base(10.0, 10.0 + 0.99 * LATE_TOLERANCE, interval) == 10.0
-    assert grant_base(10.0, 10.2, interval) == 10.2  # later than the tolerance: afresh from now
-    assert grant_base(10.0, 15.0, interval) == 15.0  # a stall: no catch-up
-    # The tolerance is never more than half an interval, so two grants are never closer than that.
+    # later than the tolerance: only what exceeds it is lost
+    assert grant_base(10.0, 10.2, interval) == pytest.approx(10.2 - LATE_TOLERANCE)
+    assert grant_base(10.0, 11.0, interval) == pytest.approx(11.0 - LATE_TOLERANCE)
+    assert grant_base(10.0, 11.01, interval) == 11.01  # a stall of more than an interval: afresh
+    assert grant_base(10.0, 15.0, interval) == 15.0
+    # The tolerance is never more than half an interval: two grants never closer than that.
     assert grant_base(10.0, 10.0009, 0.002) == 10.0
-    assert grant_base(10.0, 10.0011, 0.002) == 10.0011
+    assert grant_base(10.0, 10.0015, 0.002) == pytest.approx(10.0005)
 
 
 def test_a_repeated_429_halves_down_to_a_floor() -> None:
