@@ -379,7 +379,7 @@ class MemoryLimiter:
         for other in self._queues.values():
             if other is not queue and other.queued and not other.loop.is_closed():
                 try:
-                    other.loop.call_soon_threadsafe(self._wake, other)
+                    other.loop.call_soon_threadsafe(self._wake, other, self._now())
                 except RuntimeError:  # closed in the meantime: its waiters are gone with it
                     continue
 
@@ -397,15 +397,22 @@ class MemoryLimiter:
             if queue.timer_when <= due:
                 return  # fires early enough; _wake re-arms for the rest
             queue.timer.cancel()
-        queue.timer = queue.loop.call_later(max(0.0, due - self._now()), self._wake, queue)
-        queue.timer_when = due
+        now = self._now()
+        planned = max(due, now)
+        queue.timer = queue.loop.call_later(planned - now, self._wake, queue, planned)
+        queue.timer_when = planned
 
-    def _wake(self, queue: _LoopQueue) -> None:
-        """Grant the head of the queue if it is due, then re-arm. A timer callback of the queue's loop."""
+    def _wake(self, queue: _LoopQueue, planned: float) -> None:
+        """Grant the head of the queue if it is due, then re-arm. Runs in the queue's loop.
+
+        Args:
+            queue: the queue to serve.
+            planned: when this wake-up was meant to happen (a timer's time, or when another loop asked).
+        """
         with self._lock:
-            self._wake_locked(queue)
+            self._wake_locked(queue, planned)
 
-    def _wake_locked(self, queue: _LoopQueue) -> None:
+    def _wake_locked(self, queue: _LoopQueue, planned: float) -> None:
         queue.drop_timer()
         now = self._now()
         waiters = queue.waiters
@@ -419,16 +426,17 @@ class MemoryLimiter:
                 break
             waiters.popleft()
             queue.queued -= 1
-            # A timer that woke a little late keeps the grid; after a stall the schedule starts afresh.
-            base = grant_base(due, now, self._pacing.interval / self._level(due))
-            head.set_result(self._grant(base))
+            # Only the loop's own lateness (now - planned) may keep the grid: a grant that was due before
+            # this wake-up was even planned (one handed back) starts from the wake-up.
+            interval = self._pacing.interval / self._level(due)
+            head.set_result(self._grant(grant_base(min(now, max(due, planned)), now, interval)))
         self._arm(queue)
 
     def _expire(self, queue: _LoopQueue, fut: asyncio.Future[int]) -> None:
         with self._lock:
             if fut.done():
                 return
-            self._wake_locked(queue)  # a grant due at this very moment goes out first
+            self._wake_locked(queue, self._now())  # a grant due at this very moment goes out first
             if not fut.done():
                 fut.set_result(_EXPIRED)
                 self._forget_one(queue)
