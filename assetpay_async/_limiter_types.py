@@ -69,11 +69,11 @@ class RateLimiter(Protocol):
         ...
 
     def rate_limited(self, retry_after: float | None) -> None:
-        """Report a 429: pause every waiter of this key (``retry_after`` seconds, or one window)."""
+        """Report a 429: pause every waiter of this key (``retry_after`` seconds, or one window T)."""
         ...
 
     def succeeded(self) -> None:
-        """Report an answer that was not a 429 (lets a slowed-down limiter recover)."""
+        """Report an answer that was not a 429 (a limiter may use it; the in-memory one recovers by time)."""
         ...
 
     def stats(self) -> LimiterStats:
