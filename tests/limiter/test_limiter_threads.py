@@ -1,4 +1,6 @@
-"""Issue 12: two threads, each with its own event loop and its own session of one merchant.
+"""Issue 12: one limiter for several event loops (threads), each with its own queue.
+
+Two threads, each with its own event loop and its own session of one merchant:
 
 Before, every call on the second thread raised a plain ``RuntimeError`` ("in use by another running event
 loop"): the process-wide registry handed both sessions one limiter bound to the first loop. Real loops and a
@@ -12,9 +14,11 @@ import datetime as dt
 import threading
 
 from assetpay_async import AssetPaySession, OutcomeKind, Quota
-from assetpay_async._limiting import LimiterPolicy, default_registry
+from assetpay_async._limiting import LimiterPolicy, MemoryLimiter, default_registry
 from assetpay_async._quota import RouteGroup
 from assetpay_async.sandbox import Sandbox
+from assetpay_async.testing import VirtualTimeLoop
+from tests.support.limiter import KEY
 
 MERCHANT = "m-two-threads"
 QUOTA = Quota(10, 0.5)
@@ -57,3 +61,50 @@ def test_two_threads_with_their_own_loop_and_session_of_one_merchant() -> None:
         MERCHANT, RouteGroup.CANCEL_ITEM, QUOTA, policy=LimiterPolicy.EVEN, latency_margin=0.02
     )
     assert shared.stats().granted == 2 * CANCELS
+
+
+def test_a_grant_handed_back_in_one_loop_wakes_the_waiter_of_another_loop() -> None:
+    """Loop A's waiter is granted and cancelled before it runs: the grant goes back to the schedule, and loop
+    B's waiter, whose own timer is 10 s away, is woken through ``call_soon_threadsafe`` and served at once.
+
+    Deterministic: both loops read loop A's virtual clock, and loop B runs only when the test says so.
+    """
+    loop_a = VirtualTimeLoop()
+    loop_b = asyncio.new_event_loop()
+    limiter = MemoryLimiter(KEY, Quota(2, 10.0), latency_margin=0.0, clock=loop_a.time)
+    interval = limiter.pacing.interval  # 10 s
+    try:
+
+        async def b_queues() -> asyncio.Task[float]:
+            assert await limiter.acquire() == 0.0  # idle: at once; the next grant is due at 10 s
+            waiter = asyncio.create_task(limiter.acquire())
+            await asyncio.sleep(0)
+            return waiter
+
+        b_waiter = loop_b.run_until_complete(b_queues())
+        assert limiter.stats().queued == 1
+
+        async def a_grabs_and_gives_back() -> bool:
+            loop = asyncio.get_running_loop()
+            a_waiter = asyncio.create_task(limiter.acquire())
+            await asyncio.sleep(0)
+            # Right after the limiter's timer grants A's waiter, in the same loop iteration: cancel it.
+            loop.call_at(interval + 1e-10, a_waiter.cancel)
+            try:
+                await a_waiter
+            except asyncio.CancelledError:
+                return True
+            return False
+
+        assert loop_a.run_until_complete(a_grabs_and_gives_back())  # A's grant was handed back
+        assert limiter.stats().granted == 1
+
+        async def b_is_served() -> float:
+            return await asyncio.wait_for(b_waiter, 2.0)  # its own timer would fire only after 10 s
+
+        loop_b.run_until_complete(b_is_served())
+        assert limiter.stats().granted == 2
+        assert limiter.stats().queued == 0
+    finally:
+        loop_a.close()
+        loop_b.close()
