@@ -1,9 +1,9 @@
 """Issue 12: one limiter for several event loops (threads), each with its own queue.
 
-Two threads, each with its own event loop and its own session of one merchant: before, every call on the second
-thread raised a plain ``RuntimeError`` ("in use by another running event
-loop"): the process-wide registry handed both sessions one limiter bound to the first loop. Real loops and a
-scaled quota (one grant every 58 ms), so this takes well under a second.
+Two threads, each with its own event loop and its own session of one merchant: before, every call on the
+second thread raised a plain ``RuntimeError`` ("in use by another running event loop"), because the
+process-wide registry handed both sessions one limiter bound to the first loop. Real loops and a scaled quota
+(one grant every 58 ms), so this takes well under a second.
 """
 
 from __future__ import annotations
