@@ -38,6 +38,7 @@ __all__ = ["main", "schedule_only", "with_limiter"]
 
 MODELS: list[tuple[str, int | None]] = [
     ("gcra", 2),
+    ("gcra", None),  # a bucket of N
     ("sliding-log", None),
     ("sliding-counter", None),
     ("fixed-window", None),
@@ -164,7 +165,9 @@ async def _real_loop_share(quota: Quota, margin: float, grants: int) -> float:
 
 
 def _label(name: str, burst: int | None) -> str:
-    return name if burst is None else f"{name}, burst {burst}"
+    if burst is None:
+        return f"{name}, burst N" if name == "gcra" else name
+    return f"{name}, burst {burst}"
 
 
 def main(argv: list[str]) -> int:
