@@ -382,3 +382,8 @@ def test_a_loop_closed_with_a_waiter_still_queued_does_not_break_the_limiter() -
     assert run_virtual(limiter.acquire()) == pytest.approx(G60, abs=0.05)
     assert limiter.stats().queued == 0
     stranded.close()
+
+
+def test_an_unknown_policy_is_a_typed_error_naming_the_choices() -> None:
+    with pytest.raises(InvalidRequestError, match=r"'even', 'strict'.*'burst'"):
+        MemoryLimiter(KEY, Quota(60, 60.0), policy="burst")
