@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import platform
 import random
 import statistics
 
@@ -33,6 +32,8 @@ from assetpay_async._pacing import pacing_for
 from assetpay_async._quota import Quota, RouteGroup
 from assetpay_async.sandbox.rate_models import RateModel, make_rate_model
 from assetpay_async.testing import run_virtual
+
+from ._common import stamp
 
 __all__ = ["main", "schedule_only", "with_limiter"]
 
@@ -184,11 +185,15 @@ def main(argv: list[str]) -> int:
     network = Network(jitter=args.jitter, stall_share=args.stall_share)
     quota = Quota(60, 60.0)
     print(
-        f"# server models: N = {quota.limit} per T = {quota.period_seconds:g} s, network U(0, "
-        f"{network.jitter:g}) s + {network.stall_share:.0%} stalls of U(1, 2) s; {runs} runs x "
-        f"{requests} requests (Python {platform.python_version()})\n"
+        stamp(
+            "server_models",
+            argv,
+            clock="sections 1 and 2 on virtual time and seeded (they repeat exactly), section 3 on wall time",
+        )
+        + f" N = {quota.limit} per T = {quota.period_seconds:g} s, network U(0, {network.jitter:g}) s + "
+        f"{network.stall_share:.0%} stalls of U(1, 2) s; {runs} runs x {requests} requests.\n"
     )
-    print("## 1. The even schedule alone (a 429 is counted, not retried)\n")
+    print("**1. The even schedule alone** (a 429 is counted, not retried)\n")
     print("| server model | J | runs with a 429 | 429s per run | 429s per request |")
     print("|---|---:|---:|---:|---:|")
     for name, burst in MODELS:
@@ -199,7 +204,7 @@ def main(argv: list[str]) -> int:
                 f"| {r.rate_limited / r.runs:.2f} | {r.rate_limited}/{r.requests} |"
             )
     print(
-        "\n## 2. The in-memory limiter (J = 1 s; a 429 pauses, is retried, and may slow it down)\n"
+        "\n**2. The in-memory limiter** (J = 1 s; a 429 pauses, is retried, and may slow it down)\n"
     )
     print(
         "| server model | N per min | 429s per run (mean, max) | share of N/T: min / median | ceiling |"
@@ -217,7 +222,7 @@ def main(argv: list[str]) -> int:
                 f"{max(lr.rate_limited)} | {min(lr.shares):.3f} / {statistics.median(lr.shares):.3f} "
                 f"| {ceiling:.3f} |"
             )
-    print("\n## 3. Pacing on a real event loop (wall time; min / median / max of 3 runs)\n")
+    print("\n**3. Pacing on a real event loop** (wall time; min / median / max of 3 runs)\n")
     print("| quota | J | grants | one grant every | achieved / pacing |")
     print("|---|---:|---:|---:|---:|")
     for q, margin, full in [(Quota(60, 3.0), 0.05, 60), (Quota(501, 1.0), 0.0, 1000)]:
