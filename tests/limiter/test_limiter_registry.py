@@ -16,6 +16,7 @@ from assetpay_async._limiting import (
     default_registry,
 )
 from assetpay_async._quota import Quota, RouteGroup
+from assetpay_async.redis_limiter import RedisLimiterRegistry
 from assetpay_async.testing import run_virtual
 
 CANCEL = RouteGroup.CANCEL_ITEM
@@ -143,3 +144,17 @@ def test_a_registry_clock_reaches_its_limiters() -> None:
     limiter.rate_limited(None)
     now[0] = 80.0
     assert limiter.stats().paused_for == pytest.approx(30.0)
+
+
+def test_the_redis_registry_fits_the_protocol_too() -> None:
+
+    async def main() -> bool:
+        registry: LimiterRegistry = RedisLimiterRegistry(
+            "redis://127.0.0.1:1"
+        )  # never connects here
+        try:
+            return isinstance(registry, LimiterRegistry)
+        finally:
+            await registry.aclose()
+
+    assert run_virtual(main())
