@@ -386,7 +386,9 @@ def decode_cancel(
     Raises:
         InvalidResponseError: (``ambiguous``) a bad shape, a status that is not a string, or an answer naming
             another trade or item than the call did: a UUID-shaped ref that is neither the answer's id nor
-            its externalId, or a ref that differs from both while the answer carries an externalId.
+            its externalId, or a ref that differs from both while the answer carries an externalId. The trade
+            is checked only when the item was named by AssetPay's id: a merchant's own trade externalIds may be
+            UUIDs, and the answer never echoes them.
     """
     data = envelope.data
     if isinstance(data, dict):
@@ -395,17 +397,23 @@ def decode_cancel(
     result = structure(
         data, CancelResult, what="cancel result", status=status, request_id=envelope.request_id
     )
-    # The answer carries the item's externalId, never the trade's.
-    if trade_ref is not None and names(trade_ref, result.trade_id, None) is False:
+    if item_ref is not None and names(item_ref, result.item_id, result.external_id) is False:
         raise _mismatch(
-            f"the cancel answer names trade {result.trade_id!r}, not {trade_ref!r}",
+            f"the cancel answer names item {result.item_id!r}, not {item_ref!r}",
             envelope.data,
             status,
             envelope.request_id,
         )
-    if item_ref is not None and names(item_ref, result.item_id, result.external_id) is False:
+    # The answer carries the item's externalId, never the trade's: a caller that named the item by its
+    # externalId names the trade by its own too, and that may be UUID-shaped, so only AssetPay's ids are checked.
+    by_external_item = item_ref is not None and names(item_ref, result.item_id, None) is not True
+    if (
+        trade_ref is not None
+        and not by_external_item
+        and names(trade_ref, result.trade_id, None) is False
+    ):
         raise _mismatch(
-            f"the cancel answer names item {result.item_id!r}, not {item_ref!r}",
+            f"the cancel answer names trade {result.trade_id!r}, not {trade_ref!r}",
             envelope.data,
             status,
             envelope.request_id,

@@ -57,6 +57,8 @@ OTHER = "00000000-0000-4000-8000-000000000001"
         ({}, "order-1042", str(ITEM_ID)),  # the trade's externalId: the answer cannot say
         ({}, str(TRADE_ID), "ext-1"),  # no externalId echoed: the ref may be one
         ({"itemId": "0010f8d48278ccb8"}, str(TRADE_ID), "0010f8d48278ccb8"),
+        # A merchant whose own trade externalIds are UUIDs, naming the item by its externalId too.
+        ({"externalId": "ext-1"}, OTHER, "ext-1"),
     ],
 )
 def test_an_answer_naming_what_was_asked_for_decodes(
