@@ -59,7 +59,7 @@ DEFAULT_QUOTAS: dict[tuple[MerchantTier, RouteGroup], Quota] = {
     (MerchantTier.VERIFIED, RouteGroup.TRADES_READ): Quota(3000, 60.0),
     (MerchantTier.UNVERIFIED, RouteGroup.TRADES_READ): Quota(30, 60.0),
 }
-"""AssetPay's published quotas (see ``facts.md``)."""
+"""AssetPay's published quotas (the rate-limit table of its API documentation)."""
 
 
 def default_quota(tier: MerchantTier, group: RouteGroup) -> Quota:

@@ -3,41 +3,25 @@
 ``main(argv)`` is the console script; ``python -m assetpay_async.cli`` runs it too. Commands, options and exit
 codes are documented in ``docs/cli.md`` and in ``assetpay COMMAND --help``.
 
-The ``[cli]`` extra (rich, and aiolimiter for the demo's naive comparison) is imported only once a command runs,
-so ``import assetpay_async`` never needs it and a missing extra is one clear line instead of a traceback.
+The extras are imported only once a command runs, and only by the command that needs them (``._extras``): rich
+by every command, aiolimiter by ``demo --compare-naive``, redis-py by ``--redis-url``. ``import assetpay_async``
+never needs them, and a missing one is one clear usage line (exit 2) instead of a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Final
 
 from assetpay_async.testing import run_virtual
 
 from ._exit import ExitCode
+from ._extras import missing_extra
 from ._parser import parse_args
 
 __all__ = ["ExitCode", "main", "main_async"]
-
-MISSING_RICH: Final = (
-    "assetpay: the command line needs the 'cli' extra (rich, aiolimiter): "
-    "pip install 'assetpay-async[cli]'\n"
-)
-_CLI_EXTRA: Final = ("rich", "aiolimiter")
-
-
-def _rich_installed() -> bool:
-    """Whether the ``[cli]`` extra is importable (rich draws; aiolimiter is the demo's naive baseline)."""
-    try:
-        for name in _CLI_EXTRA:
-            importlib.import_module(name)
-    except ImportError:
-        return False
-    return True
 
 
 def _parse(argv: Sequence[str], environ: Mapping[str, str]) -> object:
@@ -57,8 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv, environ)
     if isinstance(args, ExitCode):
         return int(args)
-    if not _rich_installed():
-        sys.stderr.write(MISSING_RICH)
+    missing = missing_extra(args, environ)  # type: ignore[arg-type]
+    if missing is not None:
+        sys.stderr.write(missing)
         return int(ExitCode.USAGE)
     from ._app import execute  # noqa: PLC0415 - rich, the optional [cli] extra, is needed from here on
 
@@ -77,8 +62,9 @@ async def main_async(argv: Sequence[str], *, environ: Mapping[str, str] | None =
     args = _parse(argv, env)
     if isinstance(args, ExitCode):
         return int(args)
-    if not _rich_installed():
-        sys.stderr.write(MISSING_RICH)
+    missing = missing_extra(args, env)  # type: ignore[arg-type]
+    if missing is not None:
+        sys.stderr.write(missing)
         return int(ExitCode.USAGE)
     from ._app import execute  # noqa: PLC0415 - see main()
 

@@ -15,6 +15,6 @@ class ExitCode(enum.IntEnum):
     FAILED = 1
     """Some item failed or its outcome is unknown; or AssetPay refused the one cancel."""
     USAGE = 2
-    """Bad arguments, a malformed batch file, a missing token or a missing ``[cli]`` extra: nothing was sent."""
+    """Bad arguments, a malformed batch file, a missing token or a missing extra: nothing was sent."""
     INTERRUPTED = 130
     """Stopped by Ctrl-C (128 + SIGINT) after reporting what was done."""

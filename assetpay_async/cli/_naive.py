@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 import aiohttp
 import attrs
-from aiolimiter import AsyncLimiter
 
 from assetpay_async._quota import Quota
 
@@ -45,6 +44,8 @@ async def cancel_naively(
     workers: int = 32,
 ) -> NaiveRun:
     """POST every cancel once through ``AsyncLimiter(quota.limit, quota.period_seconds)``; a 429 is not retried."""
+    from aiolimiter import AsyncLimiter  # noqa: PLC0415 - only `demo --compare-naive` needs it (see ._extras)
+
     limiter = AsyncLimiter(quota.limit, quota.period_seconds)
     queue = deque(pairs)
     statuses: Counter[int] = Counter()

@@ -15,7 +15,7 @@ class RustCancelAnswer(enum.StrEnum):
     NOT_CANCELLABLE = "TRADE_NOT_CANCELLABLE"
     """Code 28, as the contract's error table says (the default)."""
     UNSUPPORTED = "TRADE_CANCEL_UNSUPPORTED"
-    """The key facts.md reports for Rust and internal items; its code is unknown (the sandbox sends 29)."""
+    """The key AssetPay's docs give for Rust and internal items; its code is unknown (the sandbox sends 29)."""
 
 
 def _http_status(_: object, attribute: attrs.Attribute[int], value: int) -> None:

@@ -158,7 +158,7 @@ def trade_status_after(trade: SandboxTrade) -> str:
 
 
 def render_item(item: SandboxItem, trade_type: str) -> dict[str, Any]:
-    """The Item JSON of facts.md (``status`` on withdrawal items only)."""
+    """The Item JSON of AssetPay's OpenAPI document (``status`` on withdrawal items only)."""
     doc: dict[str, Any] = {
         "id": item.id,
         "appid": item.appid,
@@ -175,7 +175,7 @@ def render_item(item: SandboxItem, trade_type: str) -> dict[str, Any]:
 
 
 def render_trade(trade: SandboxTrade, start: dt.datetime) -> dict[str, Any]:
-    """The Trade JSON of facts.md; ``start`` is the wall-clock datetime of sandbox time 0."""
+    """The Trade JSON of AssetPay's OpenAPI document; ``start`` is the wall-clock datetime of sandbox time 0."""
 
     def when(at: float) -> str:
         return isoformat_ms(start + dt.timedelta(seconds=at))

@@ -1,13 +1,11 @@
-"""``--help`` on every command (with examples), ``--version``, and the missing ``[cli]`` extra."""
+"""``--help`` on every command (with examples) and ``--version`` (a missing extra: ``test_cli_extras.py``)."""
 
 from __future__ import annotations
-
-import sys
 
 import pytest
 
 from assetpay_async import __version__
-from assetpay_async.cli import MISSING_RICH, ExitCode, main
+from assetpay_async.cli import ExitCode, main
 
 SECRET = "eyJhbGciOiJIUzI1NiJ9.eyJtZXJjaGFudElkIjoibS0xIn0.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"
 
@@ -47,16 +45,3 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == ExitCode.USAGE
     assert "the following arguments are required: COMMAND" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("missing", ["rich", "aiolimiter"])
-def test_without_the_extra_a_command_says_which_extra_to_install(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], missing: str
-) -> None:
-    monkeypatch.setitem(sys.modules, missing, None)  # importing it now raises ImportError
-    assert main(["demo", "--fast"]) == ExitCode.USAGE
-    err = capsys.readouterr().err
-    assert err == MISSING_RICH
-    assert "pip install 'assetpay-async[cli]'" in err
-    # --help needs no rich
-    assert main(["cancel", "--help"]) == ExitCode.OK

@@ -1,4 +1,4 @@
-"""The pure response decoder: every error of the contract and facts.md, invalid responses, request ids."""
+"""The pure response decoder: every error of the contract and AssetPay's docs, invalid responses, request ids."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from tests.support.core import error_body, success_body
 SENT_ID = "sent-0000"
 JSON = CIMultiDict({"Content-Type": "application/json"})
 
-# (key, code, HTTP status, class) for every error of the contract and of facts.md.
+# (key, code, HTTP status, class) for every error of the contract and of AssetPay's published docs.
 DOCUMENTED_ERRORS: list[tuple[str, int | None, int, type[APIError]]] = [
     ("TRADE_CANCEL_TOO_SOON", 27, 400, CancelTooSoonError),
     ("TRADE_NOT_CANCELLABLE", 28, 400, NotCancellableError),

@@ -50,7 +50,7 @@ async def receiver(failures: int = 0) -> AsyncIterator[Receiver]:
         await runner.cleanup()
 
 
-def test_the_facts_md_vector() -> None:
+def test_the_published_test_vector() -> None:
     body = b'{"event":"trade.completed","tradeId":"trade-1"}'
     assert (
         signature("current-secret", "delivery-1", "2026-07-31T12:00:00.000Z", body)

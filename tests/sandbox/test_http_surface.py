@@ -182,7 +182,7 @@ async def test_the_request_id_sent_is_echoed_and_logged() -> None:
 # -- trade reads ----------------------------------------------------------------------------------------
 
 
-async def test_get_trade_has_facts_md_shape() -> None:
+async def test_get_trade_has_the_documented_shape() -> None:
     async with world() as w:
         trade = w.sandbox.add_trade(w.user, items=2, age=HOUR, external_id="order-1")
         status, _, doc = await call(w.sandbox, "GET", f"/client/trades/{trade.id}", w.token)
