@@ -12,6 +12,7 @@ from ._errors import (
     AssetPayError,
     AuthenticationError,
     CancelTooSoonError,
+    ConfigurationError,
     ForbiddenError,
     InvalidRequestError,
     InvalidResponseError,
@@ -42,7 +43,8 @@ from ._models import (
     TradeType,
 )
 from ._quota import MerchantTier, Quota, RouteGroup
-from ._session import DEFAULT_BASE_URL, AssetPaySession, RetryPolicy
+from ._session import DEFAULT_BASE_URL, AssetPaySession
+from ._transport import RetryPolicy
 from ._version import __version__
 
 __all__ = [
@@ -60,6 +62,7 @@ __all__ = [
     "CancelResult",
     "CancelStatus",
     "CancelTooSoonError",
+    "ConfigurationError",
     "ForbiddenError",
     "Game",
     "InvalidRequestError",

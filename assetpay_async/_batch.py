@@ -14,7 +14,7 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypedDict
 
 import attrs
 
@@ -97,6 +97,18 @@ class BatchProgress:
 
 
 ProgressCallback = Callable[[BatchProgress], Awaitable[None] | None]
+
+
+class BatchOptions(TypedDict, total=False):
+    """The options of a batch, spelled once: the keyword arguments that
+    [`AssetPayClient.batch`][assetpay_async.AssetPayClient.batch] and
+    [`AssetPayClient.cancel_withdrawal_items`][assetpay_async.AssetPayClient.cancel_withdrawal_items] pass on
+    to [`CancelBatch`][assetpay_async.CancelBatch], which documents them and holds their defaults."""
+
+    workers: int
+    on_progress: ProgressCallback | None
+    reschedule_too_soon: bool
+    max_reschedule_wait: float
 
 
 def _outcome_of(

@@ -59,7 +59,7 @@ async def _run(
         else:
             registry = LimiterRegistry()  # a fresh registry: nothing carried over between models
             sessions = [
-                AssetPaySession(cancel_quota=QUOTA, base_url=sb.base_url, limiter_registry=registry)
+                AssetPaySession(cancel_quota=QUOTA, base_url=sb.base_url, limiter=registry)
                 for _ in range(SESSIONS)
             ]
             try:

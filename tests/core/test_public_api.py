@@ -20,6 +20,7 @@ PUBLIC_NAMES = [
     "CancelResult",
     "CancelStatus",
     "CancelTooSoonError",
+    "ConfigurationError",
     "DEFAULT_BASE_URL",
     "ForbiddenError",
     "Game",

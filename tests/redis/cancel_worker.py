@@ -1,7 +1,7 @@
 """One "process" of a merchant's backend in the multi-process tests: cancels its share of a backlog.
 
 Reads a JSON job from the file named on its command line, waits for the common start time, cancels every
-item through its own ``AssetPaySession`` (with ``redis=`` or without), and prints a JSON report on stdout.
+item through its own ``AssetPaySession`` (with a Redis limiter or without), and prints a JSON report on stdout.
 """
 
 from __future__ import annotations
@@ -14,16 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from assetpay_async import AssetPayError, AssetPaySession, Quota, RetryPolicy, RouteGroup
+from assetpay_async.redis_limiter import RedisLimiterRegistry
 
 
 async def run(job: dict[str, Any]) -> dict[str, Any]:
     limit, period = job["quota"]
+    registry = (
+        RedisLimiterRegistry(job["redis"], key_prefix=job["prefix"]) if job["redis"] else None
+    )
     async with AssetPaySession(
         cancel_quota=Quota(limit, period),
         merchant_id=job["merchant_id"],
         base_url=job["base_url"],
-        redis=job["redis"],
-        redis_key_prefix=job["prefix"],
+        limiter=registry,
         latency_margin=job["latency_margin"],
         retry=RetryPolicy(max_rate_limited_wait=60.0),
     ) as session:
@@ -38,7 +41,9 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
 
         await asyncio.sleep(max(0.0, job["start_at"] - time.time()))
         outcomes = await asyncio.gather(*(cancel(trade, item) for trade, item in job["items"]))
-        stats = session.limiter_for(job["merchant_id"], RouteGroup.CANCEL_ITEM).stats()
+        stats = session.limiter_stats(RouteGroup.CANCEL_ITEM)
+    if registry is not None:
+        await registry.aclose()
     return {
         "outcomes": dict(zip((item for _, item in job["items"]), outcomes, strict=True)),
         "rate_limited": stats.rate_limited,
