@@ -24,7 +24,7 @@ from ._models import CancelResult
 from ._quota import RouteGroup
 
 if TYPE_CHECKING:
-    from ._client import AssetPayClient
+    from ._interfaces import BatchCaller
 
 __all__ = ["BatchProgress", "CancelBatch", "CancelOutcome", "OutcomeKind"]
 
@@ -146,7 +146,7 @@ class CancelBatch:
 
     def __init__(
         self,
-        client: AssetPayClient,
+        client: BatchCaller,
         pairs: Iterable[tuple[object, object]],
         *,
         workers: int = 32,

@@ -18,7 +18,7 @@ from ._models import CancelResult, Game, Trade, TradeItem, TradePage, TradeType
 from ._tokens import SecretToken
 
 if TYPE_CHECKING:
-    from ._session import AssetPaySession
+    from ._interfaces import SessionView
     from ._transport import Requester
 
 __all__ = ["AssetPayClient"]
@@ -35,7 +35,7 @@ class AssetPayClient:
     __slots__ = ("_merchant_id", "_requester", "_session", "_token")
 
     def __init__(
-        self, session: AssetPaySession, requester: Requester, token: SecretToken, merchant_id: str
+        self, session: SessionView, requester: Requester, token: SecretToken, merchant_id: str
     ) -> None:
         self._session = session
         self._requester = requester
@@ -47,7 +47,8 @@ class AssetPayClient:
         return self._merchant_id
 
     @property
-    def session(self) -> AssetPaySession:
+    def session(self) -> SessionView:
+        """The [`AssetPaySession`][assetpay_async.AssetPaySession] that made this client."""
         return self._session
 
     @property
