@@ -41,6 +41,15 @@ from assetpay_async import (
 from assetpay_async.callbacks import CallbackError, CallbackEvent, callback_handler, verify_callback
 from assetpay_async.sandbox import Sandbox
 from assetpay_async.testing import run_virtual
+from tests.support.core import (
+    HANG_UP,
+    ITEM_ID,
+    TRADE_ID,
+    ScriptedServer,
+    api_error,
+    make_token,
+    new_session,
+)
 from tests.support.evidence import FAST_CANCEL, HOUR
 
 SECRET = "sk_evidence_merchant_secret_0123456789"
@@ -296,3 +305,62 @@ async def test_a_custom_ca_goes_through_your_own_http_session(
         )
     assert (result.trade_id, result.item_id) == (trade_id, item_id)
     assert len(seen) == 1
+
+
+# -- tracebacks that capture locals ----------------------------------------------------------------------
+
+SDK_DIR = str(Path(assetpay_async.__file__).parent)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and every cause and context behind it, suppressed ones included."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo += [current.__cause__, current.__context__]
+    return seen
+
+
+def _sdk_frame_locals(exc: BaseException) -> list[str]:
+    """``repr`` of every local of every SDK frame in the tracebacks of ``exc``'s chain, as a formatter
+    that captures locals (``traceback`` with ``capture_locals``, error trackers) would show them."""
+    shown: list[str] = []
+    for link in _chain(exc):
+        summary = traceback.TracebackException(
+            type(link), link, link.__traceback__, capture_locals=True, lookup_lines=False
+        )
+        for frame in summary.stack:
+            if frame.filename.startswith(SDK_DIR):
+                shown += [f"{name}={value}" for name, value in (frame.locals or {}).items()]
+    return shown
+
+
+@pytest.mark.parametrize("failure", ["refused", "hang-up", "401"])
+def test_the_token_is_in_no_local_of_the_sdks_frames(failure: str, closed_port: int) -> None:
+    token = make_token()
+
+    async def scenario() -> AssetPayError:
+        async with ScriptedServer() as server:
+            server.respond = lambda _request: (
+                HANG_UP if failure == "hang-up" else api_error(401, "UNAUTHORIZED", 1100)
+            )
+            url = f"http://127.0.0.1:{closed_port}" if failure == "refused" else server.url
+            async with new_session(url) as session:
+                client = session.client(token)
+                with pytest.raises(AssetPayError) as info:
+                    await client.cancel_withdrawal_item(TRADE_ID, ITEM_ID)
+                return info.value
+
+    exc = run_virtual(scenario())
+    shown = _sdk_frame_locals(exc)
+    assert any(
+        "token=" in text for text in shown
+    )  # the SDK's frames were captured, token holder included
+    assert len([link for link in _chain(exc) if link.__traceback__ is not None]) >= 1
+    secret_part = token.rsplit(".", 1)[1]
+    leaks = [text for text in shown if token in text or secret_part in text]
+    assert leaks == []
