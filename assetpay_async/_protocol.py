@@ -17,10 +17,9 @@ from collections.abc import Mapping
 from typing import Any, Final, TypeVar
 
 import attrs
-import cattrs
 
 from . import _errors as e
-from ._converter import converter
+from ._converter import ShapeError, decode
 from ._models import CancelResult, Trade, TradePage
 from ._quota import RouteGroup
 
@@ -357,10 +356,10 @@ def decode_envelope(
 
 
 def structure(data: Any, cls: type[T], *, what: str, status: int, request_id: str | None) -> T:
-    """Decode ``data`` into ``cls``; a bad shape becomes :class:`InvalidResponseError`, never a cattrs error."""
+    """Decode ``data`` into ``cls``; a bad shape becomes ``InvalidResponseError``, never a cattrs error."""
     try:
-        return converter().structure(data, cls)
-    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        return decode(data, cls)
+    except ShapeError as exc:
         try:
             shown = json.dumps(data)[:_SNIPPET_CHARS]
         except (TypeError, ValueError):
