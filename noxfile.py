@@ -50,6 +50,7 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Every benchmark, or the one named (`nox -s bench -- overhead`); numbers go to docs/benchmarks.md."""
-    session.install("-e", ".[redis,cli]", *_group("test"))
+    """Every benchmark (`-- --smoke`: each on a tiny size), or one (`-- overhead`); see docs/benchmarks.md."""
+    # hatchling: footprint builds the wheel with --no-build-isolation (no network needed).
+    session.install("-e", ".[redis,cli]", *_group("test"), "hatchling")
     session.run("python", "-m", "bench", *session.posargs)

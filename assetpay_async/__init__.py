@@ -3,7 +3,14 @@
 The public surface is what this module exports (``__all__``); every other module is private or re-exported here.
 """
 
-from ._batch import BatchProgress, CancelBatch, CancelOutcome, OutcomeKind
+from ._batch import (
+    BatchProgress,
+    BatchStoppedError,
+    CancelBatch,
+    CancelOutcome,
+    OutcomeDetail,
+    OutcomeKind,
+)
 from ._client import AssetPayClient
 from ._errors import (
     AccountDisabledError,
@@ -29,6 +36,7 @@ from ._errors import (
     TransportError,
     WaitTimeoutError,
 )
+from ._journal import JournalError, JournalMismatchError
 from ._limiting import LimiterPolicy, LimiterStats
 from ._models import (
     CancelResult,
@@ -42,6 +50,7 @@ from ._models import (
     TradeStatus,
     TradeType,
 )
+from ._poller import FollowedItem
 from ._quota import MerchantTier, Quota, RouteGroup
 from ._session import DEFAULT_BASE_URL, AssetPaySession
 from ._transport import RetryPolicy
@@ -57,23 +66,28 @@ __all__ = [
     "AssetPaySession",
     "AuthenticationError",
     "BatchProgress",
+    "BatchStoppedError",
     "CancelBatch",
     "CancelOutcome",
     "CancelResult",
     "CancelStatus",
     "CancelTooSoonError",
     "ConfigurationError",
+    "FollowedItem",
     "ForbiddenError",
     "Game",
     "InvalidRequestError",
     "InvalidResponseError",
     "ItemNotFoundError",
+    "JournalError",
+    "JournalMismatchError",
     "LimiterBackendError",
     "LimiterPolicy",
     "LimiterStats",
     "MerchantMismatchError",
     "MerchantTier",
     "NotCancellableError",
+    "OutcomeDetail",
     "OutcomeKind",
     "QueueTimeoutError",
     "Quota",

@@ -3,6 +3,10 @@
 ``CancelBatch`` is the ``asyncio.gather`` use case done right: bad pairs fail before any quota is spent, duplicate
 pairs are cancelled once, one failure never stops the others, progress is reported as it goes, and if the batch's
 task is cancelled, :attr:`CancelBatch.outcomes` still says what was done, what may have been done, and what never ran.
+
+With a journal (a SQLite file, see ``_journal``) the batch survives the death of its process: run it again with the
+same journal and the pairs already decided are not sent again. A batch also stops at once when continuing is
+pointless: a refused token or a disabled account, or K transport failures in a row with nothing getting through.
 """
 
 from __future__ import annotations
@@ -12,26 +16,88 @@ import datetime as dt
 import enum
 import inspect
 import logging
+import os
+import sqlite3
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Final, TypedDict
 
 import attrs
 
+from . import _journal as journal
 from . import _protocol as proto
-from ._errors import AssetPayError, CancelTooSoonError, InvalidRequestError, SessionClosedError
+from ._errors import (
+    AccountDisabledError,
+    APIError,
+    APIValidationError,
+    AssetPayError,
+    AuthenticationError,
+    CancelTooSoonError,
+    ForbiddenError,
+    InvalidRequestError,
+    InvalidResponseError,
+    ItemNotFoundError,
+    NotCancellableError,
+    QueueTimeoutError,
+    RateLimitedError,
+    ServerError,
+    SessionClosedError,
+    TradeNotFoundError,
+    TransportError,
+)
 from ._models import CancelResult
 from ._quota import RouteGroup
 
 if TYPE_CHECKING:
     from ._interfaces import BatchCaller
 
-__all__ = ["BatchProgress", "CancelBatch", "CancelOutcome", "OutcomeKind"]
+__all__ = [
+    "BatchProgress",
+    "BatchStoppedError",
+    "CancelBatch",
+    "CancelOutcome",
+    "OutcomeDetail",
+    "OutcomeKind",
+]
 
 logger = logging.getLogger("assetpay_async._batch")
 
 CANCEL_AGE: Final = dt.timedelta(minutes=30)
 """AssetPay refuses to cancel an item younger than this (measured from the trade's ``createdAt``)."""
+
+DEFAULT_MAX_TRANSPORT_FAILURES: Final = 20
+"""Pairs in a row that fail with nothing getting through before a batch stops (``max_transport_failures``)."""
+
+# Errors that end a batch at once: every further pair would draw the same answer.
+_FATAL: Final = (AuthenticationError, AccountDisabledError)
+# A refusal about the item itself: recorded as decided in a journal (TOO_SOON is not: it passes with time).
+_TRANSIENT_API: Final = (
+    RateLimitedError,
+    ServerError,
+    AuthenticationError,
+    AccountDisabledError,
+    CancelTooSoonError,
+)
+# Non-ambiguous answers proving the attempts of this run did nothing (the pair is sent again by the next run).
+_NOTHING_HAPPENED: Final = (
+    RateLimitedError,
+    AuthenticationError,
+    AccountDisabledError,
+    CancelTooSoonError,
+    QueueTimeoutError,
+    TransportError,
+    SessionClosedError,
+    InvalidResponseError,
+)
+# After an attempt of an earlier run that may have been accepted, only these prove nothing was cancelled
+# (the token may differ between runs, so a 401 proves nothing about the earlier attempt).
+_PROVES_NOT_CANCELLED: Final = (
+    CancelTooSoonError,
+    ItemNotFoundError,
+    TradeNotFoundError,
+    ForbiddenError,
+    APIValidationError,
+)
 
 
 class OutcomeKind(enum.StrEnum):
@@ -44,7 +110,37 @@ class OutcomeKind(enum.StrEnum):
     UNKNOWN = "unknown"
     """Outcome unknown: a request may have reached AssetPay but no answer came back. Check the trade."""
     NOT_ATTEMPTED = "not-attempted"
-    """The batch was cancelled or closed before this pair was sent."""
+    """The batch was cancelled, closed or stopped before this pair was sent."""
+
+
+class OutcomeDetail(enum.StrEnum):
+    """More about how a pair ended, when the kind alone does not say it all."""
+
+    FROM_JOURNAL = "from-journal"
+    """Decided by an earlier run of the same journal; not sent again (``result``/``error`` as recorded then)."""
+    LIKELY_CANCELLED = "likely-cancelled"
+    """UNKNOWN, leaning cancelled: an earlier run's attempt may have been accepted and this run's answer is
+    TRADE_NOT_CANCELLABLE, which is also what an item already cancelled (and reverted) answers."""
+    BATCH_STOPPED = "batch-stopped"
+    """NOT_ATTEMPTED because the batch stopped early.
+
+    Its ``error`` is a [`BatchStoppedError`][assetpay_async.BatchStoppedError].
+    """
+
+
+class BatchStoppedError(AssetPayError):
+    """The batch stopped before sending this pair: continuing was pointless.
+
+    Attributes:
+        reason: what stopped it, in words.
+        cause: the error that stopped it (an ``AuthenticationError``, ``AccountDisabledError``,
+            or the last of the transport failures in a row).
+    """
+
+    def __init__(self, reason: str, *, cause: BaseException) -> None:
+        super().__init__(f"the batch stopped: {reason}; this pair was not sent")
+        self.reason = reason
+        self.cause = cause
 
 
 @attrs.frozen
@@ -61,6 +157,7 @@ class CancelOutcome:
             :class:`SessionClosedError` for a pair NOT_ATTEMPTED because the session was closed.
         duplicate_of: index of the earlier identical pair whose outcome this one shares.
         reschedules: how many times a too-young item was re-tried once eligible.
+        detail: more about the outcome (from the journal, likely cancelled, batch stopped), or None.
     """
 
     index: int
@@ -71,6 +168,7 @@ class CancelOutcome:
     error: BaseException | None = None
     duplicate_of: int | None = None
     reschedules: int = 0
+    detail: OutcomeDetail | None = None
 
     @property
     def ok(self) -> bool:
@@ -109,6 +207,8 @@ class BatchOptions(TypedDict, total=False):
     on_progress: ProgressCallback | None
     reschedule_too_soon: bool
     max_reschedule_wait: float
+    journal: str | os.PathLike[str] | None
+    max_transport_failures: int | None
 
 
 def _outcome_of(
@@ -142,6 +242,10 @@ class CancelBatch:
         reschedule_too_soon: on TRADE_CANCEL_TOO_SOON, read the trade's ``createdAt`` and cancel again once the
             item is 30 minutes old, instead of failing.
         max_reschedule_wait: give up rescheduling an item that would become eligible later than this (seconds).
+        journal: a file path: record every pair before it is sent and every answer, so a run of the same batch
+            with the same journal after a crash sends nothing already decided (see ``docs/following.md``).
+        max_transport_failures: stop the batch after this many pairs in a row failed with nothing getting
+            through (connection refused, timeouts, no AssetPay envelope); None never stops.
     """
 
     def __init__(
@@ -153,15 +257,25 @@ class CancelBatch:
         on_progress: ProgressCallback | None = None,
         reschedule_too_soon: bool = False,
         max_reschedule_wait: float = 1800.0,
+        journal: str | os.PathLike[str] | None = None,
+        max_transport_failures: int | None = DEFAULT_MAX_TRANSPORT_FAILURES,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InvalidRequestError("workers must be an int >= 1")
+        if max_transport_failures is not None and (
+            isinstance(max_transport_failures, bool)
+            or not isinstance(max_transport_failures, int)
+            or max_transport_failures < 1
+        ):
+            raise InvalidRequestError("max_transport_failures must be an int >= 1, or None")
         self._client = client
         self._pairs = [self._pair(p) for p in pairs]
         self._workers = workers
         self._on_progress = on_progress
         self._reschedule = reschedule_too_soon
         self._max_reschedule_wait = max_reschedule_wait
+        self._journal_path = None if journal is None else os.fspath(journal)
+        self._max_transport_failures = max_transport_failures
         self._outcomes: list[CancelOutcome | None] = [None] * len(self._pairs)
         self._dup_of: dict[int, int] = {}
         self._dups: dict[int, list[int]] = {}
@@ -170,6 +284,13 @@ class CancelBatch:
         self._done = 0
         self._failures = 0
         self._ran = False
+        self._db: sqlite3.Connection | None = None
+        self._path_of: dict[int, str] = {}
+        self._sent_before: set[int] = set()  # possibly sent by an earlier run of the journal
+        self._journaled: set[int] = set()  # recorded as possibly sent by this run
+        self._lost_in_a_row = 0
+        self._stopped: BatchStoppedError | None = None
+        self._current: dict[asyncio.Task[None], int] = {}
 
     @staticmethod
     def _pair(pair: tuple[object, object]) -> tuple[object, object]:
@@ -182,6 +303,11 @@ class CancelBatch:
     @property
     def total(self) -> int:
         return len(self._pairs)
+
+    @property
+    def stopped(self) -> BatchStoppedError | None:
+        """Why the batch stopped early (its ``reason`` and ``cause``), or None if it did not."""
+        return self._stopped
 
     @property
     def outcomes(self) -> list[CancelOutcome]:
@@ -199,7 +325,7 @@ class CancelBatch:
         outcome = self._outcomes[index]
         if outcome is not None:
             return outcome
-        in_flight = index in self._in_flight
+        in_flight = index in self._in_flight or index in self._sent_before
         return CancelOutcome(
             index,
             *self._pairs[index],
@@ -211,17 +337,22 @@ class CancelBatch:
 
         If the task running this is cancelled, in-flight requests are abandoned (their outcome is UNKNOWN),
         pairs not started are NOT_ATTEMPTED, :attr:`outcomes` reports all of it, and CancelledError propagates.
+
+        Raises:
+            JournalError: the journal cannot be used, or (``JournalMismatchError``) was written for other
+                pairs, another merchant or another endpoint; nothing was sent.
         """
         if self._ran:
             raise InvalidRequestError("a CancelBatch runs once; create a new one")
         self._ran = True
         first_of: dict[str, int] = {}  # by request path: the canonical ids, already checked
         queue: deque[tuple[int, proto.RequestSpec]] = deque()
+        invalid: list[CancelOutcome] = []
         for index, (trade_id, item_id) in enumerate(self._pairs):
             try:
                 spec = proto.cancel_request(trade_id, item_id)
             except InvalidRequestError as exc:
-                await self._finish(_outcome_of(index, trade_id, item_id, exc, 0))
+                invalid.append(_outcome_of(index, trade_id, item_id, exc, 0))
                 continue
             key = spec.path
             if key in first_of:
@@ -229,23 +360,146 @@ class CancelBatch:
                 self._dups.setdefault(first_of[key], []).append(index)
                 continue
             first_of[key] = index
+            self._path_of[index] = key
             queue.append((index, spec))
+        if self._journal_path is not None:
+            # Before any outcome is reported: a journal that does not fit stops the batch with nothing done.
+            self._db = journal.open_journal(
+                self._journal_path,
+                merchant_id=self._client.merchant_id,
+                endpoint=self._client.session.base_url,
+                digest=journal.pairs_digest(first_of),
+                pairs=len(first_of),
+            )
+        try:
+            for outcome in invalid:
+                await self._finish(outcome)
+            if self._db is not None:
+                # Possibly-sent pairs are resolved before anything else is sent.
+                first, queue = await self._resume(self._db, queue)
+                await self._run_workers(first)
+            if self._stopped is None:
+                await self._run_workers(queue)
+            if self._stopped is not None:
+                await self._finish_stopped()
+        finally:
+            if self._db is not None:
+                journal.close(self._db)
+                self._db = None
+        return self.outcomes
 
+    async def _resume(
+        self, db: sqlite3.Connection, queue: deque[tuple[int, proto.RequestSpec]]
+    ) -> tuple[deque[tuple[int, proto.RequestSpec]], deque[tuple[int, proto.RequestSpec]]]:
+        """Report what the journal decided; return the possibly-sent pairs and the ones never sent."""
+        entries = journal.read_entries(db)
+        first: deque[tuple[int, proto.RequestSpec]] = deque()
+        rest: deque[tuple[int, proto.RequestSpec]] = deque()
+        for index, spec in queue:
+            entry = entries.get(spec.path)
+            trade_id, item_id = self._pairs[index]
+            if entry is None:
+                rest.append((index, spec))
+            elif entry.state is journal.PairState.SENT:
+                self._sent_before.add(index)
+                first.append((index, spec))
+            elif entry.state is journal.PairState.CANCELLED and entry.record is not None:
+                await self._finish(
+                    CancelOutcome(
+                        index,
+                        trade_id,
+                        item_id,
+                        OutcomeKind.CANCELLED,
+                        result=journal.result_from_record(entry.record),
+                        detail=OutcomeDetail.FROM_JOURNAL,
+                    )
+                )
+            elif entry.state is journal.PairState.FAILED and entry.record is not None:
+                await self._finish(
+                    CancelOutcome(
+                        index,
+                        trade_id,
+                        item_id,
+                        OutcomeKind.FAILED,
+                        error=journal.error_from_record(entry.record),
+                        detail=OutcomeDetail.FROM_JOURNAL,
+                    )
+                )
+            else:  # a row without its record: treat it as possibly sent
+                self._sent_before.add(index)
+                first.append((index, spec))
+        if first:
+            logger.info("resuming: %d pair(s) may have been sent by an earlier run", len(first))
+        return first, rest
+
+    async def _run_workers(self, queue: deque[tuple[int, proto.RequestSpec]]) -> None:
         async def worker() -> None:
-            while queue:
+            me = asyncio.current_task()
+            while queue and self._stopped is None:
                 index, spec = queue.popleft()
-                await self._cancel_one(index, spec)
+                if me is not None:
+                    self._current[me] = index
+                try:
+                    await self._cancel_one(index, spec)
+                finally:
+                    if me is not None:
+                        self._current.pop(me, None)
 
         tasks = [asyncio.create_task(worker()) for _ in range(min(self._workers, len(queue)))]
         try:
             if tasks:
-                await asyncio.gather(*tasks)
+                # return_exceptions: a worker cancelled by a stop ends quietly; a cancellation of run() itself
+                # still propagates (gather cancels the workers and raises).
+                await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             for task in tasks:
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
-        return self.outcomes
+
+    async def _finish_stopped(self) -> None:
+        """Give every pair the stop left without an outcome one: UNKNOWN if it may have been sent."""
+        for index in sorted(self._path_of):
+            if self._outcomes[index] is not None:
+                continue
+            if index in self._in_flight or index in self._sent_before:
+                outcome = CancelOutcome(index, *self._pairs[index], OutcomeKind.UNKNOWN)
+            else:
+                outcome = CancelOutcome(
+                    index,
+                    *self._pairs[index],
+                    OutcomeKind.NOT_ATTEMPTED,
+                    error=self._stopped,
+                    detail=OutcomeDetail.BATCH_STOPPED,
+                )
+            await self._finish(outcome)
+
+    def _stop(self, reason: str, cause: BaseException) -> None:
+        """Stop taking pairs; abandon those still waiting for quota (never sent); let those on the wire end."""
+        if self._stopped is not None:
+            return
+        self._stopped = BatchStoppedError(reason, cause=cause)
+        logger.warning("stopping the batch: %s", reason)
+        me = asyncio.current_task()
+        for task, index in list(self._current.items()):
+            if task is not me and index not in self._in_flight:
+                task.cancel()
+
+    def _on_send(self, index: int) -> None:
+        if self._db is not None and index not in self._journaled:
+            try:  # committed before the attempt is sent; if it cannot be, the attempt is not sent
+                journal.mark_sent(self._db, self._path_of[index])
+            except sqlite3.Error as exc:
+                raise journal.JournalError(f"cannot write the journal: {exc}") from exc
+            self._journaled.add(index)
+        self._in_flight.add(index)
+
+    def _record(self, write: Callable[..., None], *args: object) -> None:
+        """A journal write after the answer: on failure the answer still counts, but the batch stops."""
+        try:
+            write(*args)
+        except sqlite3.Error as exc:
+            self._stop(f"the journal cannot be written ({exc})", exc)
 
     async def _cancel_one(self, index: int, spec: proto.RequestSpec) -> None:
         trade_id, item_id = self._pairs[index]
@@ -257,13 +511,15 @@ class CancelBatch:
                 result = await self._client._call(
                     spec,
                     proto.decode_cancel,
-                    on_send=lambda: self._in_flight.add(index),
+                    on_send=lambda: self._on_send(index),
                 )
             except CancelTooSoonError as exc:
                 self._in_flight.discard(index)
+                self._lost_in_a_row = 0
+                self._record_error(index, exc)
                 delay = await self._eligible_in(trade_id) if self._reschedule else None
                 if delay is None or reschedules >= 3:
-                    await self._finish(_outcome_of(index, trade_id, item_id, exc, reschedules))
+                    await self._finish(self._failure(index, exc, reschedules))
                     return
                 reschedules += 1
                 logger.debug("trade %s is too young; cancelling again in %.1fs", trade_id, delay)
@@ -271,11 +527,24 @@ class CancelBatch:
                 continue
             except asyncio.CancelledError:
                 raise
+            except journal.JournalError as exc:  # raised by _on_send: this pair was not sent
+                self._stop(str(exc), exc)
+                trade_id, item_id = self._pairs[index]
+                outcome = CancelOutcome(
+                    index, trade_id, item_id, OutcomeKind.NOT_ATTEMPTED, error=exc
+                )
+                await self._finish(outcome)
+                return
             except Exception as exc:  # every pair must end with an outcome, even on a bug
                 self._in_flight.discard(index)
-                await self._finish(_outcome_of(index, trade_id, item_id, exc, reschedules))
+                self._record_error(index, exc)
+                await self._finish(self._failure(index, exc, reschedules))
+                self._after_failure(exc)
                 return
             self._in_flight.discard(index)
+            self._lost_in_a_row = 0
+            if self._db is not None:
+                self._record(journal.mark_cancelled, self._db, self._path_of[index], result)
             await self._finish(
                 CancelOutcome(
                     index,
@@ -287,6 +556,64 @@ class CancelBatch:
                 )
             )
             return
+
+    def _failure(self, index: int, exc: BaseException, reschedules: int) -> CancelOutcome:
+        trade_id, item_id = self._pairs[index]
+        outcome = _outcome_of(index, trade_id, item_id, exc, reschedules)
+        if index not in self._sent_before or outcome.kind is not OutcomeKind.FAILED:
+            return outcome
+        # An earlier run's attempt may have been accepted: only a few answers prove it was not.
+        if isinstance(exc, _PROVES_NOT_CANCELLED):
+            return outcome
+        if isinstance(exc, NotCancellableError):
+            return attrs.evolve(
+                outcome, kind=OutcomeKind.UNKNOWN, detail=OutcomeDetail.LIKELY_CANCELLED
+            )
+        return attrs.evolve(outcome, kind=OutcomeKind.UNKNOWN)
+
+    def _record_error(self, index: int, exc: BaseException) -> None:
+        """Write what an error says about the pair to the journal (if any)."""
+        db = self._db
+        if db is None or index not in self._path_of:
+            return
+        path = self._path_of[index]
+        ambiguous = isinstance(exc, AssetPayError) and exc.ambiguous
+        if ambiguous:
+            return  # stays possibly sent
+        if index in self._sent_before:
+            if isinstance(exc, _PROVES_NOT_CANCELLED) and isinstance(exc, APIError):
+                if isinstance(exc, CancelTooSoonError):
+                    self._record(journal.mark_open, db, path)
+                else:
+                    self._record(journal.mark_failed, db, path, exc)
+            return  # otherwise it stays possibly sent: the earlier attempt may have been accepted
+        if isinstance(exc, APIError) and not isinstance(exc, _TRANSIENT_API):
+            if exc.http_status < 500:
+                self._record(journal.mark_failed, db, path, exc)
+            return  # an unknown 5xx: it stays possibly sent
+        if isinstance(exc, _NOTHING_HAPPENED):
+            self._record(journal.mark_open, db, path)  # sent again by the next run
+        # Anything else (a 5xx, a bug): it stays possibly sent.
+
+    def _after_failure(self, exc: BaseException) -> None:
+        if isinstance(exc, _FATAL):
+            key = exc.key or type(exc).__name__
+            self._stop(f"AssetPay refused the client token ({key}): {type(exc).__name__}", exc)
+            return
+        lost = isinstance(exc, TransportError) or (
+            isinstance(exc, InvalidResponseError) and not 200 <= exc.http_status < 300
+        )
+        if not lost:
+            self._lost_in_a_row = 0
+            return
+        self._lost_in_a_row += 1
+        limit = self._max_transport_failures
+        if limit is not None and self._lost_in_a_row >= limit:
+            self._stop(
+                f"{self._lost_in_a_row} pairs in a row failed with nothing getting through "
+                f"(last: {type(exc).__name__})",
+                exc,
+            )
 
     async def _eligible_in(self, trade_id: object) -> float | None:
         """Seconds until the trade is old enough to cancel, or None when that cannot be known or is too far."""

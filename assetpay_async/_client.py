@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, TypeVar, Unpack
 
+from . import _poller
 from . import _protocol as proto
 from ._batch import BatchOptions, CancelBatch, CancelOutcome
 from ._errors import (
     InvalidRequestError,
-    ItemNotFoundError,
     WaitTimeoutError,
 )
 from ._models import CancelResult, Game, Trade, TradeItem, TradePage, TradeType
+from ._poller import FollowedItem
 from ._tokens import SecretToken
 
 if TYPE_CHECKING:
@@ -144,46 +144,78 @@ class AssetPayClient:
         first_poll: float = 1.0,
         max_interval: float = 15.0,
     ) -> TradeItem:
-        """Poll the trade until the item reaches a final status (``reverted`` after a cancel) and return it.
+        """Follow one item until it reaches a final status (``reverted`` after a cancel) and return it.
 
-        Polls start ``first_poll`` seconds apart and grow by half each time up to ``max_interval``; every poll
-        also queues in the trades-read limiter shared by every poller of the merchant.
+        The one-item case of ``wait_for_items``: the trade is polled by the merchant's shared poller (one
+        read per trade however many items of it are followed), first ``first_poll`` seconds apart, the gap
+        growing by half up to ``max_interval``, every read queued in the trades-read limiter; a callback fed to
+        the session (``callback_handler(..., session=session)``) ends the wait at once.
 
         Raises:
+            InvalidRequestError: a bad id or timeout, before anything is sent.
             WaitTimeoutError: not final within ``timeout`` seconds (``last_status`` says where it was).
             ItemNotFoundError: the trade has no such item.
+            TradeNotFoundError, ForbiddenError, ...: a read AssetPay refused for good.
         """
-        trade_uuid = proto.parse_id(trade_id, "trade_id")
-        item_uuid = proto.parse_id(item_id, "item_id")
-        if not (isinstance(timeout, int | float) and timeout > 0):
-            raise InvalidRequestError("timeout must be a positive number of seconds")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        interval = first_poll
-        last: str | None = None
-        while True:
-            trade = await self.get_trade(trade_uuid)
-            item = trade.item(item_uuid)
-            if item is None:
-                raise ItemNotFoundError(
-                    f"trade {trade_uuid} has no item {item_uuid}",
-                    http_status=200,
-                    code=None,
-                    key="ITEM_NOT_FOUND",
-                    request_id=None,
+        (outcome,) = await self.wait_for_items(
+            [(trade_id, item_id)],
+            timeout=timeout,
+            first_poll=first_poll,
+            max_interval=max_interval,
+        )
+        if outcome.item is None:
+            raise outcome.error or WaitTimeoutError(
+                f"item {item_id} of trade {trade_id} not final", last_status=None
+            )
+        return outcome.item
+
+    async def wait_for_items(
+        self,
+        pairs: Iterable[tuple[uuid.UUID | str, uuid.UUID | str]],
+        *,
+        timeout: float = 900.0,
+        first_poll: float = 1.0,
+        max_interval: float = 15.0,
+    ) -> list[FollowedItem]:
+        """Follow many items until each is final or ``timeout`` seconds have passed; outcomes in input order.
+
+        Every waiter of the session shares one poller per merchant: a poll round reads each distinct trade
+        once however many of its items are followed, paced by the merchant's trades-read limiter. Callbacks
+        fed to the session settle items without a read. Never raises for one item: each
+        [`FollowedItem`][assetpay_async.FollowedItem] holds the final item or the error
+        (``WaitTimeoutError``, ``ItemNotFoundError``, a refused read).
+
+        Raises:
+            InvalidRequestError: a bad id (naming its position) or timeout, before anything is sent.
+        """
+        parsed: list[tuple[uuid.UUID, uuid.UUID]] = []
+        for index, pair in enumerate(pairs):
+            try:
+                trade_id, item_id = pair
+                parsed.append(
+                    (proto.parse_id(trade_id, "trade_id"), proto.parse_id(item_id, "item_id"))
                 )
-            if item.status is not None and item.status.terminal:
-                return item
-            last = None if item.status is None else item.status.value
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise WaitTimeoutError(
-                    f"item {item_uuid} of trade {trade_uuid} not final after {timeout:g}s "
-                    f"(last status {last})",
-                    last_status=last,
-                )
-            await asyncio.sleep(min(interval, remaining))
-            interval = min(max_interval, interval * 1.5)
+            except InvalidRequestError as exc:
+                raise InvalidRequestError(f"pair {index}: {exc}") from None
+            except (TypeError, ValueError):
+                raise InvalidRequestError(
+                    f"pair {index}: expected (trade_id, item_id), got {type(pair).__name__}"
+                ) from None
+        for name, value in (
+            ("timeout", timeout),
+            ("first_poll", first_poll),
+            ("max_interval", max_interval),
+        ):
+            if isinstance(value, bool) or not (isinstance(value, int | float) and value > 0):
+                raise InvalidRequestError(f"{name} must be a positive number of seconds")
+        poller = _poller.poller_for(self._session, self._merchant_id)
+        return await poller.wait(
+            self,
+            parsed,
+            timeout=float(timeout),
+            first_poll=float(first_poll),
+            max_interval=float(max_interval),
+        )
 
     def batch(
         self, pairs: Iterable[tuple[object, object]], **options: Unpack[BatchOptions]

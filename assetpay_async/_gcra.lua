@@ -15,6 +15,8 @@
 --          was reserved, or if the key was lost (restart, flush, eviction).
 --          ARGV[6] reserve the next slot if it is due within this many us (-1: whatever the wait,
 --          -2: reserve nothing). Reserving moves tat on by g at once.
+--          ARGV[7] (optional) the longest pause (us) to believe: a pause stored further ahead (by an older
+--          client, or with another bound) is cut to now + this, and the schedule moves back with it.
 --          Returns {confirmed (1, 0 = void, -1 = nothing to confirm), reserved (1/0), wait, slot, tat}.
 -- pause    ARGV[5] penalty (us): no slot is due before now + penalty. Returns the pause left (us).
 -- refund   ARGV[5] the tat a reservation left: gives its slot back if nobody reserved after it.
@@ -46,6 +48,13 @@ end
 if op == 'acquire' then
   local confirm = tonumber(ARGV[5])
   local within = tonumber(ARGV[6])
+  local max_pause = tonumber(ARGV[7])
+  if max_pause ~= nil and paused > now + max_pause then
+    local shift = paused - (now + max_pause)
+    paused = paused - shift
+    tat = math.max(now, tat - shift)
+    store(tat, paused)
+  end
   local confirmed = -1
   if confirm >= 0 then
     confirmed = (exists and paused <= confirm) and 1 or 0

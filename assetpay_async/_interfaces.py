@@ -1,11 +1,12 @@
 """The interfaces that let the modules of the request path depend in one direction only.
 
 The session makes clients and a client makes batches, so ``_session`` imports ``_client`` and ``_client``
-imports ``_batch``. The way back is typed by the protocols here instead of an import of the module above:
-a client knows its session as a [`SessionView`][assetpay_async._interfaces.SessionView] (which
-[`AssetPaySession`][assetpay_async.AssetPaySession] is), and a batch knows its client as a
-[`BatchCaller`][assetpay_async._interfaces.BatchCaller] (which
-[`AssetPayClient`][assetpay_async.AssetPayClient] is). ``tests/core/test_core_imports.py`` keeps the
+imports ``_batch`` and ``_poller``. The way back is typed by the protocols here instead of an import of the
+module above: a client (and a poller) knows its session as a
+[`SessionView`][assetpay_async._interfaces.SessionView] (which [`AssetPaySession`][assetpay_async.AssetPaySession]
+is), a batch knows its client as a [`BatchCaller`][assetpay_async._interfaces.BatchCaller] and a poller as an
+[`ItemReader`][assetpay_async._interfaces.ItemReader] (which [`AssetPayClient`][assetpay_async.AssetPayClient]
+is). ``tests/core/test_core_imports.py`` keeps the
 import graph free of cycles.
 """
 
@@ -21,7 +22,7 @@ from ._models import Trade
 from ._protocol import Envelope, RequestSpec
 from ._quota import Quota, RouteGroup
 
-__all__ = ["BatchCaller", "SessionView"]
+__all__ = ["BatchCaller", "ItemReader", "SessionView"]
 
 T = TypeVar("T")
 
@@ -62,16 +63,30 @@ class SessionView(Protocol):
         ...
 
 
-class BatchCaller(Protocol):
-    """What a batch needs of its client: an [`AssetPayClient`][assetpay_async.AssetPayClient]."""
+class ItemReader(Protocol):
+    """What a poller needs of a client: an [`AssetPayClient`][assetpay_async.AssetPayClient]."""
 
     @property
-    def session(self) -> SessionView:
-        """The session of the client."""
+    def token_fingerprint(self) -> str:
+        """A short hash of the client's token, safe to log and to key by."""
         ...
 
     async def get_trade(self, trade_id: uuid.UUID | str) -> Trade:
         """Read one trade."""
+        ...
+
+
+class BatchCaller(ItemReader, Protocol):
+    """What a batch needs of its client: an [`AssetPayClient`][assetpay_async.AssetPayClient]."""
+
+    @property
+    def merchant_id(self) -> str:
+        """The merchant whose quota the client spends."""
+        ...
+
+    @property
+    def session(self) -> SessionView:
+        """The session of the client."""
         ...
 
     async def _call(

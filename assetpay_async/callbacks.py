@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 
@@ -62,6 +62,10 @@ from ._callback_core import (
     verify_signature,
 )
 from ._callback_dedupe import DedupeStore, MemoryDedupeStore
+from ._poller import observe
+
+if TYPE_CHECKING:
+    from ._session import AssetPaySession
 
 __all__ = [
     "NO_APPROVER_REASON",
@@ -83,6 +87,7 @@ __all__ = [
     "VerifiedDelivery",
     "callback_handler",
     "is_test_ping",
+    "settle_waiters",
     "verify_callback",
     "verify_signature",
 ]
@@ -117,6 +122,7 @@ def callback_handler(
     now: Clock | None = None,
     seen_ttl: float = DEFAULT_SEEN_TTL,
     processing_ttl: float = DEFAULT_PROCESSING_TTL,
+    session: AssetPaySession | None = None,
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     """An aiohttp handler for AssetPay's callback URL.
 
@@ -146,6 +152,8 @@ def callback_handler(
         now: a clock returning the current datetime (tests); the system clock by default.
         seen_ttl: seconds a handled delivery (and an approval decision) is remembered.
         processing_ttl: seconds a delivery stays claimed while being handled, should the process die meanwhile.
+        session: the [`AssetPaySession`][assetpay_async.AssetPaySession] whose waiters (``wait_for_item``,
+            ``wait_for_items``) each verified event settles at once when it shows their item final.
 
     Returns:
         A coroutine function to register with ``app.router.add_post(path, handler)``.
@@ -172,6 +180,8 @@ def callback_handler(
             return _json(exc.http_status, {"error": type(exc).__name__})
         if event.is_approval_request:
             return await _approval(event)
+        if session is not None:
+            settle_waiters(session, event)
         return await _event(event)
 
     async def _event(event: CallbackEvent) -> web.Response:
@@ -233,6 +243,16 @@ def callback_handler(
             logger.exception("could not release dedupe key %s", key)
 
     return handle
+
+
+def settle_waiters(session: AssetPaySession, event: CallbackEvent) -> int:
+    """Settle the session's waiters whose item this verified event shows final; how many were settled.
+
+    [`callback_handler`][assetpay_async.callbacks.callback_handler] does this when given ``session=``; call it
+    yourself after [`verify_callback`][assetpay_async.callbacks.verify_callback] in another web framework.
+    Polling stays the fallback for events that never arrive.
+    """
+    return observe(session, event.trade)
 
 
 def _no_decision(returned: object, event: CallbackEvent) -> ApprovalDecision:

@@ -1,176 +1,68 @@
 """Share one merchant's quota across processes and hosts: a GCRA in Redis behind a local FIFO queue.
 
 Every process keeps, per (merchant, route group), a first-in-first-out queue of waiting calls and one worker
-coroutine that talks to Redis on their behalf. The worker *reserves* the next slot with one Lua call (the key's
-theoretical arrival time moves on by one grant interval, measured on Redis ``TIME``), sleeps until the slot
-is due, and hands it to the head of the queue. A slot that had to be waited for is confirmed before use, in
-the same call that reserves the next one, so a 429 seen by any process voids slots reserved before it: one
-round trip per grant under load, one for an idle key, two for a lone call that had to wait.
+coroutine that grants them, one at a time and in order. While Redis answers, the worker *reserves* the next
+slot with one Lua call (the key's theoretical arrival time moves on by one grant interval, measured on Redis
+``TIME``), sleeps until the slot is due, and hands it to the head of the queue. A slot that had to be waited
+for is confirmed before use, in the same call that reserves the next one, so a 429 seen by any process voids
+slots reserved before it.
 
-Select it with ``AssetPaySession(redis="redis://...")`` (the ``[redis]`` extra). See ``docs/redis.md``.
+When Redis fails (an error, or no answer within ``timeout``), the same worker goes on granting the same queue
+from this process's *share* of the quota: N divided by the live processes of the key, which every process
+announces in Redis (a heartbeat with expiry). Its first local grant waits a few intervals, and after Redis is
+back it keeps to its share until every peer is back too and a window has passed, so no window of the
+server holds more than N: before, during or after the outage. ``docs/redis.md`` has the details.
+
+Select it with ``AssetPaySession(limiter="redis://...")`` (the ``[redis]`` extra).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import enum
-import importlib.resources
 import logging
 import math
+import uuid
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
 import attrs
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ._errors import LimiterBackendError, QueueTimeoutError, SessionClosedError
-from ._limiting import (
-    LimiterKey,
-    LimiterPolicy,
-    LimiterRegistry,
-    LimiterStats,
-    MemoryLimiter,
-    RateLimiter,
-)
+from ._limiter_types import LimiterKey, LimiterPolicy, LimiterStats, RateLimiter
 from ._pacing import pacing_for, percentile
 from ._quota import Quota, RouteGroup
+from ._redis_scripts import ANY_WAIT, GcraScript, PeersScript, us
+from ._redis_share import local_start_delay, settle_period, share_interval
 
-__all__ = ["RedisLimiter", "RedisLimiterRegistry"]
+__all__ = ["DEFAULT_MAX_PAUSE_PERIODS", "RedisLimiter", "RedisLimiterRegistry"]
 
 logger = logging.getLogger(__name__)
 
-GCRA_SCRIPT: Final = (
-    importlib.resources.files("assetpay_async").joinpath("_gcra.lua").read_text(encoding="utf-8")
-)
-"""The Lua source of the GCRA (see ``_gcra.lua`` for its arguments and replies)."""
+DEFAULT_MAX_PAUSE_PERIODS: Final = 5
+"""Without ``max_pause``, a pause after a 429 (here and in Redis) lasts at most this many quota periods."""
 
-_ANY_WAIT: Final = -1
-_NO_RESERVATION: Final = -2
-_NOTHING_TO_CONFIRM: Final = -1
 _BACKEND_ERRORS: Final = (RedisError, OSError)
 _MAX_SAMPLES: Final = 1024
-
-
-def _us(seconds: float) -> int:
-    """Whole microseconds, rounded up (a limiter errs on the slow side), ignoring float noise."""
-    return math.ceil(round(seconds * 1_000_000, 3))
-
-
-# -- the script ---------------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class GcraReply:
-    """What one ``acquire`` call of the script answered. Times are Redis microseconds.
-
-    Attributes:
-        confirmed: whether the slot asked about is still good (None: none was asked about).
-        reserved: whether a new slot was reserved.
-        wait_us: how long until that slot is due (also when it was not reserved: the wait that was refused).
-        slot_us: when the slot is due.
-        tat_us: the key's theoretical arrival time after this call (a refund needs it).
-    """
-
-    confirmed: bool | None
-    reserved: bool
-    wait_us: int
-    slot_us: int
-    tat_us: int
-
-
-class GcraScript:
-    """Typed calls of the GCRA Lua script on one Redis connection pool (one round trip each).
-
-    Args:
-        redis: the client to run it on.
-        interval: the emission interval g in seconds (one grant every g).
-        burst: how many grants may go out at once after an idle spell (1: none).
-        clock: seconds to pass as the script's "now" instead of Redis ``TIME`` (tests only).
-    """
-
-    __slots__ = ("_burst_arg", "_clock", "_interval_us", "_script")
-
-    def __init__(
-        self,
-        redis: aioredis.Redis,
-        *,
-        interval: float,
-        burst: int = 1,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
-        if not (interval > 0 and math.isfinite(interval)) or burst < 1:
-            raise ValueError("interval must be a positive number of seconds and burst >= 1")
-        self._script = redis.register_script(GCRA_SCRIPT)
-        self._interval_us = _us(interval)
-        self._burst_arg = str(burst)
-        self._clock = clock
-
-    @property
-    def interval_us(self) -> int:
-        return self._interval_us
-
-    async def acquire(
-        self,
-        key: str,
-        *,
-        confirm_slot_us: int | None = None,
-        reserve_within_us: int | None = _ANY_WAIT,
-    ) -> GcraReply:
-        """Confirm a reserved slot and/or reserve the next one.
-
-        Args:
-            key: the limiter key.
-            confirm_slot_us: a slot reserved earlier, to check before using it.
-            reserve_within_us: reserve only if the slot is due within this many microseconds (``-1``: any
-                wait); None reserves nothing.
-        """
-        within = _NO_RESERVATION if reserve_within_us is None else max(reserve_within_us, _ANY_WAIT)
-        confirm = _NOTHING_TO_CONFIRM if confirm_slot_us is None else confirm_slot_us
-        reply = await self._call(key, "acquire", confirm, within)
-        confirmed, reserved, wait_us, slot_us, tat_us = (int(value) for value in reply)
-        return GcraReply(
-            confirmed=None if confirmed < 0 else bool(confirmed),
-            reserved=bool(reserved),
-            wait_us=wait_us,
-            slot_us=slot_us,
-            tat_us=tat_us,
-        )
-
-    async def pause(self, key: str, penalty: float) -> int:
-        """Push the key's next slot to at least now + ``penalty`` seconds; return the pause left in us."""
-        return int(await self._call(key, "pause", _us(max(0.0, penalty))))
-
-    async def refund(self, key: str, tat_us: int) -> bool:
-        """Give back the slot whose reservation left ``tat_us``, if nobody reserved after it."""
-        return bool(await self._call(key, "refund", tat_us))
-
-    async def _call(self, key: str, op: str, *args: int) -> Any:
-        now = "" if self._clock is None else str(_us(self._clock()))
-        return await self._script(
-            keys=[key], args=[op, self._interval_us, self._burst_arg, now, *args]
-        )
+_PEER_LIFETIME_BEATS: Final = 3
+"""An announcement outlives this many missed heartbeats (plus one ``timeout``) before a peer is dropped."""
 
 
 # -- the limiter --------------------------------------------------------------------------------------
 
 
-class _Outcome(enum.Enum):
-    GRANTED = "granted"
-    FALLBACK = "fallback"
-    """Redis is unavailable: take a grant from the in-memory limiter instead."""
-
-
 @attrs.define
 class _Waiter:
-    future: asyncio.Future[_Outcome]
+    future: asyncio.Future[None]
     deadline: float | None
 
     def budget_us(self, now: float) -> int:
-        return _ANY_WAIT if self.deadline is None else max(0, int((self.deadline - now) * 1e6))
+        return ANY_WAIT if self.deadline is None else max(0, int((self.deadline - now) * 1e6))
 
 
 @attrs.frozen
@@ -186,9 +78,10 @@ class _Slot:
 
 
 class RedisLimiter:
-    """A :class:`~assetpay_async._limiting.RateLimiter` whose schedule lives in Redis, shared by every process.
+    """A rate limiter (the `RateLimiter` protocol) whose schedule lives in Redis, shared by every process.
 
-    Get one from :class:`RedisLimiterRegistry` (what ``AssetPaySession(redis=...)`` does).
+    Get one from [`RedisLimiterRegistry`][assetpay_async.redis_limiter.RedisLimiterRegistry] (what
+    ``AssetPaySession(limiter=url_or_client)`` does).
 
     Args:
         redis: the client (not closed by the limiter).
@@ -197,11 +90,18 @@ class RedisLimiter:
         quota: the quota to keep under.
         policy: how grants are spaced (the same policies as the in-memory limiter).
         latency_margin: J in seconds, as for the in-memory limiter.
-        key_prefix: prefix of the Redis key.
-        fallback: when Redis fails, use an in-memory limiter (True) or raise
-            :class:`~assetpay_async.LimiterBackendError` from :meth:`acquire` (False).
-        recheck_after: seconds between attempts to get back to Redis while falling back.
-        clock: seconds passed to the script instead of Redis ``TIME`` (tests on virtual time only).
+        key_prefix: prefix of the Redis keys.
+        fallback: when Redis fails, grant from this process's share of the quota (True) or raise
+            [`LimiterBackendError`][assetpay_async.LimiterBackendError] from
+            [`acquire`][assetpay_async.redis_limiter.RedisLimiter.acquire] (False).
+        recheck_after: while Redis is failing, the longest time between tries to get it back (the
+            heartbeat tries every ``heartbeat`` seconds and calls the worker back as soon as Redis answers).
+        timeout: seconds one Redis call may take before it counts as a failure (a stopped server answers
+            nothing and raises nothing).
+        heartbeat: seconds between the announcements of this process to its peers (fallback only).
+        max_pause: the longest pause a 429 may cause, here and in Redis (default:
+            [`DEFAULT_MAX_PAUSE_PERIODS`][assetpay_async.redis_limiter.DEFAULT_MAX_PAUSE_PERIODS] periods).
+        clock: seconds passed to the scripts instead of Redis ``TIME`` (tests on virtual time only).
     """
 
     def __init__(
@@ -216,29 +116,71 @@ class RedisLimiter:
         key_prefix: str = "assetpay",
         fallback: bool = True,
         recheck_after: float = 5.0,
+        timeout: float = 1.0,
+        heartbeat: float = 1.0,
+        max_pause: float | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
+        for name, value in (
+            ("recheck_after", recheck_after),
+            ("timeout", timeout),
+            ("heartbeat", heartbeat),
+        ):
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        if max_pause is None:
+            max_pause = DEFAULT_MAX_PAUSE_PERIODS * quota.period_seconds
+        elif not (max_pause >= 0 and math.isfinite(max_pause)):
+            raise ValueError(
+                f"max_pause must be a finite number of seconds >= 0, got {max_pause!r}"
+            )
         self._key = LimiterKey(merchant_id, RouteGroup(group))
         self._quota = quota
         self._policy = LimiterPolicy(policy)
         self._latency_margin = latency_margin
         pacing = pacing_for(quota, self._policy, latency_margin)
         self._interval = pacing.interval
-        self._script = GcraScript(redis, interval=pacing.interval, burst=pacing.burst, clock=clock)
-        self._redis_key = f"{key_prefix}:limiter:{merchant_id}:{self._key.group.value}"
+        self._script = GcraScript(
+            redis,
+            interval=pacing.interval,
+            burst=pacing.burst,
+            clock=clock,
+            timeout=timeout,
+            max_pause=max_pause,
+        )
+        self._peers_script = PeersScript(
+            redis,
+            lifetime=_PEER_LIFETIME_BEATS * heartbeat + timeout,
+            clock=clock,
+            timeout=timeout,
+        )
+        group_name = self._key.group.value
+        self._redis_key = f"{key_prefix}:limiter:{merchant_id}:{group_name}"
+        self._peers_key = f"{key_prefix}:peers:{merchant_id}:{group_name}"
+        self._member = uuid.uuid4().hex
         self._fallback_enabled = fallback
         self._recheck_after = recheck_after
-        self._fallback: RateLimiter | None = None
-        self._degraded = False
-        self._recheck_at = 0.0
+        self._timeout = timeout
+        self._heartbeat = heartbeat
+        self._max_pause = max_pause
         self._queue: collections.deque[_Waiter] = collections.deque()
         self._held: _Slot | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._beat: asyncio.Task[None] | None = None
+        self._announced = False
         self._wake: asyncio.Future[bool] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._pause_until = 0.0
         self._closed = False
+        # The outage mode (see _redis_share): local grants from this process's share of the quota.
+        self._peers = 1
+        self._degraded = False
+        self._outage_seen = False
+        self._recheck_at = 0.0
+        self._share_due = -math.inf
+        self._share_until = -math.inf
         self._granted = 0
+        self._local_granted = 0
         self._rate_limited = 0
         self._pauses = 0
         self._waits: collections.deque[float] = collections.deque(maxlen=_MAX_SAMPLES)
@@ -249,9 +191,30 @@ class RedisLimiter:
         return self._redis_key
 
     @property
+    def peers_key(self) -> str:
+        """The Redis key where the processes of this limiter's key announce themselves."""
+        return self._peers_key
+
+    @property
+    def peers(self) -> int:
+        """The live processes of this key (this one included) at the last heartbeat; 1 before any."""
+        return self._peers
+
+    @property
     def degraded(self) -> bool:
-        """True while Redis is unavailable and the in-memory fallback serves the grants."""
+        """True while Redis is unavailable and this process grants from its share of the quota."""
         return self._degraded
+
+    @property
+    def sharing(self) -> bool:
+        """True while this process keeps to its share of the quota: during an outage and for a while after."""
+        now = self._now()
+        return self._degraded or (now is not None and now < self._share_until)
+
+    @property
+    def local_granted(self) -> int:
+        """Grants made without Redis (during outages) since the limiter was created."""
+        return self._local_granted
 
     # -- RateLimiter ------------------------------------------------------------------------------------
 
@@ -269,58 +232,61 @@ class RedisLimiter:
         start = loop.time()
         if max_wait is not None:
             max_wait = max(0.0, max_wait)
-        if self._degraded and start < self._recheck_at:
-            return await self._acquire_fallback(loop, start, max_wait)
         waiter = _Waiter(loop.create_future(), None if max_wait is None else start + max_wait)
         self._queue.append(waiter)
-        self._start_worker(loop)
+        self._start_tasks(loop)
         try:
             async with asyncio.timeout(max_wait):
-                outcome = await waiter.future
+                await waiter.future
         except TimeoutError:
             self._nudge()
             if not _granted(waiter.future):
                 raise QueueTimeoutError(
                     f"no quota within {max_wait:.3f}s", waited=loop.time() - start
                 ) from None
-            outcome = _Outcome.GRANTED  # granted as the time ran out: keep it rather than waste it
+            # granted as the time ran out: keep it rather than waste it
         except asyncio.CancelledError:
             self._nudge()
             if _granted(waiter.future):
                 self._pass_on()
             raise
-        if outcome is _Outcome.FALLBACK:
-            return await self._acquire_fallback(loop, start, max_wait)
         waited = loop.time() - start
         self._granted += 1
         self._waits.append(waited)
         return waited
 
     def rate_limited(self, retry_after: float | None) -> None:
-        """Pause this key in every process for ``retry_after`` seconds (default: one quota period)."""
+        """Pause this key in every process for ``retry_after`` seconds (default: one quota period).
+
+        The pause is cut to ``max_pause`` (by default five quota periods), here and in Redis, so a hostile or
+        broken ``Retry-After`` can never block this process or a restarted one for long.
+        """
         self._rate_limited += 1
-        pause = retry_after if retry_after is not None and retry_after >= 0 else None
-        pause = self._quota.period_seconds if pause is None else pause
+        pause = (
+            retry_after
+            if retry_after is not None and retry_after >= 0 and math.isfinite(retry_after)
+            else self._quota.period_seconds
+        )
+        pause = min(pause, self._max_pause)
         loop = asyncio.get_running_loop()
         until = loop.time() + pause
         if until > self._pause_until:
             self._pause_until = until
             self._pauses += 1
-        if self._fallback is not None:
-            self._fallback.rate_limited(retry_after)
         task = loop.create_task(self._push_pause(pause), name=f"assetpay pause {self._redis_key}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     def succeeded(self) -> None:
-        """Report a non-429 answer (passed on to the in-memory fallback, which may be slowed down)."""
-        if self._fallback is not None:
-            self._fallback.succeeded()
+        """Report a non-429 answer (nothing to do: the Redis limiter does not slow down)."""
 
     def stats(self) -> LimiterStats:
         """Counters of this process's view of the key."""
         waits = sorted(self._waits)
         now = self._now()
+        rate = 1 / self._interval
+        if self.sharing:
+            rate = min(rate, 1 / self._share_interval())
         return LimiterStats(
             merchant_id=self._key.merchant_id,
             group=self._key.group,
@@ -330,16 +296,24 @@ class RedisLimiter:
             waited_p99=percentile(waits, 99),
             rate_limited=self._rate_limited,
             pauses=self._pauses,
-            current_rate=1 / self._interval,
+            current_rate=rate,
             paused_for=max(0.0, self._pause_until - now) if now is not None else 0.0,
         )
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Stop the worker and pending pause messages; calls still queued get :class:`SessionClosedError`."""
+        """Stop the worker, the heartbeat and pending pause messages; queued calls get SessionClosedError.
+
+        The process withdraws its announcement (one Redis call, best effort), so its peers count it out at
+        their next heartbeat rather than when the announcement expires.
+        """
         self._closed = True
         self._drop_state(SessionClosedError("the Redis limiter was closed while this call waited"))
+        beat, self._beat = self._beat, None
+        if beat is not None:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
         tasks = [task for task in (self._worker, *self._tasks) if task is not None]
         self._worker = None
         if tasks:
@@ -348,20 +322,26 @@ class RedisLimiter:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._announced:
+            self._announced = False
+            try:
+                await self._peers_script.leave(self._peers_key, self._member)
+            except Exception as exc:  # best effort on the way out: it expires anyway
+                logger.debug("could not withdraw from %s: %r", self._peers_key, exc)
 
     def abandon(self) -> None:
-        """Cancel the worker without waiting (for :meth:`RedisLimiterRegistry.clear`)."""
+        """Cancel the worker and the heartbeat without waiting (for ``RedisLimiterRegistry.clear``)."""
         self._drop_state(SessionClosedError("the Redis limiter was dropped while this call waited"))
-        for task in (self._worker, *self._tasks):
+        for task in (self._worker, self._beat, *self._tasks):
             if task is not None and not task.get_loop().is_closed():
                 task.cancel()
-        self._worker = None
+        self._worker = self._beat = None
 
     def __repr__(self) -> str:
-        state = "degraded" if self._degraded else "redis"
+        state = "degraded" if self._degraded else "sharing" if self.sharing else "redis"
         return (
             f"<RedisLimiter key={self._redis_key!r} interval={self._interval:.3f}s "
-            f"queued={len(self._queue)} granted={self._granted} state={state}>"
+            f"queued={len(self._queue)} granted={self._granted} peers={self._peers} state={state}>"
         )
 
     # -- internals -----------------------------------------------------------------------------------------
@@ -372,7 +352,7 @@ class RedisLimiter:
         except RuntimeError:
             return None
 
-    def _start_worker(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _start_tasks(self, loop: asyncio.AbstractEventLoop) -> None:
         worker = self._worker
         if worker is not None and worker.get_loop() is not loop:
             # Left behind by an event loop that has since been closed: its waiters died with it.
@@ -382,6 +362,11 @@ class RedisLimiter:
         if worker is None:
             self._worker = loop.create_task(
                 self._serve(), name=f"assetpay limiter {self._redis_key}"
+            )
+        beat = self._beat
+        if self._fallback_enabled and (beat is None or beat.done() or beat.get_loop().is_closed()):
+            self._beat = loop.create_task(
+                self._beat_loop(), name=f"assetpay heartbeat {self._peers_key}"
             )
 
     def _head(self) -> _Waiter | None:
@@ -395,7 +380,13 @@ class RedisLimiter:
         live = (waiter for waiter in self._queue if not waiter.future.done())
         return next(live, None) is not None and next(live, None) is not None
 
-    def _grant_head(self) -> bool:
+    def _sharing_at(self, now: float) -> bool:
+        return self._degraded or now < self._share_until
+
+    def _share_interval(self) -> float:
+        return share_interval(self._quota, self._policy, self._latency_margin, self._peers)
+
+    def _grant_head(self, loop: asyncio.AbstractEventLoop) -> bool:
         head = self._head()
         if head is None:
             logger.debug(
@@ -403,17 +394,18 @@ class RedisLimiter:
             )
             return False
         self._queue.popleft()
-        head.future.set_result(_Outcome.GRANTED)
+        head.future.set_result(None)
+        now = loop.time()
+        if self._sharing_at(now):
+            self._share_due = max(self._share_due, now) + self._share_interval()
         return True
 
     def _pass_on(self) -> None:
-        """A waiter was cancelled just after its grant: the next one in line takes the slot."""
-        self._grant_head()
-
-    def _release_all(self, outcome: _Outcome) -> None:
-        while (head := self._head()) is not None:
+        """A waiter was cancelled just after its grant: the next one in line takes it (no new grant)."""
+        head = self._head()
+        if head is not None:
             self._queue.popleft()
-            head.future.set_result(outcome)
+            head.future.set_result(None)
 
     def _fail_all(self, error: Exception) -> None:
         while (head := self._head()) is not None:
@@ -428,7 +420,7 @@ class RedisLimiter:
         self._queue.clear()
 
     async def _serve(self) -> None:
-        """The one coroutine of this process that talks to Redis for this key."""
+        """The one grant stream of this process for this key: from Redis, or from its share without it."""
         loop = asyncio.get_running_loop()
         while True:
             now = loop.time()
@@ -443,8 +435,15 @@ class RedisLimiter:
                     return
                 await self._refund()
                 continue
+            if self._held is None and self._sharing_at(now) and self._share_due > now:
+                # Keeping to this process's share: the next grant, from Redis or not, waits its turn.
+                self._expire_before(self._share_due, loop)
+                if self._head() is not None:
+                    await self._sleep_until(loop, self._share_due)
+                continue
             if self._degraded and now < self._recheck_at:
-                self._release_all(_Outcome.FALLBACK)
+                if self._grant_head(loop):
+                    self._local_granted += 1
                 continue
             try:
                 await self._step(loop, head)
@@ -452,7 +451,7 @@ class RedisLimiter:
                 self._held = None
                 self._backend_failed(loop, exc)
             else:
-                self._backend_ok()
+                self._backend_ok(loop)
 
     async def _step(self, loop: asyncio.AbstractEventLoop, head: _Waiter) -> None:
         """Reserve a slot if none is held, wait for it, confirm it, grant it to the head of the queue."""
@@ -477,14 +476,16 @@ class RedisLimiter:
         if held.confirmed:
             self._held = None
             if self._pause_until <= loop.time():
-                self._grant_head()
+                self._grant_head(loop)
             return
         if await self._sleep_until(loop, held.due) or self._head() is None:
             return  # a waiter left: look again (and give the slot back if nobody is left)
+        # While keeping to a share, the next slot is reserved only when the share allows it.
+        pipeline = self._more_than_one_waiting() and not self._sharing_at(loop.time())
         reply = await self._script.acquire(
             self._redis_key,
             confirm_slot_us=held.slot_us,
-            reserve_within_us=_ANY_WAIT if self._more_than_one_waiting() else None,
+            reserve_within_us=ANY_WAIT if pipeline else None,
         )
         self._held = (
             _Slot(
@@ -497,14 +498,14 @@ class RedisLimiter:
             else None
         )
         if reply.confirmed and self._pause_until <= loop.time():
-            self._grant_head()
+            self._grant_head(loop)
         else:
             logger.debug(
                 "slot of %s void: the key was paused or lost after it was reserved", self._redis_key
             )
 
     async def _sleep_until(self, loop: asyncio.AbstractEventLoop, when: float) -> bool:
-        """Sleep until ``when``; return True if woken earlier by :meth:`_nudge`."""
+        """Sleep until ``when``; return True if woken earlier by `_nudge`."""
         wake: asyncio.Future[bool] = loop.create_future()
         self._wake = wake
         timer = loop.call_at(when, _resolve, wake, False)
@@ -524,7 +525,7 @@ class RedisLimiter:
             (head := self._head()) is not None and head.deadline is not None and head.deadline < due
         ):
             self._queue.popleft()
-            head.future.set_exception(self._queue_timeout(head, _us(due - loop.time()), loop))
+            head.future.set_exception(self._queue_timeout(head, us(due - loop.time()), loop))
 
     def _queue_timeout(
         self, waiter: _Waiter, wait_us: int, loop: asyncio.AbstractEventLoop
@@ -550,6 +551,49 @@ class RedisLimiter:
         except _BACKEND_ERRORS as exc:
             logger.debug("could not share a pause of %s through Redis: %r", self._redis_key, exc)
 
+    async def _beat_loop(self) -> None:
+        """Announce this process to its peers every ``heartbeat`` seconds, and learn how many they are."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                count = await self._peers_script.beat(self._peers_key, self._member)
+            except _BACKEND_ERRORS as exc:
+                logger.debug("heartbeat of %s failed: %r", self._peers_key, exc)
+                self._outage_seen = True
+            except Exception as exc:
+                # Never let the heartbeat die: it also brings the worker back to Redis.
+                logger.warning("heartbeat of %s failed: %r", self._peers_key, exc)
+                self._outage_seen = True
+            else:
+                self._announced = True
+                self._peers_seen(loop.time(), count)
+            await asyncio.sleep(self._heartbeat)
+
+    def _peers_seen(self, now: float, count: int) -> None:
+        if self._sharing_at(now) or self._outage_seen:
+            # A Redis restarted empty has forgotten the peers that are not back yet: never count fewer
+            # than before the outage until it is over.
+            self._peers = max(self._peers, count)
+        else:
+            self._peers = max(1, count)
+        if self._degraded:
+            # Redis answers: try it for the next grant.
+            self._recheck_at = min(self._recheck_at, now)
+        elif self._outage_seen:
+            self._settle(now)
+
+    def _settle(self, now: float) -> None:
+        """Redis is back after a failure: keep to the share until every peer is back and a window passed."""
+        self._outage_seen = False
+        period = settle_period(
+            recheck=min(self._recheck_after, self._heartbeat + self._timeout),
+            timeout=self._timeout,
+            share_interval=self._share_interval(),
+            quota=self._quota,
+            latency_margin=self._latency_margin,
+        )
+        self._share_until = max(self._share_until, now + period)
+
     def _backend_failed(self, loop: asyncio.AbstractEventLoop, exc: BaseException) -> None:
         if not self._fallback_enabled:
             self._fail_all(
@@ -559,48 +603,37 @@ class RedisLimiter:
                 )
             )
             return
-        if not self._degraded:
-            logger.warning(
-                "Redis limiter store failed for %s (%s: %s): using an in-memory limiter for this key "
-                "(it cannot see other processes); retrying Redis every %.0fs",
-                self._redis_key,
-                type(exc).__name__,
-                exc,
-                self._recheck_after,
-            )
+        now = loop.time()
+        if self._degraded:
+            # Still failing: grant locally. The heartbeat says when Redis answers again; at the latest,
+            # try again after recheck_after.
+            self._recheck_at = now + self._recheck_after
+            return
         self._degraded = True
-        self._recheck_at = loop.time() + self._recheck_after
-        self._release_all(_Outcome.FALLBACK)
+        self._outage_seen = True
+        # The first local grant waits P shared intervals (see _redis_share.local_start_delay). A refused
+        # connection costs nothing to try again, so Redis is tried once more just before that grant (a
+        # blip then costs no local grant); a call that hung for `timeout` is not repeated at once.
+        self._share_due = max(self._share_due, now + local_start_delay(self._interval, self._peers))
+        hung = isinstance(exc, RedisTimeoutError | TimeoutError)
+        self._recheck_at = now + self._recheck_after if hung else self._share_due
+        logger.warning(
+            "Redis limiter store failed for %s (%s: %s): granting from this process's share of the quota "
+            "(1/%d) until it is back",
+            self._redis_key,
+            type(exc).__name__,
+            exc,
+            self._peers,
+        )
 
-    def _backend_ok(self) -> None:
+    def _backend_ok(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._degraded:
             self._degraded = False
             logger.info(
                 "Redis limiter store is back for %s: shared limiting resumed", self._redis_key
             )
-
-    def _fallback_limiter(self) -> RateLimiter:
-        if self._fallback is None:
-            self._fallback = MemoryLimiter(
-                self._key, self._quota, policy=self._policy, latency_margin=self._latency_margin
-            )
-            now = self._now()
-            if now is not None and self._pause_until > now:
-                self._fallback.rate_limited(self._pause_until - now)
-        return self._fallback
-
-    async def _acquire_fallback(
-        self, loop: asyncio.AbstractEventLoop, start: float, max_wait: float | None
-    ) -> float:
-        left = None if max_wait is None else max(0.0, start + max_wait - loop.time())
-        try:
-            await self._fallback_limiter().acquire(max_wait=left)
-        except QueueTimeoutError as exc:
-            raise QueueTimeoutError(str(exc), waited=loop.time() - start) from None
-        waited = loop.time() - start
-        self._granted += 1
-        self._waits.append(waited)
-        return waited
+        if self._outage_seen:
+            self._settle(loop.time())
 
 
 def _resolve(future: asyncio.Future[bool] | None, value: bool) -> None:
@@ -608,13 +641,11 @@ def _resolve(future: asyncio.Future[bool] | None, value: bool) -> None:
         future.set_result(value)
 
 
-def _granted(future: asyncio.Future[_Outcome]) -> bool:
+def _granted(future: asyncio.Future[None]) -> bool:
     """Whether ``future`` carries a grant; retrieves an exception so that asyncio does not log it."""
     if not future.done() or future.cancelled():
         return False
-    if future.exception() is not None:
-        return False
-    return future.result() is _Outcome.GRANTED
+    return future.exception() is None
 
 
 # -- the registry ---------------------------------------------------------------------------------------
@@ -633,16 +664,25 @@ def redis_client_from_url(url: str) -> aioredis.Redis:
     )
 
 
-class RedisLimiterRegistry(LimiterRegistry):
+class RedisLimiterRegistry:
     """Redis-backed limiters by (merchant, route group), for every process of a merchant.
+
+    It implements the limiter registry protocol (``get`` and ``aclose``) on its own; it is not an in-memory
+    registry.
 
     Args:
         redis: a ``redis://`` / ``rediss://`` / ``unix://`` URL (the registry creates the client and closes
-            it in :meth:`aclose`), or a ``redis.asyncio.Redis`` you own (never closed here).
-        key_prefix: prefix of every key (``<prefix>:limiter:<merchant>:<group>``).
-        fallback: on a Redis failure, fall back to an in-memory limiter per key (True) or raise
-            :class:`~assetpay_async.LimiterBackendError` (False).
-        recheck_after: seconds between attempts to get back to Redis while falling back.
+            it in [`aclose`][assetpay_async.redis_limiter.RedisLimiterRegistry.aclose]), or a
+            ``redis.asyncio.Redis`` you own (never closed here).
+        key_prefix: prefix of every key (``<prefix>:limiter:<merchant>:<group>``,
+            ``<prefix>:peers:<merchant>:<group>``).
+        fallback: on a Redis failure, grant from the process's share of the quota (True) or raise
+            [`LimiterBackendError`][assetpay_async.LimiterBackendError] (False).
+        recheck_after: while Redis is failing, the longest time between tries to get it back (the
+            heartbeat tries every ``heartbeat`` seconds and calls the worker back as soon as Redis answers).
+        timeout: seconds one Redis call may take before it counts as a failure.
+        heartbeat: seconds between a process's announcements to its peers.
+        max_pause: the longest pause a 429 may cause, here and in Redis (default: five quota periods).
     """
 
     def __init__(
@@ -652,8 +692,10 @@ class RedisLimiterRegistry(LimiterRegistry):
         key_prefix: str = "assetpay",
         fallback: bool = True,
         recheck_after: float = 5.0,
+        timeout: float = 1.0,
+        heartbeat: float = 1.0,
+        max_pause: float | None = None,
     ) -> None:
-        super().__init__()
         if isinstance(redis, str):
             self._redis, self._owns_client = redis_client_from_url(redis), True
         elif isinstance(redis, aioredis.Redis):
@@ -665,7 +707,10 @@ class RedisLimiterRegistry(LimiterRegistry):
         self._key_prefix = key_prefix
         self._fallback = fallback
         self._recheck_after = recheck_after
-        self._redis_limiters: dict[LimiterKey, RedisLimiter] = {}
+        self._timeout = timeout
+        self._heartbeat = heartbeat
+        self._max_pause = max_pause
+        self._limiters: dict[LimiterKey, RedisLimiter] = {}
         self._closed = False
 
     @property
@@ -686,9 +731,9 @@ class RedisLimiterRegistry(LimiterRegistry):
         if self._closed:
             raise SessionClosedError("this RedisLimiterRegistry is closed")
         key = LimiterKey(merchant_id, RouteGroup(group))
-        limiter = self._redis_limiters.get(key)
+        limiter = self._limiters.get(key)
         if limiter is None:
-            limiter = self._redis_limiters[key] = RedisLimiter(
+            limiter = self._limiters[key] = RedisLimiter(
                 self._redis,
                 merchant_id,
                 key.group,
@@ -698,22 +743,25 @@ class RedisLimiterRegistry(LimiterRegistry):
                 key_prefix=self._key_prefix,
                 fallback=self._fallback,
                 recheck_after=self._recheck_after,
+                timeout=self._timeout,
+                heartbeat=self._heartbeat,
+                max_pause=self._max_pause,
             )
         return limiter
 
     def clear(self) -> None:
         """Forget every limiter (their workers are cancelled; Redis keeps the shared schedule)."""
-        for limiter in self._redis_limiters.values():
+        for limiter in self._limiters.values():
             limiter.abandon()
-        self._redis_limiters.clear()
+        self._limiters.clear()
 
     async def aclose(self) -> None:
         """Stop every limiter, then close the Redis client if this registry created it from a URL. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        limiters = list(self._redis_limiters.values())
-        self._redis_limiters.clear()
+        limiters = list(self._limiters.values())
+        self._limiters.clear()
         for limiter in limiters:
             await limiter.aclose()
         if self._owns_client:
@@ -721,6 +769,6 @@ class RedisLimiterRegistry(LimiterRegistry):
 
     def __repr__(self) -> str:
         return (
-            f"<RedisLimiterRegistry prefix={self._key_prefix!r} limiters={len(self._redis_limiters)} "
+            f"<RedisLimiterRegistry prefix={self._key_prefix!r} limiters={len(self._limiters)} "
             f"fallback={self._fallback} owns_client={self._owns_client}>"
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata as md
+import importlib.util
 import statistics
 import subprocess
 import sys
@@ -20,6 +21,8 @@ import zipfile
 from pathlib import Path
 
 from packaging.requirements import Requirement
+
+from ._common import stamp
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,16 +76,54 @@ def installed_bytes(dist_name: str) -> int:
     return total
 
 
+def wheel_size() -> tuple[str, int, int]:
+    """Build the wheel of this checkout without network: (file name, bytes, unpacked bytes).
+
+    ``--no-build-isolation`` builds with the backend installed here, so hatchling must be (``nox -s bench``
+    installs it).
+    """
+    if importlib.util.find_spec("hatchling") is None:
+        raise SystemExit(
+            "footprint: hatchling is not installed in this environment; `pip install hatchling` "
+            "(nox -s bench installs it) to build the wheel without network"
+        )
+    with tempfile.TemporaryDirectory() as where:
+        done = subprocess.run(  # noqa: S603
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                str(ROOT),
+                "--no-deps",
+                "--no-build-isolation",
+                "-q",
+                "-w",
+                where,
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"footprint: pip wheel failed:\n{done.stderr}")
+        wheel = next(Path(where).glob("*.whl"))
+        with zipfile.ZipFile(wheel) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+        return wheel.name, wheel.stat().st_size, unpacked
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench footprint", description=__doc__)
     parser.add_argument(
         "--runs", type=int, default=9, help="interpreter starts per import measured"
     )
+    parser.add_argument("--smoke", action="store_true", help="one interpreter start per import")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.runs = 1
 
-    print(
-        f"# footprint (Python {sys.version.split()[0]}); import times: median of {args.runs} runs"
-    )
+    print(stamp("footprint", argv) + f" Import times: median of {args.runs} runs.")
     print()
     print("| import | cumulative import time (ms) |")
     print("|---|---:|")
@@ -97,33 +138,12 @@ def main(argv: list[str]) -> int:
     for name, us in rows.items():
         print(f"| `{name}` | {us / 1000:.1f} |")
     ratio = rows["import assetpay_async"] / rows["import aiohttp"]
-    print(f"\nassetpay_async / aiohttp alone: {ratio:.2f}x")
+    print(f"\n`import assetpay_async` / `import aiohttp` alone: {ratio:.2f}x")
 
-    with tempfile.TemporaryDirectory() as where:
-        subprocess.run(  # noqa: S603
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                str(ROOT),
-                "--no-deps",
-                "--no-build-isolation",
-                "-q",
-                "-w",
-                where,
-            ],
-            check=True,
-            capture_output=True,
-        )
-        wheel = next(Path(where).glob("*.whl"))
-        with zipfile.ZipFile(wheel) as archive:
-            unpacked = sum(info.file_size for info in archive.infolist())
-        print(
-            f"\nwheel {wheel.name}: {wheel.stat().st_size / 1024:.0f} KiB, unpacked {unpacked / 1024:.0f} KiB"
-        )
+    name, size, unpacked = wheel_size()
+    print(f"\nWheel `{name}`: {size / 1024:.0f} KiB, {unpacked / 1024:.0f} KiB unpacked.")
 
-    print("\n| install | distributions | installed size (MiB, without __pycache__) |")
+    print("\n| install | distributions | installed size (MiB, without `__pycache__`) |")
     print("|---|---:|---:|")
     for label, extras in [
         ("core", ()),
@@ -132,11 +152,11 @@ def main(argv: list[str]) -> int:
         ("[redis,cli]", ("redis", "cli")),
     ]:
         names = closure("assetpay-async", extras)
-        size = sum(installed_bytes(n) for n in names)
+        total = sum(installed_bytes(n) for n in names)
         print(
-            f"| assetpay-async{'' if label == 'core' else label} | {len(names)} | {size / 2**20:.1f} |"
+            f"| `assetpay-async{'' if label == 'core' else label}` | {len(names)} | {total / 2**20:.1f} |"
         )
     aiohttp_only = closure("aiohttp")
-    size = sum(installed_bytes(n) for n in aiohttp_only)
-    print(f"| aiohttp alone | {len(aiohttp_only)} | {size / 2**20:.1f} |")
+    total = sum(installed_bytes(n) for n in aiohttp_only)
+    print(f"| `aiohttp` alone | {len(aiohttp_only)} | {total / 2**20:.1f} |")
     return 0

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import platform
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
@@ -23,6 +22,7 @@ import aiohttp
 from assetpay_async import AssetPaySession, Quota
 from assetpay_async.sandbox import Sandbox
 
+from ._common import stamp
 from .overhead import raw_call, sdk_call
 
 UNBOUNDED = Quota(10**9, 1.0)
@@ -49,7 +49,7 @@ async def _peak_per_call(calls: list[Callable[[], Awaitable[object]]]) -> float:
     return (peak - base) / len(calls)
 
 
-async def run(count: int) -> int:
+async def run(count: int, argv: list[str]) -> int:
     async with Sandbox(seed=2, revert_delay=10**9) as sb:
         merchant = sb.add_merchant("verified", quotas={"cancel-item": UNBOUNDED})
         user = sb.add_user(merchant)
@@ -87,8 +87,10 @@ async def run(count: int) -> int:
     assert accepted == 6 * count, accepted
     sdk_rate = count / min(sdk_first, sdk_second)
     raw_rate = count / min(raw_first, raw_second)
-    print(f"# gather: {count:,} concurrent cancels (Python {platform.python_version()}, ", end="")
-    print(f"aiohttp {aiohttp.__version__}), best of 2 passes; memory under tracemalloc")
+    print(
+        stamp("gather", argv)
+        + f" {count:,} concurrent cancels; best of 2 passes, memory under tracemalloc."
+    )
     print()
     print("| client | cancels/s | peak memory per in-flight call (KiB) |")
     print("|---|---:|---:|")
@@ -101,5 +103,6 @@ async def run(count: int) -> int:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench gather", description=__doc__)
     parser.add_argument("--calls", type=int, default=10_000, help="concurrent cancels per pass")
+    parser.add_argument("--smoke", action="store_true", help="500 cancels")
     args = parser.parse_args(argv)
-    return asyncio.run(run(args.calls))
+    return asyncio.run(run(500 if args.smoke else args.calls, argv))

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import platform
-import sys
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -24,6 +22,8 @@ import aiolimiter
 from assetpay_async._limiting import LimiterKey, MemoryLimiter, RateLimiter
 from assetpay_async._quota import Quota, RouteGroup
 from assetpay_async.testing import VirtualTimeLoop
+
+from ._common import stamp
 
 T = TypeVar("T")
 
@@ -87,20 +87,19 @@ def main(argv: list[str]) -> int:
         "--sizes", default="1000,10000,100000", help="comma-separated waiter counts"
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per size; the best counts")
+    parser.add_argument("--smoke", action="store_true", help="1,000 waiters, one run")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.sizes, args.repeat = "1000", 1
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    print(
-        f"# limiter: microseconds per acquire (Python {platform.python_version()}, {sys.platform})"
-    )
-    print(f"# aiolimiter {getattr(aiolimiter, '__version__', '?')}")
+    print(stamp("limiter", argv, extra=f"aiolimiter {getattr(aiolimiter, '__version__', '?')}"))
     print()
     print(
-        "| waiters | assetpay-async (us) | aiolimiter AsyncLimiter(1, g) (us) | ratio ours / aiolimiter |"
+        "| waiters | assetpay-async (us per acquire) | aiolimiter `AsyncLimiter(1, g)` (us per acquire) "
+        "| ratio ours / aiolimiter |"
     )
-    print(
-        "|--------:|--------------------:|-----------------------------------:|------------------------:|"
-    )
+    print("|--------:|---:|---:|---:|")
     for size in sizes:
         repeat = args.repeat if size < 100_000 else max(1, args.repeat - 1)
         our_cost = measure(ours, size, repeat)

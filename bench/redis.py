@@ -15,12 +15,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import platform
 import shutil
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -32,6 +30,8 @@ import redis.asyncio as aioredis
 from assetpay_async._limiting import LimiterKey, LimiterPolicy, MemoryLimiter, RateLimiter
 from assetpay_async._quota import Quota, RouteGroup
 from assetpay_async.redis_limiter import RedisLimiter
+
+from ._common import stamp
 
 KEY = LimiterKey("bench", RouteGroup.CANCEL_ITEM)
 PACED = Quota(501, 1.0)
@@ -183,34 +183,36 @@ def main(argv: list[str]) -> int:
         "--url", help="measure this Redis instead of a temporary one (keys are flushed!)"
     )
     parser.add_argument("--grants", type=int, default=200, help="grants per measurement")
+    parser.add_argument("--smoke", action="store_true", help="20 grants per measurement")
     args = parser.parse_args(argv)
+    grants = 20 if args.smoke else args.grants
 
     with contextlib.ExitStack() as stack:
         urls = {"given": args.url} if args.url else stack.enter_context(temporary_server())
-        print(
-            f"# redis limiter (Python {platform.python_version()}, {sys.platform}, redis-py {redis.__version__})"
-        )
-        print()
-        print("Script calls (round trips) per grant:")
-        print()
-        print("| situation | " + " | ".join(urls) + " |")
-        print("|---|" + "---:|" * len(urls))
         trips = {
-            transport: asyncio.run(round_trips(url, args.grants)) for transport, url in urls.items()
+            transport: asyncio.run(round_trips(url, grants)) for transport, url in urls.items()
         }
-        for situation in next(iter(trips.values())):
-            print(
-                f"| {situation} | " + " | ".join(f"{trips[t][situation]:.2f}" for t in urls) + " |"
-            )
-        print()
-        print(
-            "Added latency: one acquire() on an idle key (microseconds, p50 / p99); and the rate a queue"
-        )
-        print("of calls achieves at one grant every 2 ms, as a share of that pacing:")
-        print()
-        print("| limiter | transport | acquire() on an idle key (us) | queued rate / pacing |")
-        print("|---|---|---:|---:|")
-        for transport, url in urls.items():
-            for name, (cost, late) in asyncio.run(latencies(url, args.grants)).items():
-                print(f"| {name} | {transport if name == 'redis' else '-'} | {cost} | {late} |")
+        costs = {transport: asyncio.run(latencies(url, grants)) for transport, url in urls.items()}
+    print(
+        stamp("redis", argv, extra=f"redis-py {redis.__version__}")
+        + f" {grants} grants per measurement."
+    )
+    print()
+    print("Script calls (round trips) per grant:")
+    print()
+    print("| situation | " + " | ".join(urls) + " |")
+    print("|---|" + "---:|" * len(urls))
+    for situation in next(iter(trips.values())):
+        print(f"| {situation} | " + " | ".join(f"{trips[t][situation]:.2f}" for t in urls) + " |")
+    print()
+    print(
+        "Added latency: one `acquire()` on an idle key (microseconds, p50 / p99); and the rate a queue"
+    )
+    print("of calls achieves at one grant every 2 ms, as a share of that pacing:")
+    print()
+    print("| limiter | transport | `acquire()` on an idle key (us) | queued rate / pacing |")
+    print("|---|---|---:|---:|")
+    for transport in urls:
+        for name, (cost, late) in costs[transport].items():
+            print(f"| {name} | {transport if name == 'redis' else '-'} | {cost} | {late} |")
     return 0

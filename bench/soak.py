@@ -24,6 +24,8 @@ from assetpay_async import AssetPayError, AssetPaySession, Quota, RetryPolicy
 from assetpay_async.sandbox import Sandbox
 from assetpay_async.testing import run_virtual
 
+from ._common import stamp
+
 QUOTA = Quota(10**6, 1.0)
 ITEMS_PER_TRADE = 100
 FAULTS: list[tuple[str, dict[str, Any]]] = [
@@ -123,18 +125,20 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench soak", description=__doc__)
     parser.add_argument("--calls", type=int, default=10_000, help="cancels per round")
     parser.add_argument("--rounds", type=int, default=2, help="soak rounds, each in a new session")
+    parser.add_argument("--smoke", action="store_true", help="2 rounds of 500 cancels")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.calls, args.rounds = 500, 2
     tracemalloc.start()
     report = run_virtual(soak(args.calls, args.rounds))
     tracemalloc.stop()
     marks: list[tuple[int, int, int]] = report["marks"]  # type: ignore[assignment]
     outcomes: collections.Counter[str] = report["outcomes"]  # type: ignore[assignment]
     print(
-        f"# soak: {args.rounds} rounds of {args.calls:,} cancels via gather, faults on ~14% of requests,"
-    )
-    print(f"# virtual time; wall {report['wall']:.1f}s under tracemalloc; ", end="")
-    print(
-        f"{report['requests']:,} requests reached the sandbox; peak open fds {report['peak_fds']}"
+        stamp("soak", argv, clock="virtual time, tracemalloc on")
+        + f" {args.rounds} rounds of {args.calls:,} cancels through `gather`, faults on about 14 % of"
+        f" requests; {report['wall']:.1f} s of wall time; {report['requests']:,} requests reached the"
+        f" sandbox; at most {report['peak_fds']} descriptors open during a round."
     )
     print()
     print("| after | traced memory (KiB) | vs baseline (KiB) | open fds | pending tasks |")

@@ -3,6 +3,13 @@
     export ASSETPAY_CLIENT_TOKEN=...  ASSETPAY_API_SECRET=...  ASSETPAY_TIER=verified  # ASSETPAY_BASE_URL: sandbox
     python examples/refund_recipe.py --port 8001 TRADE_ID ITEM_ID [ITEM_ID ...]
 
+AssetPay posts the callbacks to the URL saved for your merchant: ``http://<this host>:8001/assetpay/callback``.
+Against the sandbox, start it with that URL and take the token, the secret and an item from what it prints::
+
+    assetpay sandbox --port 8080 --callback-url http://127.0.0.1:8001/assetpay/callback
+    export ASSETPAY_BASE_URL=http://127.0.0.1:8080 ASSETPAY_API_SECRET=<the merchant's secret>
+    export ASSETPAY_CLIENT_TOKEN=<a user's token>
+
 A 200 from the cancel only says the marketplace accepted; AssetPay refunds *your* wallet later and tells you
 with a ``trade.*`` callback whose item is ``reverted``. That is when you credit your user. Callbacks are
 retried and may arrive twice, so the refund is keyed on (trade id, item id) with a unique key in the same

@@ -3,6 +3,13 @@
     export ASSETPAY_CLIENT_TOKEN=...  ASSETPAY_API_SECRET=...  ASSETPAY_TIER=verified  # ASSETPAY_BASE_URL: sandbox
     python examples/web_service.py --port 8000
 
+AssetPay posts the callbacks to the URL saved for your merchant: ``http://<this host>:8000/assetpay/callback``.
+Against the sandbox, start it with that URL and take the token and the secret from what it prints::
+
+    assetpay sandbox --port 8080 --callback-url http://127.0.0.1:8000/assetpay/callback
+    export ASSETPAY_BASE_URL=http://127.0.0.1:8080 ASSETPAY_API_SECRET=<the merchant's secret>
+    export ASSETPAY_CLIENT_TOKEN=<a user's token>
+
 * ``POST /withdrawals/{trade_id}/items/{item_id}/cancel`` cancels through the one ``AssetPaySession`` of the
   process: concurrent requests queue in its limiter instead of drawing 429s, and a request waits at most
   ``MAX_QUEUE_WAIT`` seconds for quota before answering 503 with ``Retry-After``.

@@ -3,7 +3,8 @@
 Pure functions: the command reads the whole file and validates every line before a single request is sent.
 
 CSV: one pair per line, ``trade_id,item_id``; an optional header line naming those two columns (in any order,
-extra columns ignored); blank lines and lines starting with ``#`` are skipped.
+extra columns ignored); blank lines and lines starting with ``#`` are skipped. A header with no pair under it is
+an empty file; a first line of names that is not such a header is refused as a header, naming it.
 JSON Lines: one object per line, ``{"trade_id": "...", "item_id": "..."}`` (``tradeId``/``itemId`` also accepted).
 The format is taken from the first meaningful line: ``{`` means JSON Lines.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Final
@@ -25,6 +27,9 @@ __all__ = ["BatchFileError", "BatchLine", "parse_batch"]
 
 _TRADE_KEYS: Final = ("trade_id", "tradeId")
 _ITEM_KEYS: Final = ("item_id", "itemId")
+_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_ .;|\t-]*")
+_UUID_LIKE: Final = re.compile(r"[0-9a-fA-F-]{32,36}")
+_NO_PAIRS: Final = "no trade_id,item_id pairs in the file"
 
 
 class BatchFileError(ValueError):
@@ -100,6 +105,14 @@ def _is_header(cells: list[str]) -> bool:
     return bool(names & set(_TRADE_KEYS)) and bool(names & set(_ITEM_KEYS))
 
 
+def _looks_like_names(cells: list[str]) -> bool:
+    """A line of column names (no cell is a UUID; every cell is a word), e.g. a header with a typo."""
+    stripped = [c.strip() for c in cells]
+    if any(_UUID_LIKE.fullmatch(c) for c in stripped):
+        return False
+    return all(_NAME.fullmatch(c) for c in stripped if c) and any(stripped)
+
+
 def _csv(lines: list[tuple[int, str]], source: str) -> list[BatchLine]:
     trade_col, item_col = 0, 1
     pairs = []
@@ -109,7 +122,16 @@ def _csv(lines: list[tuple[int, str]], source: str) -> list[BatchLine]:
             names = [c.strip() for c in cells]
             trade_col = next(names.index(k) for k in _TRADE_KEYS if k in names)
             item_col = next(names.index(k) for k in _ITEM_KEYS if k in names)
+            if len(lines) == 1:
+                raise BatchFileError(source, number, f"{_NO_PAIRS} (a header only)")
             continue
+        if position == 0 and _looks_like_names(cells):
+            raise BatchFileError(
+                source,
+                number,
+                f"the header {text!r} does not name the columns trade_id and item_id "
+                "(tradeId/itemId also accepted)",
+            )
         if len(cells) <= max(trade_col, item_col):
             raise BatchFileError(source, number, "expected two columns: trade_id,item_id")
         pairs.append(
@@ -134,7 +156,7 @@ def parse_batch(text: str, *, source: str = "-") -> list[BatchLine]:
     """
     lines = list(_meaningful(text))
     if not lines:
-        raise BatchFileError(source, 1, "no trade_id,item_id pairs in the file")
+        raise BatchFileError(source, 1, _NO_PAIRS)
     if lines[0][1].startswith("{"):
         return _json_lines(lines, source)
     return _csv(lines, source)

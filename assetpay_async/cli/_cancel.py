@@ -12,8 +12,9 @@ from typing import IO
 
 from rich.console import Console
 
-from assetpay_async._batch import CancelOutcome, OutcomeKind
+from assetpay_async._batch import CancelBatch, CancelOutcome, OutcomeDetail, OutcomeKind
 from assetpay_async._errors import AssetPayError, InvalidRequestError, SessionClosedError
+from assetpay_async._journal import JournalError
 
 from ._batch_file import BatchFileError, BatchLine, parse_batch
 from ._exit import ExitCode
@@ -32,51 +33,122 @@ __all__ = ["run_cancel", "run_cancel_batch"]
 
 
 async def run_cancel(args: argparse.Namespace, connection: Connection) -> ExitCode:
-    """Cancel one item; print one line (or one JSON object) and return the exit code."""
+    """Cancel one item; print one line (or one JSON object) and return the exit code.
+
+    Ctrl-C reports what is known: accepted, outcome unknown (the request may have reached AssetPay), or not
+    sent. With ``--wait`` the accepted line is printed at once, the final status when it comes.
+    """
     out, err = console(), console(stderr=True)
     async with connection.session() as session:
         try:
             client = connection.client(session)
-            result = await client.cancel_withdrawal_item(args.trade_id, args.item_id)
         except (InvalidRequestError, SessionClosedError) as exc:
             # A setting the session refused (an opaque token without --merchant-id): nothing was sent.
             err.print(f"assetpay cancel: {describe_error(exc)}", markup=False)
             return ExitCode.USAGE
+        # A batch of one: it knows whether the request went on the wire when Ctrl-C cancels the task.
+        batch = CancelBatch(
+            client, [(args.trade_id, args.item_id)], workers=1, max_transport_failures=None
+        )
+        try:
+            (outcome,) = await batch.run()
+        except asyncio.CancelledError:
+            _take_back_cancellation()
+            return _report_interrupted(args, batch.outcomes[0], out)
+        if outcome.result is None:
+            failure = outcome.error or RuntimeError("no result")
+            if args.json:
+                write_json_line(sys.stdout, {"ok": False, "error": error_json(failure)})
+            else:
+                err.print(describe_error(failure), markup=False)
+            return ExitCode.FAILED
+        result = outcome.result
+        if not args.wait:
+            if args.json:
+                write_json_line(sys.stdout, {"ok": True, "result": result_json(result)})
+            else:
+                out.print(describe_result(result), markup=False)
+            return ExitCode.OK
+        if not args.json:
+            out.print(
+                describe_result(result), markup=False
+            )  # accepted: say so now, not after the wait
+        try:
+            final = await client.wait_for_item(
+                args.trade_id, args.item_id, timeout=args.wait_timeout
+            )
+        except asyncio.CancelledError:
+            _take_back_cancellation()
+            if args.json:
+                body = {"ok": True, "interrupted": True, "state": "accepted"}
+                write_json_line(sys.stdout, body | {"result": result_json(result)})
+            else:
+                out.print(
+                    "interrupted while waiting for the final status; the cancel was accepted",
+                    markup=False,
+                )
+            return ExitCode.INTERRUPTED
         except AssetPayError as exc:
             if args.json:
-                write_json_line(sys.stdout, {"ok": False, "error": error_json(exc)})
-            else:
-                err.print(describe_error(exc), markup=False)
-            return ExitCode.FAILED
-        final = None
-        if args.wait:
-            try:
-                final = await client.wait_for_item(
-                    args.trade_id, args.item_id, timeout=args.wait_timeout
+                write_json_line(
+                    sys.stdout,
+                    {"ok": False, "result": result_json(result), "error": error_json(exc)},
                 )
-            except AssetPayError as exc:
-                if args.json:
-                    write_json_line(
-                        sys.stdout,
-                        {"ok": False, "result": result_json(result), "error": error_json(exc)},
-                    )
-                else:
-                    out.print(describe_result(result), markup=False)
-                    err.print(f"while waiting: {describe_error(exc)}", markup=False)
-                return ExitCode.FAILED
+            else:
+                err.print(f"while waiting: {describe_error(exc)}", markup=False)
+            return ExitCode.FAILED
+    status = None if final.status is None else final.status.value
     if args.json:
-        body = {"ok": True, "result": result_json(result)}
-        if final is not None:
-            body["final_status"] = None if final.status is None else final.status.value
-        write_json_line(sys.stdout, body)
+        write_json_line(
+            sys.stdout, {"ok": True, "result": result_json(result), "final_status": status}
+        )
     else:
-        out.print(describe_result(result), markup=False)
-        if final is not None:
-            out.print(
-                f"final status: {None if final.status is None else final.status.value}",
-                markup=False,
-            )
+        out.print(f"final status: {status}", markup=False)
     return ExitCode.OK
+
+
+def _take_back_cancellation() -> None:
+    """asyncio.run() answers Ctrl-C by cancelling the main task: take it back to report and close normally."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
+_INTERRUPTED_STATE = {
+    OutcomeKind.CANCELLED: "accepted",
+    OutcomeKind.UNKNOWN: "unknown",
+    OutcomeKind.NOT_ATTEMPTED: "not-sent",
+    OutcomeKind.FAILED: "refused",
+}
+
+
+def _report_interrupted(args: argparse.Namespace, outcome: CancelOutcome, out: Console) -> ExitCode:
+    state = _INTERRUPTED_STATE[outcome.kind]
+    if args.json:
+        write_json_line(
+            sys.stdout,
+            {
+                "ok": outcome.ok,
+                "interrupted": True,
+                "state": state,
+                "result": None if outcome.result is None else result_json(outcome.result),
+                "error": None if outcome.error is None else error_json(outcome.error),
+            },
+        )
+        return ExitCode.INTERRUPTED
+    if outcome.result is not None:
+        out.print(f"interrupted; {describe_result(outcome.result)}", markup=False)
+    elif outcome.kind is OutcomeKind.UNKNOWN:
+        out.print(
+            f"interrupted: outcome unknown: the cancel may have reached AssetPay; check item "
+            f"{args.item_id} of trade {args.trade_id} before cancelling it again",
+            markup=False,
+        )
+    elif outcome.kind is OutcomeKind.NOT_ATTEMPTED:
+        out.print("interrupted before the cancel was sent: nothing was cancelled", markup=False)
+    else:
+        out.print(f"interrupted; {describe_error(outcome.error or RuntimeError())}", markup=False)
+    return ExitCode.INTERRUPTED
 
 
 def _read_source(name: str) -> str:
@@ -94,6 +166,13 @@ def _results_stream(name: str | None) -> Iterator[IO[str] | None]:
     else:
         with Path(name).open("w", encoding="utf-8") as stream:
             yield stream
+
+
+def _stopped_report(batch: CancelBatch, outcomes: list[CancelOutcome]) -> str:
+    stopped = batch.stopped
+    assert stopped is not None  # noqa: S101 - only called for a stopped batch
+    skipped = sum(o.detail is OutcomeDetail.BATCH_STOPPED for o in outcomes)
+    return f"Stopped early: {stopped.reason}; {skipped} pairs not attempted."
 
 
 def _interrupted_report(outcomes: list[CancelOutcome]) -> str:
@@ -114,6 +193,11 @@ async def run_cancel_batch(args: argparse.Namespace, connection: Connection) -> 
     if args.workers < 1:
         err.print("assetpay cancel-batch: --workers must be at least 1", markup=False)
         return ExitCode.USAGE
+    if args.max_transport_failures is not None and args.max_transport_failures < 1:
+        err.print(
+            "assetpay cancel-batch: --max-transport-failures must be at least 1", markup=False
+        )
+        return ExitCode.USAGE
     try:
         lines = parse_batch(_read_source(args.file), source=args.file)
     except BatchFileError as exc:
@@ -132,16 +216,34 @@ async def run_cancel_batch(args: argparse.Namespace, connection: Connection) -> 
         )
         return ExitCode.USAGE
     with results:
-        outcomes, interrupted = await _cancel_all(args, connection, lines, human, err)
-        if outcomes is None:
+        batch, interrupted = await _cancel_all(args, connection, lines, human, err)
+        if batch is None:
             return ExitCode.USAGE
+        outcomes = batch.outcomes
         if stream is not None:
             for outcome in outcomes:
                 write_json_line(stream, outcome_json(outcome, line=lines[outcome.index].line))
-    human.print(outcome_table(count_outcomes(outcomes), title=f"{len(outcomes)} pairs"))
+    duplicates = sum(o.duplicate_of is not None for o in outcomes)
+    title = f"{len(outcomes) - duplicates} pairs"
+    if duplicates:
+        title += f" ({duplicates} duplicate line{'s' if duplicates > 1 else ''} counted once)"
+    human.print(outcome_table(count_outcomes(outcomes), title=title))
+    resumed = sum(o.detail is OutcomeDetail.FROM_JOURNAL for o in outcomes)
+    if resumed:
+        human.print(
+            f"Resumed from {args.journal}: {resumed} pairs decided by an earlier run were not sent again.",
+            markup=False,
+        )
     if interrupted:
         human.print(_interrupted_report(outcomes), markup=False)
+        if args.journal is not None:
+            human.print(
+                f"The journal {args.journal} holds all of it: run the same command again to resume.",
+                markup=False,
+            )
         return ExitCode.INTERRUPTED
+    if batch.stopped is not None:
+        human.print(_stopped_report(batch, outcomes), markup=False)
     return ExitCode.OK if all(o.ok for o in outcomes) else ExitCode.FAILED
 
 
@@ -151,8 +253,8 @@ async def _cancel_all(
     lines: list[BatchLine],
     human: Console,
     err: Console,
-) -> tuple[list[CancelOutcome] | None, bool]:
-    """Run the batch; ``(outcomes, interrupted)``, or ``(None, False)`` when the session refused the token."""
+) -> tuple[CancelBatch | None, bool]:
+    """Run the batch; ``(batch, interrupted)``, or ``(None, False)`` when nothing was sent (token, journal)."""
     loop = asyncio.get_running_loop()
     async with connection.session() as session:
         try:
@@ -163,20 +265,23 @@ async def _cancel_all(
             )
             return None, False
         with BatchProgressBar(human, len(lines), get_time=loop.time) as bar:
-            batch = client.batch(
+            batch = CancelBatch(
+                client,
                 [(line.trade_id, line.item_id) for line in lines],
                 workers=args.workers,
                 on_progress=bar.update,
                 reschedule_too_soon=args.reschedule_too_soon,
+                journal=args.journal,
+                max_transport_failures=args.max_transport_failures,
             )
             try:
                 await batch.run()
+            except JournalError as exc:
+                err.print(f"assetpay cancel-batch: {exc}; nothing was sent", markup=False)
+                return None, False
             except asyncio.CancelledError:
-                # asyncio.run() answers Ctrl-C by cancelling the main task. The batch has already
-                # abandoned its in-flight requests; take the cancellation back, close the session
-                # normally and report what was done.
-                task = asyncio.current_task()
-                if task is not None:
-                    task.uncancel()
-                return batch.outcomes, True
-    return batch.outcomes, False
+                # The batch has already abandoned its in-flight requests (and the journal holds them as
+                # possibly sent); close the session normally and report what was done.
+                _take_back_cancellation()
+                return batch, True
+    return batch, False

@@ -58,8 +58,9 @@ examples:
   assetpay cancel --tier verified --json --wait TRADE_ID ITEM_ID
 
 A cancel the marketplace accepted prints 'cancelled' and exits 0; the item turns 'reverted' later
-(--wait polls until it does): refund the user then. Any refusal prints its key, code and request id
-and exits 1.
+(--wait prints the accepted line at once, then polls until it does): refund the user then. Any
+refusal prints its key, code and request id and exits 1. Ctrl-C says what is known: accepted,
+outcome unknown (the request may have reached AssetPay), or not sent; it exits 130.
 """
 
 _BATCH_EPILOG = f"""\
@@ -72,6 +73,9 @@ The file is CSV (trade_id,item_id per line, optional header) or JSON Lines
 ({{"trade_id": "...", "item_id": "..."}} per line); '#' starts a comment line. Every line is
 checked before anything is sent: a malformed line stops the command with its line number.
 Ctrl-C stops cleanly and reports what was done, what may have been done and what never ran.
+With --journal PATH a killed run (kill -9 too) resumes where it stopped: run the same command
+again. A refused token, a disabled account, or --max-transport-failures pairs in a row with
+nothing getting through stop the batch at once (exit 1). A duplicated pair is cancelled once.
 Requests are paced to the merchant's quota ({ENV_TIER} or --tier), so a batch takes about one
 minute per 58 items at 60/min.
 """
@@ -81,6 +85,7 @@ examples:
   assetpay sandbox                          # http://127.0.0.1:8080, a seeded merchant and users
   assetpay sandbox --port 0 --json          # a free port; one JSON line with URL and tokens
   assetpay sandbox --seed world.json --algorithm gcra
+  assetpay sandbox --callback-url http://127.0.0.1:8001/assetpay/callback   # examples/refund_recipe.py
 
 Prints the sandbox's URL and a client token per seeded user (sandbox tokens: test secrets made
 for printing), then serves until Ctrl-C. Point the SDK or 'assetpay cancel --base-url' at it.
@@ -251,6 +256,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="cancel an item younger than 30 minutes again once it is old enough, instead of failing",
     )
+    batch.add_argument(
+        "--journal",
+        metavar="PATH",
+        help="record every pair before it is sent and every answer in this SQLite file; run again with "
+        "the same journal after a crash to resume without resending what was decided",
+    )
+    batch.add_argument(
+        "--max-transport-failures",
+        metavar="K",
+        type=int,
+        default=20,
+        help="stop after K pairs in a row failed with nothing getting through (default: %(default)s)",
+    )
 
     sandbox = commands.add_parser(
         "sandbox",
@@ -284,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=5.0,
         help="seconds from an accepted cancel to the item's 'reverted' (default: %(default)s)",
+    )
+    sandbox.add_argument(
+        "--callback-url",
+        metavar="URL",
+        help="post signed trade callbacks here, for every merchant whose seed names no callback_url",
     )
     sandbox.add_argument(
         "--json", action="store_true", help="print one JSON line (URL, tokens) instead"

@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from assetpay_async._batch import CancelOutcome, OutcomeKind
+from assetpay_async._batch import CancelOutcome, OutcomeDetail, OutcomeKind
 from assetpay_async._errors import (
     APIError,
     AssetPayError,
@@ -99,6 +99,7 @@ def outcome_json(outcome: CancelOutcome, *, line: int | None = None) -> dict[str
         "error": None if outcome.error is None else error_json(outcome.error),
         "duplicate_of": outcome.duplicate_of,
         "reschedules": outcome.reschedules,
+        "detail": None if outcome.detail is None else outcome.detail.value,
     }
 
 
@@ -113,15 +114,26 @@ class OutcomeCount:
 
 def _reason(outcome: CancelOutcome) -> str:
     error = outcome.error
+    if outcome.detail is OutcomeDetail.BATCH_STOPPED:
+        return "batch stopped"
     if error is None:
-        return ""
-    if isinstance(error, APIError) and error.key:
-        return error.key
-    return type(error).__name__
+        base = ""
+    elif isinstance(error, APIError) and error.key:
+        base = error.key
+    else:
+        base = type(error).__name__
+    if outcome.detail is OutcomeDetail.LIKELY_CANCELLED:
+        return f"likely cancelled ({base})"
+    if outcome.detail is OutcomeDetail.FROM_JOURNAL:
+        return f"{base}, earlier run" if base else "earlier run"
+    return base
 
 
 def count_outcomes(outcomes: Iterable[CancelOutcome]) -> list[OutcomeCount]:
-    """Counts by (kind, reason), cancelled first, then failed, unknown, not attempted; most frequent first."""
-    counts = Counter((o.kind, _reason(o)) for o in outcomes)
+    """Counts by (kind, reason), cancelled first, then failed, unknown, not attempted; most frequent first.
+
+    A duplicated pair is counted once: its copies (``duplicate_of`` set) share the first one's outcome.
+    """
+    counts = Counter((o.kind, _reason(o)) for o in outcomes if o.duplicate_of is None)
     ordered = sorted(counts.items(), key=lambda kv: (_KIND_ORDER[kv[0][0]], -kv[1], kv[0][1]))
     return [OutcomeCount(kind, reason, n) for (kind, reason), n in ordered]

@@ -101,6 +101,8 @@ def _print_world(world: dict[str, Any]) -> None:
             f"\nmerchant {merchant['id']} ({merchant['tier']}; {quotas}) secret {merchant['secret']}",
             markup=False,
         )
+        if merchant["callback_url"]:
+            out.print(f"  callbacks to {merchant['callback_url']}", markup=False)
         for user in merchant["users"]:
             out.print(f"  user steam {user['steam_id']}", markup=False)
             out.print(f"    ASSETPAY_CLIENT_TOKEN={user['token']}", markup=False, soft_wrap=True)
@@ -123,12 +125,27 @@ def _load_seed(path: str | None) -> dict[str, Any]:
     return document
 
 
+def with_callback_url(document: dict[str, Any], url: str | None) -> dict[str, Any]:
+    """The seed with a default callback URL: ``url`` (``--callback-url``), else the seed's top-level
+    ``callback_url``, for every merchant that names none of its own."""
+    default = url if url is not None else document.get("callback_url")
+    if default is None:
+        return document
+    if not isinstance(default, str) or not default.startswith(("http://", "https://")):
+        raise ValueError(f"a callback URL must start with http:// or https://, got {default!r}")
+    merchants = [
+        m if not isinstance(m, dict) or m.get("callback_url") else m | {"callback_url": default}
+        for m in document.get("merchants", ())
+    ]
+    return document | {"merchants": merchants}
+
+
 async def run_sandbox(args: argparse.Namespace) -> ExitCode:
     """Serve until cancelled (Ctrl-C, or SIGTERM), then close cleanly."""
     err = console(stderr=True)
     try:
         sandbox = Sandbox.from_seed(
-            _load_seed(args.seed),
+            with_callback_url(_load_seed(args.seed), args.callback_url),
             host=args.host,
             port=args.port,
             algorithm=args.algorithm,

@@ -57,3 +57,29 @@ def test_a_bad_line_is_named(text: str, line: int, fragment: str) -> None:
     assert caught.value.line == line
     assert fragment in str(caught.value)
     assert str(caught.value).startswith(f"items.txt, line {line}: ")
+
+
+@pytest.mark.parametrize(
+    "header", ["trade_id,item_id", "itemId,tradeId,note", "# x\ntrade_id,item_id\n\n"]
+)
+def test_a_header_only_file_is_an_empty_file(header: str) -> None:
+    with pytest.raises(BatchFileError) as caught:
+        parse_batch(header + "\n", source="items.csv")
+    assert "no trade_id,item_id pairs in the file" in str(caught.value)
+
+
+@pytest.mark.parametrize("header", ["a,b", "trade,item", "trade_id,itemid", "trade_id;item_id"])
+def test_a_wrong_header_is_named_as_a_header(header: str) -> None:
+    with pytest.raises(BatchFileError) as caught:
+        parse_batch(f"{header}\n{A},{B}\n", source="items.csv")
+    assert caught.value.line == 1
+    assert f"the header {header!r} does not name the columns trade_id and item_id" in str(
+        caught.value
+    )
+    assert "not a UUID" not in str(caught.value)
+
+
+def test_a_first_line_of_ids_is_data_not_a_header() -> None:
+    with pytest.raises(BatchFileError) as caught:
+        parse_batch(f"{A},not-a-uuid\n")
+    assert "item_id is not a UUID" in str(caught.value)

@@ -1,7 +1,9 @@
 """Fault matrix, Redis cells: the shared limiter's ``redis-server`` dies in the middle of a batch.
 
-These run on the ordinary event loop (Redis ``TIME`` is wall-clock time, and a server in another process
-cannot follow a virtual clock), with a quota scaled to milliseconds: each batch takes well under a second.
+Redis is stopped (connections refused) or frozen (SIGSTOP: connections accepted, nothing answered; the
+limiter's call deadline detects it). These run on the ordinary event loop (Redis ``TIME`` is wall-clock
+time, and a server in another process cannot follow a virtual clock), with a quota scaled to milliseconds:
+each batch takes well under a second (a frozen Redis adds its one-second call deadline).
 """
 
 from __future__ import annotations
@@ -46,9 +48,9 @@ def own_redis_server() -> Iterator[RedisServer]:
 
 
 async def _batch_losing_redis(
-    server: RedisServer, *, fallback: bool
+    server: RedisServer, *, fallback: bool, freeze: bool = False
 ) -> tuple[list[CancelOutcome], Sandbox, list[bool], bool]:
-    """Cancel ITEMS items through a Redis-limited session; stop Redis once STOP_AFTER pairs are done."""
+    """Cancel ITEMS items through a Redis-limited session; stop (or freeze) Redis after STOP_AFTER pairs."""
     async with Sandbox(seed=3) as sandbox:
         merchant = sandbox.add_merchant("verified", quotas={"cancel-item": QUOTA})
         user = sandbox.add_user(merchant)
@@ -71,7 +73,7 @@ async def _batch_losing_redis(
             )
             batch_task = asyncio.create_task(batch.run())
             await reached.wait()
-            await asyncio.to_thread(server.stop)
+            await asyncio.to_thread(server.freeze if freeze else server.stop)
             outcomes = await batch_task
             limiter = session._requester.limiter(merchant.id, RouteGroup.CANCEL_ITEM)
             assert isinstance(limiter, RedisLimiter)
@@ -80,10 +82,13 @@ async def _batch_losing_redis(
         return outcomes, sandbox, acted_on(trade), degraded
 
 
+@pytest.mark.parametrize("freeze", [False, True], ids=["stopped", "frozen"])
 async def test_redis_gone_mid_batch_falls_back_and_cancels_every_item(
-    own_redis_server: RedisServer,
+    own_redis_server: RedisServer, freeze: bool
 ) -> None:
-    outcomes, sandbox, acted, degraded = await _batch_losing_redis(own_redis_server, fallback=True)
+    outcomes, sandbox, acted, degraded = await _batch_losing_redis(
+        own_redis_server, fallback=True, freeze=freeze
+    )
 
     assert len(outcomes) == ITEMS + 2
     items = valid_outcomes(outcomes)

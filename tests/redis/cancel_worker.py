@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from assetpay_async import AssetPayError, AssetPaySession, Quota, RetryPolicy, RouteGroup
-from assetpay_async.redis_limiter import RedisLimiterRegistry
+from assetpay_async.redis_limiter import RedisLimiter, RedisLimiterRegistry
 
 
 async def run(job: dict[str, Any]) -> dict[str, Any]:
@@ -32,19 +32,32 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
     ) as session:
         client = session.client(job["token"])
 
+        limiter = session._requester.limiter(job["merchant_id"], RouteGroup.CANCEL_ITEM)
+        most_peers = 0
+
         async def cancel(trade_id: str, item_id: str) -> str:
+            nonlocal most_peers
             try:
                 result = await client.cancel_withdrawal_item(trade_id, item_id)
             except AssetPayError as exc:
                 return type(exc).__name__
+            finally:
+                if isinstance(limiter, RedisLimiter):
+                    most_peers = max(most_peers, limiter.peers)
             return str(result.status)
 
         await asyncio.sleep(max(0.0, job["start_at"] - time.time()))
         outcomes = await asyncio.gather(*(cancel(trade, item) for trade, item in job["items"]))
-        stats = session.limiter_stats(RouteGroup.CANCEL_ITEM)
+        stats = limiter.stats()
+        shared = (
+            {"local_granted": limiter.local_granted, "peers": most_peers}
+            if isinstance(limiter, RedisLimiter)
+            else {}
+        )
     if registry is not None:
         await registry.aclose()
     return {
+        **shared,
         "outcomes": dict(zip((item for _, item in job["items"]), outcomes, strict=True)),
         "rate_limited": stats.rate_limited,
         "granted": stats.granted,

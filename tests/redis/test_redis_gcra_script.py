@@ -1,6 +1,6 @@
 """The GCRA Lua script's arithmetic, on fakeredis[lua] and on a real redis-server.
 
-Times are controlled through the script's "now" argument (the clock passed to :class:`GcraScript`), so
+Times are controlled through the script's "now" argument (the clock passed to `GcraScript`), so
 every expected value is exact; one test checks the Redis ``TIME`` path by relative results only.
 """
 
@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from assetpay_async.redis_limiter import GCRA_SCRIPT, GcraScript
+from assetpay_async._redis_scripts import GCRA_SCRIPT, GcraScript
 
 START_US = 1_700_000_000_123_456
 """A realistic epoch in microseconds: 16 digits, more than Lua 5.1 prints by default."""
@@ -136,6 +136,31 @@ async def test_a_pause_delays_the_next_slot_and_only_moves_forward(
     assert shorter == 30 * G
     assert reply.wait_us == 30 * G
     assert await any_redis.hget(KEY, "paused") == str(START_US + 30 * G).encode()
+
+
+async def test_a_pause_stored_beyond_the_bound_is_cut_back_with_the_schedule(
+    any_redis: aioredis.Redis, clock: FakeClock
+) -> None:
+    unbounded = script(any_redis, clock)  # as an older client would have written it
+    bounded = GcraScript(any_redis, interval=1.0, clock=clock, max_pause=60.0)
+    await unbounded.acquire(KEY)
+    await unbounded.pause(KEY, 1e9)  # a Retry-After of 31 years
+
+    reply = await bounded.acquire(KEY)
+
+    assert reply.wait_us == 60 * G
+    assert await any_redis.hget(KEY, "paused") == str(START_US + 60 * G).encode()
+    assert 60_000 < await any_redis.pttl(KEY) <= 62_000 + 1_000  # no longer a key for decades
+    assert (await bounded.acquire(KEY)).wait_us == 61 * G
+
+
+async def test_a_pause_within_the_bound_is_believed_whole(
+    any_redis: aioredis.Redis, clock: FakeClock
+) -> None:
+    bounded = GcraScript(any_redis, interval=1.0, clock=clock, max_pause=60.0)
+    await bounded.pause(KEY, 59.0)
+
+    assert (await bounded.acquire(KEY)).wait_us == 59 * G
 
 
 async def test_after_a_pause_a_burst_key_grants_one_at_a_time(

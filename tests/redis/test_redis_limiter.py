@@ -1,7 +1,7 @@
 """RedisLimiter on fakeredis[lua] and a virtual clock: order, cancellation, pauses, fallback, closing.
 
 The limiter passes the event loop's clock to the script (its test seam for Redis ``TIME``), and the loop is
-a :class:`~assetpay_async.testing.VirtualTimeLoop`: schedules are exact and a minute takes milliseconds.
+a [`VirtualTimeLoop`][assetpay_async.testing.VirtualTimeLoop]: schedules are exact and a minute takes milliseconds.
 """
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ def test_a_429_pauses_the_own_process_at_once_even_before_redis_hears_of_it() ->
     virtual(main)
 
 
-def test_redis_down_falls_back_in_memory_with_one_warning_then_recovers(
+def test_redis_down_falls_back_to_local_pacing_with_one_warning_then_recovers(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="assetpay_async.redis_limiter")
@@ -238,8 +238,10 @@ def test_redis_down_falls_back_in_memory_with_one_warning_then_recovers(
         fell_back = lim.degraded
 
         assert fell_back
-        assert times[0] == pytest.approx(0.0, abs=EPS)
-        assert times[-1] >= 2 * G - EPS  # the in-memory limiter still paces
+        # Alone, its share is the whole quota; the first local grant waits one interval (P * g).
+        assert times[0] == pytest.approx(G, abs=1e-3)
+        assert all(later - earlier >= G - EPS for earlier, later in itertools.pairwise(times))
+        assert lim.local_granted == 3
         server.connected = True
         await asyncio.sleep(3.0)
         await lim.acquire()
@@ -252,7 +254,7 @@ def test_redis_down_falls_back_in_memory_with_one_warning_then_recovers(
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     infos = [r for r in caplog.records if r.levelno == logging.INFO]
     assert len(warnings) == 1
-    assert "in-memory" in warnings[0].getMessage()
+    assert "share of the quota" in warnings[0].getMessage()
     assert len(infos) == 1
     assert "back" in infos[0].getMessage()
 

@@ -7,61 +7,24 @@ cancel quota so that each run takes a few seconds. Each worker process (``cancel
 
 from __future__ import annotations
 
-import asyncio
-import json
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 
 from assetpay_async._quota import Quota, RouteGroup
-from assetpay_async.sandbox import Merchant, RequestRecord, Sandbox
+from assetpay_async.sandbox import RequestRecord
+from tests.redis.processes import ThreadedSandbox, backlog, cancels_of, run_workers
 from tests.support.redis_server import RedisServer
 
 pytestmark = [pytest.mark.redis_server, pytest.mark.slow]
 
-T = TypeVar("T")
 PROCESSES = 4
 QUOTA = Quota(80, 4.0)
 LATENCY_MARGIN = 0.1
 """J: covers the scheduling jitter of four processes on a busy machine. Even spacing then paces
 one grant every (4 + 0.1) / 79 s: 96.3 % of N / T."""
-WORKER = Path(__file__).with_name("cancel_worker.py")
-
-
-class ThreadedSandbox:
-    """A started :class:`Sandbox` on its own event loop in a thread, on real time."""
-
-    def __init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        self.sandbox: Sandbox = self.run(self._start())
-
-    async def _start(self) -> Sandbox:
-        sandbox = Sandbox(seed=7)
-        await sandbox.start()
-        return sandbox
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=60)
-
-    def call(self, fn: Callable[[], T]) -> T:
-        async def call() -> T:
-            return fn()
-
-        return self.run(call())
-
-    def close(self) -> None:
-        self.run(self.sandbox.aclose())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
 
 
 @pytest.fixture(scope="module")
@@ -71,77 +34,6 @@ def sandbox() -> Iterator[ThreadedSandbox]:
         yield threaded
     finally:
         threaded.close()
-
-
-def backlog(
-    sandbox: ThreadedSandbox, items_per_process: int
-) -> tuple[Merchant, list[dict[str, Any]]]:
-    """A merchant with the scaled quota and, per process, one user with a token and their items."""
-
-    def build() -> tuple[Merchant, list[dict[str, Any]]]:
-        sb = sandbox.sandbox
-        merchant = sb.add_merchant(quotas={RouteGroup.CANCEL_ITEM: QUOTA})
-        shares = []
-        for _ in range(PROCESSES):
-            user = sb.add_user(merchant)
-            trades = [sb.add_trade(user, items=1, age=3600.0) for _ in range(items_per_process)]
-            shares.append(
-                {
-                    "token": sb.token(user),
-                    "items": [[trade.id, trade.items[0].id] for trade in trades],
-                }
-            )
-        return merchant, shares
-
-    return sandbox.call(build)
-
-
-def run_workers(
-    sandbox: ThreadedSandbox,
-    merchant: Merchant,
-    shares: list[dict[str, Any]],
-    *,
-    redis_url: str | None,
-    prefix: str,
-    workdir: Path,
-) -> list[dict[str, Any]]:
-    start_at = time.time() + 2.0  # every worker imports the SDK first, then all start together
-    common = {
-        "base_url": sandbox.sandbox.base_url,
-        "merchant_id": merchant.id,
-        "quota": [QUOTA.limit, QUOTA.period_seconds],
-        "latency_margin": LATENCY_MARGIN,
-        "redis": redis_url,
-        "prefix": prefix,
-        "start_at": start_at,
-    }
-    jobs = []
-    for index, share in enumerate(shares):
-        job = workdir / f"{prefix}-{redis_url is not None}-{index}.json"
-        job.write_text(json.dumps({**common, **share}))  # a file, not argv: the job holds tokens
-        jobs.append(job)
-    workers = [
-        subprocess.Popen(  # noqa: S603 (this interpreter and our own script)
-            [sys.executable, str(WORKER), str(job)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for job in jobs
-    ]
-    reports = []
-    for worker in workers:
-        out, err = worker.communicate(timeout=120)
-        assert worker.returncode == 0, err
-        reports.append(json.loads(out))
-    return reports
-
-
-def cancels_of(sandbox: ThreadedSandbox, merchant: Merchant) -> list[RequestRecord]:
-    records = sandbox.call(lambda: sandbox.sandbox.requests)
-    return [
-        r for r in records if r.merchant_id == merchant.id and r.group is RouteGroup.CANCEL_ITEM
-    ]
 
 
 def throughput(records: list[RequestRecord]) -> float:
@@ -154,19 +46,28 @@ def test_four_processes_share_the_quota_through_redis_and_collide_without_it(
     sandbox: ThreadedSandbox, redis_server: RedisServer, key_prefix: str, tmp_path: Path
 ) -> None:
     items = 30
-    shared_merchant, shared_shares = backlog(sandbox, items)
-    alone_merchant, alone_shares = backlog(sandbox, items)
+    shared_merchant, shared_shares = backlog(sandbox, QUOTA, PROCESSES, items)
+    alone_merchant, alone_shares = backlog(sandbox, QUOTA, PROCESSES, items)
 
     shared = run_workers(
         sandbox,
         shared_merchant,
         shared_shares,
+        quota=QUOTA,
+        latency_margin=LATENCY_MARGIN,
         redis_url=redis_server.url,
         prefix=key_prefix,
         workdir=tmp_path,
     )
     alone = run_workers(
-        sandbox, alone_merchant, alone_shares, redis_url=None, prefix=key_prefix, workdir=tmp_path
+        sandbox,
+        alone_merchant,
+        alone_shares,
+        quota=QUOTA,
+        latency_margin=LATENCY_MARGIN,
+        redis_url=None,
+        prefix=key_prefix,
+        workdir=tmp_path,
     )
 
     shared_log, alone_log = (
@@ -199,9 +100,8 @@ def test_a_429_seen_by_one_process_pauses_all_four(
     sandbox: ThreadedSandbox, redis_server: RedisServer, key_prefix: str, tmp_path: Path
 ) -> None:
     items = 15
-    merchant, shares = backlog(sandbox, items)
+    merchant, shares = backlog(sandbox, QUOTA, PROCESSES, items)
     owner = {item: index for index, share in enumerate(shares) for _, item in share["items"]}
-    fault_after = 1.0  # seconds into the run: every process is busy by then
 
     def inject() -> None:
         sandbox.sandbox.faults.add(
@@ -212,19 +112,32 @@ def test_a_429_seen_by_one_process_pauses_all_four(
             retry_after=1.0,
         )
 
-    timer = threading.Timer(2.0 + fault_after, lambda: sandbox.call(inject))
-    timer.start()
+    def inject_once_all_four_send() -> None:
+        # Not on a timer: on a loaded machine a worker may take seconds to import the SDK.
+        while not stop.is_set():
+            senders = [owner[r.path.rsplit("/", 2)[-2]] for r in cancels_of(sandbox, merchant)]
+            if all(senders.count(index) >= 2 for index in range(PROCESSES)):
+                sandbox.call(inject)
+                return
+            stop.wait(0.02)
+
+    stop = threading.Event()
+    injector = threading.Thread(target=inject_once_all_four_send, daemon=True)
+    injector.start()
     try:
         reports = run_workers(
             sandbox,
             merchant,
             shares,
+            quota=QUOTA,
+            latency_margin=LATENCY_MARGIN,
             redis_url=redis_server.url,
             prefix=key_prefix,
             workdir=tmp_path,
         )
     finally:
-        timer.cancel()
+        stop.set()
+        injector.join(timeout=10)
 
     log = cancels_of(sandbox, merchant)
     injected = [r for r in log if r.key == "RATE_LIMITED" and not r.counted]

@@ -1,4 +1,4 @@
-"""A real ``redis-server`` for the Redis limiter tests: started on a unix socket, stopped, restarted.
+"""A real ``redis-server`` for the Redis limiter tests: started on a unix socket, stopped, killed, frozen, restarted.
 
 Without the binary the tests skip, except under CI (the ``CI`` environment variable set), where they fail.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -37,7 +38,7 @@ class RedisServer:
     """One ``redis-server`` process without persistence, listening on a unix socket only.
 
     The socket lives in a short temporary directory (unix socket paths are limited to ~100 bytes) and keeps
-    its path across :meth:`stop` and :meth:`start`, so clients reconnect to a restarted server.
+    its path across `stop` and `start`, so clients reconnect to a restarted server.
     """
 
     def __init__(self, binary: str) -> None:
@@ -88,6 +89,7 @@ class RedisServer:
         process, self._process = self._process, None
         if process is None:
             return
+        process.send_signal(signal.SIGCONT)  # a frozen server cannot act on SIGTERM
         process.terminate()
         try:
             process.wait(timeout=5)
@@ -95,6 +97,27 @@ class RedisServer:
             process.kill()
             process.wait()
         self.socket.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would: no goodbye to clients; every key is lost (no persistence)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        self.socket.unlink(missing_ok=True)
+
+    def freeze(self) -> None:
+        """SIGSTOP the server: connections stay open, nothing is answered, nothing fails."""
+        if self._process is None:
+            raise RuntimeError("redis-server is not running")
+        self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT a frozen server: it answers again, with every key it had."""
+        if self._process is None:
+            raise RuntimeError("redis-server is not running")
+        self._process.send_signal(signal.SIGCONT)
 
     def close(self) -> None:
         self.stop()

@@ -1,0 +1,343 @@
+"""Follow many items to their final state with one poller per merchant and session.
+
+Every waiter of a session (``wait_for_items``, ``wait_for_item``) registers its items with the merchant's
+``TradePoller``. The poller keeps one *watch* per trade: however many of its items are followed, a poll reads
+the trade once (``client.get_trade``, through the trades-read limiter every reader of the merchant shares) and
+settles every waiter whose item it shows final. Each trade is read again ``first_poll`` seconds later, the gap
+growing by half each time up to ``max_interval``; the limiter paces the rest, so 1,000 items across 100 trades cost
+100 reads a round instead of 1,000.
+
+Callbacks meet polling here too: a verified callback fed to ``observe`` (``callback_handler(session=...)``
+does it) settles the waiters of the items it shows final at once, without a read. Polling remains the fallback
+for callbacks that never come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+import weakref
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final, TypeGuard
+
+import attrs
+
+from ._errors import (
+    AssetPayError,
+    InvalidResponseError,
+    ItemNotFoundError,
+    QueueTimeoutError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+    WaitTimeoutError,
+)
+from ._models import Trade, TradeItem, TradeStatus
+
+if TYPE_CHECKING:
+    from ._interfaces import ItemReader, SessionView
+
+__all__ = ["FollowedItem", "TradePoller", "observe", "poller_for"]
+
+logger = logging.getLogger("assetpay_async._poller")
+
+# Read failures that say nothing about the trade: keep polling until the waiters' timeout.
+_TRANSIENT: Final = (TransportError, ServerError, RateLimitedError, QueueTimeoutError)
+
+
+@attrs.frozen
+class FollowedItem:
+    """How one followed item ended.
+
+    Attributes:
+        index: its position in the input.
+        trade_id: the trade, canonical (lowercase, hyphenated).
+        item_id: the item, canonical.
+        item: the item in its final status; None when it was not reached.
+        error: why it was not reached: ``WaitTimeoutError`` (``last_status`` says where it was),
+            ``ItemNotFoundError``, or the typed error of the read that failed for good.
+        via_callback: True when a callback, not a poll, brought the final status.
+    """
+
+    index: int
+    trade_id: str
+    item_id: str
+    item: TradeItem | None = None
+    error: BaseException | None = None
+    via_callback: bool = False
+
+    @property
+    def final(self) -> bool:
+        """True when the item reached a final status (``item`` holds it)."""
+        return self.item is not None
+
+    @property
+    def status(self) -> TradeStatus | None:
+        """The final status, or None."""
+        return None if self.item is None else self.item.status
+
+
+class _Waiter:
+    __slots__ = ("future", "item_id", "via_callback")
+
+    def __init__(self, future: asyncio.Future[TradeItem], item_id: str) -> None:
+        self.future = future
+        self.item_id = item_id
+        self.via_callback = False
+
+
+class _Watch:
+    """One followed trade: the client that reads it, its waiters, the last read and when to read again."""
+
+    __slots__ = (
+        "client",
+        "interval",
+        "last",
+        "max_interval",
+        "next_at",
+        "reading",
+        "trade_id",
+        "waiters",
+    )
+
+    def __init__(
+        self, client: ItemReader, trade_id: str, first_poll: float, max_interval: float
+    ) -> None:
+        self.client = client
+        self.trade_id = trade_id
+        self.waiters: list[_Waiter] = []
+        self.last: Trade | None = None
+        self.next_at = 0.0  # read at once: the item may be final already
+        self.interval = first_poll
+        self.max_interval = max_interval
+        self.reading = False
+
+
+def _terminal(item: TradeItem | None) -> TypeGuard[TradeItem]:
+    return item is not None and item.status is not None and item.status.terminal
+
+
+class TradePoller:
+    """The poller of one merchant in one session (get it with ``poller_for``)."""
+
+    def __init__(self, merchant_id: str) -> None:
+        self.merchant_id = merchant_id
+        self.loop = asyncio.get_running_loop()
+        # Keyed by token and trade: a trade is read with a token of its owner (another user's reads 403).
+        self._watches: dict[tuple[str, str], _Watch] = {}
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._reads: set[asyncio.Task[None]] = set()
+        self.reads = 0
+        """Trade reads this poller made (for tests and benchmarks)."""
+
+    # -- waiters --------------------------------------------------------------------------------------
+
+    async def wait(
+        self,
+        client: ItemReader,
+        pairs: Sequence[tuple[uuid.UUID, uuid.UUID]],
+        *,
+        timeout: float,
+        first_poll: float,
+        max_interval: float,
+    ) -> list[FollowedItem]:
+        """Follow ``pairs`` until each is final or ``timeout`` seconds have passed; outcomes in input order."""
+        waiters = [self._follow(client, str(t), str(i), first_poll, max_interval) for t, i in pairs]
+        try:
+            futures = [w[1].future for w in waiters]
+            if futures:
+                await asyncio.wait(futures, timeout=timeout)
+        finally:
+            for watch, waiter in waiters:
+                if not waiter.future.done():
+                    waiter.future.cancel()
+                self._forget(watch, waiter)
+            await self._idle()
+        outcomes = []
+        for index, ((trade_id, item_id), (watch, waiter)) in enumerate(
+            zip(pairs, waiters, strict=True)
+        ):
+            t, i = str(trade_id), str(item_id)
+            future = waiter.future
+            if future.cancelled():
+                last = None if watch.last is None else watch.last.item(i)
+                status = None if last is None or last.status is None else last.status.value
+                error: BaseException = WaitTimeoutError(
+                    f"item {i} of trade {t} not final after {timeout:g}s (last status {status})",
+                    last_status=status,
+                )
+                outcomes.append(FollowedItem(index, t, i, error=error))
+            elif future.exception() is not None:
+                outcomes.append(FollowedItem(index, t, i, error=future.exception()))
+            else:
+                outcomes.append(
+                    FollowedItem(
+                        index, t, i, item=future.result(), via_callback=waiter.via_callback
+                    )
+                )
+        return outcomes
+
+    def _follow(
+        self,
+        client: ItemReader,
+        trade_id: str,
+        item_id: str,
+        first_poll: float,
+        max_interval: float,
+    ) -> tuple[_Watch, _Waiter]:
+        key = (client.token_fingerprint, trade_id)
+        watch = self._watches.get(key)
+        if watch is None:
+            watch = self._watches[key] = _Watch(client, trade_id, first_poll, max_interval)
+        else:
+            watch.interval = min(watch.interval, first_poll)
+            watch.max_interval = min(watch.max_interval, max_interval)
+        waiter = _Waiter(self.loop.create_future(), item_id)
+        known = None if watch.last is None else watch.last.item(item_id)
+        if _terminal(known):
+            waiter.future.set_result(known)  # final is final: the last read already shows it
+        else:
+            watch.waiters.append(waiter)
+            self._ensure_running()
+        return watch, waiter
+
+    def _forget(self, watch: _Watch, waiter: _Waiter) -> None:
+        if waiter in watch.waiters:
+            watch.waiters.remove(waiter)
+        if not watch.waiters:
+            key = (watch.client.token_fingerprint, watch.trade_id)
+            if self._watches.get(key) is watch:
+                del self._watches[key]
+        self._wakeup.set()
+
+    async def _idle(self) -> None:
+        """With nothing left to follow, let the polling task end (it never outlives its last waiter)."""
+        task = self._task
+        if not self._watches and task is not None and not task.done():
+            self._wakeup.set()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def observe(self, trade: Trade) -> int:
+        """Settle the waiters of every item ``trade`` shows final (a verified callback); how many were settled."""
+        wanted = trade.id.lower()
+        settled = 0
+        for watch in list(self._watches.values()):
+            if watch.trade_id != wanted:
+                continue
+            for waiter in list(watch.waiters):
+                item = trade.item(waiter.item_id)
+                if _terminal(item) and not waiter.future.done():
+                    waiter.via_callback = True
+                    waiter.future.set_result(item)
+                    watch.waiters.remove(waiter)
+                    settled += 1
+        return settled
+
+    # -- the polling loop -----------------------------------------------------------------------------
+
+    def _ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = self.loop.create_task(self._run(), name="assetpay-trade-poller")
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        try:
+            while self._watches:
+                now = self.loop.time()
+                waits = []
+                for watch in list(self._watches.values()):
+                    if watch.reading or not watch.waiters:  # settled: its waiters are leaving
+                        continue
+                    if watch.next_at <= now:
+                        watch.reading = True
+                        task = self.loop.create_task(self._read(watch))
+                        self._reads.add(task)
+                        task.add_done_callback(self._reads.discard)
+                    else:
+                        waits.append(watch.next_at - now)
+                self._wakeup.clear()
+                try:
+                    async with asyncio.timeout(min(waits) if waits else None):
+                        await self._wakeup.wait()
+                except TimeoutError:
+                    pass
+        finally:
+            for task in list(self._reads):
+                task.cancel()
+            if self._reads:
+                await asyncio.gather(*self._reads, return_exceptions=True)
+
+    async def _read(self, watch: _Watch) -> None:
+        try:
+            trade = await watch.client.get_trade(watch.trade_id)
+        except _TRANSIENT as exc:
+            logger.debug("reading trade %s failed, polling again: %s", watch.trade_id, exc)
+        except InvalidResponseError as exc:
+            logger.debug(
+                "reading trade %s gave no envelope, polling again: %s", watch.trade_id, exc
+            )
+        except AssetPayError as exc:  # a definite answer about this trade (or a closed session)
+            self._fail(watch, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # every waiter must end, even on a bug
+            self._fail(watch, exc)
+        else:
+            self.reads += 1
+            self._settle(watch, trade)
+        finally:
+            watch.reading = False
+            watch.next_at = self.loop.time() + watch.interval
+            watch.interval = min(watch.max_interval, watch.interval * 1.5)
+            self._wakeup.set()
+
+    def _settle(self, watch: _Watch, trade: Trade) -> None:
+        watch.last = trade
+        for waiter in list(watch.waiters):
+            item = trade.item(waiter.item_id)
+            if item is None:
+                waiter.future.set_exception(
+                    ItemNotFoundError(
+                        f"trade {watch.trade_id} has no item {waiter.item_id}",
+                        http_status=200,
+                        code=None,
+                        key="ITEM_NOT_FOUND",
+                        request_id=None,
+                    )
+                )
+            elif _terminal(item):
+                waiter.future.set_result(item)
+            else:
+                continue
+            watch.waiters.remove(waiter)
+
+    def _fail(self, watch: _Watch, exc: BaseException) -> None:
+        for waiter in watch.waiters:
+            if not waiter.future.done():
+                waiter.future.set_exception(exc)
+        watch.waiters.clear()
+
+
+_POLLERS: weakref.WeakKeyDictionary[SessionView, dict[str, TradePoller]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def poller_for(session: SessionView, merchant_id: str) -> TradePoller:
+    """The poller of ``merchant_id`` in ``session`` on the running loop (created on first use)."""
+    pollers = _POLLERS.setdefault(session, {})
+    poller = pollers.get(merchant_id)
+    if poller is None or poller.loop is not asyncio.get_running_loop():
+        poller = pollers[merchant_id] = TradePoller(merchant_id)
+    return poller
+
+
+def observe(session: SessionView, trade: Trade) -> int:
+    """Feed a verified callback's trade to the session's pollers; how many waiters it settled."""
+    settled = 0
+    for merchant_id, poller in list(_POLLERS.get(session, {}).items()):
+        if trade.merchant_id is None or trade.merchant_id == merchant_id:
+            settled += poller.observe(trade)
+    return settled

@@ -1,0 +1,213 @@
+"""Typed calls of the Redis limiter's two Lua scripts: the GCRA schedule and the roll of live processes.
+
+Each call is one round trip and has a deadline: a Redis that hangs (stopped, swapping, a network that drops
+packets) fails the call with [`RedisTimeoutError`][redis.exceptions.TimeoutError] after ``timeout`` seconds,
+whatever the client's own socket timeouts (a client passed in by the caller may have none). redis-py closes
+a connection whose reply was abandoned, so no late reply is ever read as the answer to another call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+import math
+from collections.abc import Callable
+from typing import Any, Final
+
+import attrs
+import redis.asyncio as aioredis
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+__all__ = [
+    "ANY_WAIT",
+    "GCRA_SCRIPT",
+    "PEERS_SCRIPT",
+    "GcraReply",
+    "GcraScript",
+    "PeersScript",
+    "us",
+]
+
+
+def _lua(name: str) -> str:
+    return importlib.resources.files("assetpay_async").joinpath(name).read_text(encoding="utf-8")
+
+
+GCRA_SCRIPT: Final = _lua("_gcra.lua")
+"""The Lua source of the GCRA (see ``_gcra.lua`` for its arguments and replies)."""
+PEERS_SCRIPT: Final = _lua("_peers.lua")
+"""The Lua source of the roll of live processes (see ``_peers.lua``)."""
+
+ANY_WAIT: Final = -1
+_NO_RESERVATION: Final = -2
+_NOTHING_TO_CONFIRM: Final = -1
+
+
+def us(seconds: float) -> int:
+    """Whole microseconds, rounded up (a limiter errs on the slow side), ignoring float noise."""
+    return math.ceil(round(seconds * 1_000_000, 3))
+
+
+class _Script:
+    """One registered Lua script, called with a deadline and an optional test clock."""
+
+    __slots__ = ("_clock", "_script", "_timeout")
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        source: str,
+        *,
+        timeout: float | None,
+        clock: Callable[[], float] | None,
+    ) -> None:
+        if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
+            raise ValueError("timeout must be None or a positive number of seconds")
+        self._script = redis.register_script(source)
+        self._timeout = timeout
+        self._clock = clock
+
+    def now_arg(self) -> str:
+        return "" if self._clock is None else str(us(self._clock()))
+
+    async def run(self, key: str, *args: str | int) -> Any:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._script(keys=[key], args=list(args))
+        except TimeoutError:
+            raise RedisTimeoutError(f"Redis did not answer within {self._timeout:g}s") from None
+
+
+@attrs.frozen
+class GcraReply:
+    """What one ``acquire`` call of the script answered. Times are Redis microseconds.
+
+    Attributes:
+        confirmed: whether the slot asked about is still good (None: none was asked about).
+        reserved: whether a new slot was reserved.
+        wait_us: how long until that slot is due (also when it was not reserved: the wait that was refused).
+        slot_us: when the slot is due.
+        tat_us: the key's theoretical arrival time after this call (a refund needs it).
+    """
+
+    confirmed: bool | None
+    reserved: bool
+    wait_us: int
+    slot_us: int
+    tat_us: int
+
+
+class GcraScript:
+    """Typed calls of the GCRA Lua script on one Redis connection pool (one round trip each).
+
+    Args:
+        redis: the client to run it on.
+        interval: the emission interval g in seconds (one grant every g).
+        burst: how many grants may go out at once after an idle spell (1: none).
+        clock: seconds to pass as the script's "now" instead of Redis ``TIME`` (tests only).
+        timeout: seconds after which a call fails with ``redis.exceptions.TimeoutError`` (None: never).
+        max_pause: the longest pause an ``acquire`` believes: one stored further ahead is cut back (None:
+            every pause is believed).
+    """
+
+    __slots__ = ("_burst_arg", "_interval_us", "_max_pause_args", "_script")
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        interval: float,
+        burst: int = 1,
+        clock: Callable[[], float] | None = None,
+        timeout: float | None = None,
+        max_pause: float | None = None,
+    ) -> None:
+        if not (interval > 0 and math.isfinite(interval)) or burst < 1:
+            raise ValueError("interval must be a positive number of seconds and burst >= 1")
+        self._script = _Script(redis, GCRA_SCRIPT, timeout=timeout, clock=clock)
+        self._interval_us = us(interval)
+        self._burst_arg = str(burst)
+        self._max_pause_args: tuple[int, ...] = () if max_pause is None else (us(max_pause),)
+
+    @property
+    def interval_us(self) -> int:
+        return self._interval_us
+
+    async def acquire(
+        self,
+        key: str,
+        *,
+        confirm_slot_us: int | None = None,
+        reserve_within_us: int | None = ANY_WAIT,
+    ) -> GcraReply:
+        """Confirm a reserved slot and/or reserve the next one.
+
+        Args:
+            key: the limiter key.
+            confirm_slot_us: a slot reserved earlier, to check before using it.
+            reserve_within_us: reserve only if the slot is due within this many microseconds (``-1``: any
+                wait); None reserves nothing.
+        """
+        within = _NO_RESERVATION if reserve_within_us is None else max(reserve_within_us, ANY_WAIT)
+        confirm = _NOTHING_TO_CONFIRM if confirm_slot_us is None else confirm_slot_us
+        reply = await self._call(key, "acquire", confirm, within, *self._max_pause_args)
+        confirmed, reserved, wait_us, slot_us, tat_us = (int(value) for value in reply)
+        return GcraReply(
+            confirmed=None if confirmed < 0 else bool(confirmed),
+            reserved=bool(reserved),
+            wait_us=wait_us,
+            slot_us=slot_us,
+            tat_us=tat_us,
+        )
+
+    async def pause(self, key: str, penalty: float) -> int:
+        """Push the key's next slot to at least now + ``penalty`` seconds; return the pause left in us."""
+        return int(await self._call(key, "pause", us(max(0.0, penalty))))
+
+    async def refund(self, key: str, tat_us: int) -> bool:
+        """Give back the slot whose reservation left ``tat_us``, if nobody reserved after it."""
+        return bool(await self._call(key, "refund", tat_us))
+
+    async def _call(self, key: str, op: str, *args: int) -> Any:
+        script = self._script
+        return await script.run(
+            key, op, self._interval_us, self._burst_arg, script.now_arg(), *args
+        )
+
+
+class PeersScript:
+    """Typed calls of the roll of live processes (``_peers.lua``): announce, withdraw, count.
+
+    Args:
+        redis: the client to run it on.
+        lifetime: seconds an announcement stays live unless renewed.
+        clock: seconds to pass as the script's "now" instead of Redis ``TIME`` (tests only).
+        timeout: seconds after which a call fails with ``redis.exceptions.TimeoutError`` (None: never).
+    """
+
+    __slots__ = ("_lifetime_us", "_script")
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        lifetime: float,
+        clock: Callable[[], float] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        if not (lifetime > 0 and math.isfinite(lifetime)):
+            raise ValueError("lifetime must be a positive number of seconds")
+        self._script = _Script(redis, PEERS_SCRIPT, timeout=timeout, clock=clock)
+        self._lifetime_us = us(lifetime)
+
+    async def beat(self, key: str, member: str) -> int:
+        """Announce (or renew) ``member``; return how many members are live, ``member`` included."""
+        return int(await self._call(key, "beat", member))
+
+    async def leave(self, key: str, member: str) -> int:
+        """Withdraw ``member``; return how many members are live without it."""
+        return int(await self._call(key, "leave", member))
+
+    async def _call(self, key: str, op: str, member: str) -> Any:
+        script = self._script
+        return await script.run(key, op, member, self._lifetime_us, script.now_arg())
