@@ -10,9 +10,9 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from ._quota import RouteGroup
+from ._quota import Quota, RouteGroup
 
-__all__ = ["LimiterKey", "LimiterPolicy", "LimiterStats", "RateLimiter"]
+__all__ = ["LimiterKey", "LimiterPolicy", "LimiterRegistry", "LimiterStats", "RateLimiter"]
 
 
 class LimiterPolicy(enum.StrEnum):
@@ -22,8 +22,6 @@ class LimiterPolicy(enum.StrEnum):
     """Default: FIFO, no burst, one grant every (T + J) / (N - 1). Zero 429s against every windowed server."""
     STRICT = "strict"
     """One grant every T / N + J: for zero-burst policers (nginx limit_req without burst, GCRA with B = 1)."""
-    BURST = "burst"
-    """A token bucket of capacity N refilled at N / T: only for a server known to be such a bucket."""
 
 
 @attrs.frozen
@@ -71,13 +69,39 @@ class RateLimiter(Protocol):
         ...
 
     def rate_limited(self, retry_after: float | None) -> None:
-        """Report a 429: pause every waiter of this key (``retry_after`` seconds, or one window)."""
+        """Report a 429: pause every waiter of this key (``retry_after`` seconds, or one window T)."""
         ...
 
     def succeeded(self) -> None:
-        """Report an answer that was not a 429 (lets a slowed-down limiter recover)."""
+        """Report an answer that was not a 429 (a limiter may use it; the in-memory one recovers by time)."""
         ...
 
     def stats(self) -> LimiterStats:
         """Counters of this limiter."""
+        ...
+
+
+@runtime_checkable
+class LimiterRegistry(Protocol):
+    """Where a session gets its limiters: one per (merchant, route group), shared by whoever shares the registry.
+
+    Implemented by [`MemoryLimiterRegistry`][assetpay_async._limiting.MemoryLimiterRegistry] (one process) and
+    by the Redis registry of [`assetpay_async.redis_limiter`][assetpay_async.redis_limiter] (every process of
+    a merchant).
+    """
+
+    def get(
+        self,
+        merchant_id: str,
+        group: RouteGroup,
+        quota: Quota,
+        *,
+        policy: LimiterPolicy,
+        latency_margin: float,
+    ) -> RateLimiter:
+        """The limiter of ``merchant_id`` for ``group``, created on first use."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the registry holds (connections, workers). Idempotent."""
         ...

@@ -1,14 +1,17 @@
-"""The in-memory limiter: one first-in-first-out queue per (merchant, route group), one timer, no burst.
+"""The in-memory limiter: one schedule per (merchant, route group), a first-in-first-out queue per event loop.
 
-How it works: a deque of futures, one per waiting call, in arrival order. A single timer is armed for the moment
-the head of the queue is due (the pacing schedule of :mod:`._pacing`, pushed back by any pause); when it fires,
-only the head is woken (no thundering herd). A call that finds the queue empty and the schedule due is granted
-without waiting. Cancelled or timed-out waiters are left in the deque, marked done, and skipped when they reach
-the head, so leaving the queue is O(1) and never strands the waiters behind.
+How it works: the schedule (when the next grant is due, the pause, the slowdown) is shared by every event loop
+of the process and guarded by a lock. Each event loop that uses the limiter has its own queue: a deque of
+futures, one per waiting call, in arrival order, and a single timer armed for the moment the head of the queue
+is due. When the timer fires, only the head is woken (no thundering herd). A call that finds its loop's queue
+empty and the schedule due is granted without waiting. Cancelled or timed-out waiters are left in the deque,
+marked done, and skipped when they reach the head, so leaving the queue is O(1) and never strands the waiters
+behind.
 
-The limiter belongs to no event loop: it binds to the loop of the call in progress and rebinds when a later
-``asyncio.run`` uses it, so a process-wide registry survives several runs. It is not thread-safe: one running
-loop at a time.
+Several loops at once (one per thread) take grants from the one schedule: never more than the schedule allows
+in all, first in first out within each loop, and whichever loop's head is woken first when two are due at the
+same moment. A change that makes a grant due earlier (a grant handed back) wakes the other loops' queues with
+``call_soon_threadsafe``. A loop that has finished (``asyncio.run`` returned) leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ import asyncio
 import collections
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 
 from ._errors import InvalidRequestError, QueueTimeoutError
 from ._limiter_types import LimiterKey, LimiterPolicy, LimiterStats
-from ._pacing import Pacing, grant_time, pacing_for, percentile, recovered, slowed
+from ._pacing import Pacing, grant_base, grant_time, level_at, pacing_for, percentile, slowed
 from ._quota import Quota
 
 __all__ = ["Clock", "MemoryLimiter"]
@@ -38,16 +42,36 @@ _EXPIRED = -1
 """The result a waiter's future gets when its ``max_wait`` ran out (grants are numbered from 1)."""
 
 
+class _LoopQueue:
+    """The waiters of one event loop, and that loop's timer. Touched only under the limiter's lock."""
+
+    __slots__ = ("loop", "queued", "timer", "timer_when", "waiters")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.waiters: collections.deque[asyncio.Future[int]] = collections.deque()
+        self.queued = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_when = math.inf
+
+    def drop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.timer_when = math.inf
+
+
 class MemoryLimiter:
     """Paces one merchant's quota for one route group inside this process.
 
-    Every :class:`~assetpay_async.AssetPaySession` of the merchant shares one instance through the
-    :class:`~assetpay_async._limiting.LimiterRegistry`; construct one yourself only to pace other code.
+    Every [`AssetPaySession`][assetpay_async.AssetPaySession] of the merchant shares one instance through the
+    [`MemoryLimiterRegistry`][assetpay_async._limiting.MemoryLimiterRegistry]; construct one yourself only to
+    pace other code. It may be used from several event loops at once (one per thread).
 
     Args:
         key: the (merchant, route group) this limiter paces; used in statistics, logs and errors.
         quota: the server's quota, N requests per T seconds.
-        policy: how grants are spaced (see :class:`~assetpay_async.LimiterPolicy`).
+        policy: how grants are spaced (see [`LimiterPolicy`][assetpay_async.LimiterPolicy]).
         latency_margin: J, the seconds of spread between a grant here and the server counting the request.
         clock: where time comes from; the running event loop's ``time()`` by default.
 
@@ -60,24 +84,24 @@ class MemoryLimiter:
     """
 
     __slots__ = (
+        "_clean_since",
         "_clock",
+        "_evidence_until",
         "_fraction",
         "_granted",
         "_key",
         "_last_now",
-        "_loop",
+        "_lock",
         "_pacing",
         "_paused_until",
         "_pauses",
-        "_queued",
+        "_queues",
         "_rate_limited",
+        "_recent",
         "_seq",
         "_seq_at_pause",
         "_tat",
-        "_timer",
-        "_timer_when",
         "_undo_tat",
-        "_waiters",
         "_waits",
     )
 
@@ -92,18 +116,23 @@ class MemoryLimiter:
     ) -> None:
         if not (isinstance(latency_margin, int | float) and 0 <= latency_margin < math.inf):
             raise InvalidRequestError("latency_margin must be a finite number of seconds >= 0")
+        try:
+            checked_policy = LimiterPolicy(policy)
+        except ValueError:
+            choices = ", ".join(repr(p.value) for p in LimiterPolicy)
+            raise InvalidRequestError(f"policy must be one of {choices}, got {policy!r}") from None
         self._key = key
-        self._pacing = pacing_for(quota, LimiterPolicy(policy), float(latency_margin))
+        self._pacing = pacing_for(quota, checked_policy, float(latency_margin))
         self._clock = clock
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiters: collections.deque[asyncio.Future[int]] = collections.deque()
-        self._queued = 0
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_when = math.inf
+        self._lock = threading.Lock()
+        self._queues: dict[asyncio.AbstractEventLoop, _LoopQueue] = {}
+        self._recent: _LoopQueue | None = None
         self._tat = -math.inf
         self._paused_until = -math.inf
         self._last_now = -math.inf
         self._fraction = 1.0
+        self._clean_since = -math.inf
+        self._evidence_until = -math.inf
         self._seq = 0
         self._seq_at_pause: int | None = None
         self._undo_tat: float | None = None
@@ -115,7 +144,7 @@ class MemoryLimiter:
     # -- the RateLimiter interface ------------------------------------------------------------------
 
     async def acquire(self, *, max_wait: float | None = None) -> float:
-        """Wait for a grant, behind every call that arrived earlier; return the seconds waited.
+        """Wait for a grant, behind every call of this event loop that arrived earlier; return the seconds waited.
 
         Cancelling the waiting task spends nothing; a task cancelled just after its grant hands it on.
 
@@ -130,119 +159,125 @@ class MemoryLimiter:
         if max_wait is not None and not max_wait >= 0:
             raise InvalidRequestError(f"max_wait must be None or >= 0 seconds, got {max_wait!r}")
         loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._bind(loop)
-        start = self._now()
-        if self._queued == 0 and start >= self._head_due():
-            self._grant(start)
-            self._waits.append(0.0)
-            return 0.0
-        if max_wait is not None:
-            due = grant_time(
-                self._queued,
-                now=start,
-                tat=self._tat,
-                paused_until=self._paused_until,
-                interval=self._interval(),
-                burst=self._pacing.burst,
-            )
-            if due - start > max_wait:
-                raise QueueTimeoutError(
-                    f"no {self._key.group} quota for merchant {self._key.merchant_id!r} within "
-                    f"{max_wait:.3f}s: {self._queued} call(s) ahead, grant expected in {due - start:.3f}s",
-                    waited=0.0,
+        with self._lock:
+            queue = self._recent
+            if queue is None or queue.loop is not loop:
+                queue = self._queue_for(loop)
+            start = self._now()
+            due = self._head_due()
+            if queue.queued == 0 and start >= due:
+                self._grant(start)  # an idle limiter: the schedule starts afresh from now
+                self._waits.append(0.0)
+                return 0.0
+            if max_wait is not None:
+                expected = grant_time(
+                    queue.queued,
+                    now=start,
+                    tat=self._tat,
+                    paused_until=self._paused_until,
+                    interval=self._pacing.interval,  # the fastest it could go: fail early only if hopeless
                 )
-        fut: asyncio.Future[int] = loop.create_future()
-        self._waiters.append(fut)
-        self._queued += 1
-        expiry = None if max_wait is None else loop.call_later(max_wait, self._expire, fut)
-        self._arm()
+                if expected - start > max_wait:
+                    raise QueueTimeoutError(
+                        f"no {self._key.group} quota for merchant {self._key.merchant_id!r} within "
+                        f"{max_wait:.3f}s: {queue.queued} call(s) ahead, grant expected in "
+                        f"{expected - start:.3f}s at the earliest",
+                        waited=0.0,
+                    )
+            fut: asyncio.Future[int] = loop.create_future()
+            queue.waiters.append(fut)
+            queue.queued += 1
+            expiry = (
+                None if max_wait is None else loop.call_later(max_wait, self._expire, queue, fut)
+            )
+            self._arm(queue)
         try:
             seq = await fut
         except asyncio.CancelledError:
-            if fut.cancelled():
-                self._forget_one()
-            elif (seq := fut.result()) != _EXPIRED:
-                self._undo_grant(seq)
+            with self._lock:
+                if fut.cancelled():
+                    self._forget_one(queue)
+                elif (seq := fut.result()) != _EXPIRED:
+                    self._undo_grant(seq, queue)
             raise
         finally:
             if expiry is not None:
                 expiry.cancel()
-        waited = self._now() - start
+        with self._lock:
+            waited = self._now() - start
+            if seq != _EXPIRED:
+                self._waits.append(waited)
         if seq == _EXPIRED:
             raise QueueTimeoutError(
                 f"no {self._key.group} quota for merchant {self._key.merchant_id!r} "
                 f"within {max_wait:.3f}s",
                 waited=waited,
             )
-        self._waits.append(waited)
         return waited
 
     def rate_limited(self, retry_after: float | None) -> None:
-        """Report a 429: pause every waiter of this key, and slow down if no pause explains it.
+        """Report a 429: pause every waiter of this key; slow down only on repeated evidence.
 
         The pause lasts ``retry_after`` seconds (one window T when None or not finite); its end only moves
         forward. A 429 that arrives while a pause is in force, or before any grant since the last pause
-        began, belongs to that episode; any other one multiplies the rate by ``SLOWDOWN_FACTOR``.
+        began, belongs to that episode and changes nothing else. Any other one is evidence that someone
+        else spends the quota: when it comes within one window of the end of the previous such episode,
+        the rate is halved (never below 1/8); every whole window without new evidence doubles it back.
         """
-        now = self._now()
-        self._rate_limited += 1
-        explained = now < self._paused_until or self._seq_at_pause == self._seq
-        if not explained:
-            before = self._fraction
-            self._fraction = slowed(before)
-            if self._fraction != before:
+        with self._lock:
+            now = self._now()
+            self._rate_limited += 1
+            explained = now < self._paused_until or self._seq_at_pause == self._seq
+            pause = retry_after if retry_after is not None and math.isfinite(retry_after) else None
+            until = now + (self._pacing.window if pause is None else max(0.0, pause))
+            if until > self._paused_until:
+                self._paused_until = until
+                self._seq_at_pause = self._seq
+                self._pauses += 1
                 _log.debug(
-                    "limiter %s/%s: 429 despite pacing, slowing to %.4f grants/s (%.0f%% of configured)",
+                    "limiter %s/%s: paused for %.3fs after a 429 (Retry-After %s)",
                     self._key.merchant_id,
                     self._key.group,
-                    self._current_rate(),
-                    100 * self._fraction,
+                    until - now,
+                    "absent" if retry_after is None else f"{retry_after:g}",
                 )
-        pause = retry_after if retry_after is not None and math.isfinite(retry_after) else None
-        until = now + (self._pacing.window if pause is None else max(0.0, pause))
-        if until > self._paused_until:
-            self._paused_until = until
-            self._seq_at_pause = self._seq
-            self._pauses += 1
-            _log.debug(
-                "limiter %s/%s: paused for %.3fs after a 429 (Retry-After %s)",
-                self._key.merchant_id,
-                self._key.group,
-                until - now,
-                "absent" if retry_after is None else f"{retry_after:g}",
-            )
+            if explained:
+                return
+            level = self._level(now)
+            if now < self._evidence_until:
+                level = slowed(level)
+                _log.debug(
+                    "limiter %s/%s: a second 429 within a window despite pacing, slowing to %.4f "
+                    "grants/s (%.0f%% of configured) for a window after the pause",
+                    self._key.merchant_id,
+                    self._key.group,
+                    level / self._pacing.interval,
+                    100 * level,
+                )
+            self._fraction = level
+            self._clean_since = max(self._paused_until, now)
+            self._evidence_until = self._clean_since + self._pacing.window
 
     def succeeded(self) -> None:
-        """Report an answer that was not a 429: a slowed-down limiter gains back ``1 / N`` of its rate."""
-        if self._fraction >= 1.0:
-            return
-        self._fraction = recovered(self._fraction, self._pacing.limit)
-        if self._fraction >= 1.0:
-            _log.debug(
-                "limiter %s/%s: recovered to the configured %.4f grants/s",
-                self._key.merchant_id,
-                self._key.group,
-                self._pacing.rate,
-            )
-        if self._queued:
-            self._arm()
+        """Report an answer that was not a 429. Nothing to do here: a slowdown recovers with time."""
 
     def stats(self) -> LimiterStats:
         """A snapshot of this limiter's counters."""
-        waits = sorted(self._waits)
-        return LimiterStats(
-            merchant_id=self._key.merchant_id,
-            group=self._key.group,
-            granted=self._granted,
-            queued=self._queued,
-            waited_p50=percentile(waits, 50),
-            waited_p99=percentile(waits, 99),
-            rate_limited=self._rate_limited,
-            pauses=self._pauses,
-            current_rate=self._current_rate(),
-            paused_for=max(0.0, self._paused_until - self._now()),
-        )
+        with self._lock:
+            now = self._now()
+            waits = sorted(self._waits)
+            return LimiterStats(
+                merchant_id=self._key.merchant_id,
+                group=self._key.group,
+                granted=self._granted,
+                queued=sum(q.queued for q in self._queues.values()),
+                waited_p50=percentile(waits, 50),
+                waited_p99=percentile(waits, 99),
+                rate_limited=self._rate_limited,
+                pauses=self._pauses,
+                current_rate=self._level(now) / self._pacing.interval,
+                paused_for=max(0.0, self._paused_until - now),
+            )
 
     # -- configuration ------------------------------------------------------------------------------
 
@@ -257,20 +292,21 @@ class MemoryLimiter:
         return self._pacing
 
     def adopt(self, pacing: Pacing) -> None:
-        """Pace to ``pacing`` from now on; queued calls keep their places."""
-        self._pacing = pacing
-        if self._queued:
-            self._arm()
+        """Pace to ``pacing`` from the next grant on; queued calls keep their places."""
+        with self._lock:
+            self._pacing = pacing
 
     def __repr__(self) -> str:
-        paused = max(0.0, self._paused_until - self._now()) if self._loop is not None else 0.0
-        return (
-            f"<MemoryLimiter {self._key.merchant_id!r}/{self._key.group} "
-            f"every={self._interval():.4g}s burst={self._pacing.burst} queued={self._queued} "
-            f"granted={self._granted} paused_for={paused:.3g}s>"
-        )
+        with self._lock:
+            now = self._now()
+            queued = sum(q.queued for q in self._queues.values())
+            return (
+                f"<MemoryLimiter {self._key.merchant_id!r}/{self._key.group} "
+                f"every={self._pacing.interval / self._level(now):.4g}s queued={queued} "
+                f"granted={self._granted} paused_for={max(0.0, self._paused_until - now):.3g}s>"
+            )
 
-    # -- internals ----------------------------------------------------------------------------------
+    # -- internals: every method below runs with self._lock held -------------------------------------
 
     def _now(self) -> float:
         if self._clock is not None:
@@ -279,107 +315,128 @@ class MemoryLimiter:
             try:
                 now = asyncio.get_running_loop().time()
             except RuntimeError:
-                now = self._loop.time() if self._loop is not None else time.monotonic()
+                now = self._recent.loop.time() if self._recent is not None else time.monotonic()
         if now < self._last_now:
             # The clock went back (a new virtual-time loop starts at 0): count the jump as no time at all,
             # so what was due in d seconds is still due in d seconds.
             shift = now - self._last_now
             self._tat += shift
             self._paused_until += shift
-            self._timer_when += shift
+            self._clean_since += shift
+            self._evidence_until += shift
+            for queue in self._queues.values():
+                queue.timer_when += shift
         self._last_now = now
         return now
 
-    def _interval(self) -> float:
-        return self._pacing.interval / self._fraction
-
-    def _current_rate(self) -> float:
-        return self._fraction / self._pacing.interval
+    def _level(self, t: float) -> float:
+        """The fraction of the configured rate in force at ``t``."""
+        return level_at(self._fraction, self._clean_since, self._pacing.window, t)
 
     def _head_due(self) -> float:
-        """When the head of the queue may be granted."""
-        return max(self._paused_until, self._tat - (self._pacing.burst - 1) * self._interval())
+        """When the head of a queue may be granted."""
+        return max(self._paused_until, self._tat)
 
-    def _grant(self, now: float) -> int:
+    def _grant(self, base: float) -> int:
+        """Hand out the grant due at ``base``; the next is due one interval (at the rate in force) later."""
         self._undo_tat = self._tat
-        self._tat = max(self._tat, now) + self._interval()
+        self._tat = base + self._pacing.interval / self._level(base)
         self._seq += 1
         self._granted += 1
         return self._seq
 
-    def _undo_grant(self, seq: int) -> None:
+    def _undo_grant(self, seq: int, queue: _LoopQueue) -> None:
         """Give back a grant whose task was cancelled before it could use it, if it was the latest one."""
         if seq != self._seq or self._undo_tat is None:
             return  # a later grant was built on it: leave it spent, which only errs on the slow side
         self._tat, self._undo_tat = self._undo_tat, None
         self._granted -= 1
-        if self._queued:
-            self._arm()
+        if queue.queued:
+            self._arm(queue)
+        self._poke_others(queue)
 
-    def _forget_one(self) -> None:
+    def _forget_one(self, queue: _LoopQueue) -> None:
         """A queued waiter left (cancelled or timed out); its future stays in the deque, marked done."""
-        self._queued -= 1
-        if self._queued == 0:
-            self._arm()
+        queue.queued -= 1
+        if queue.queued == 0:
+            self._arm(queue)
 
-    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        old = self._loop
-        if old is not None and old.is_running():
-            raise RuntimeError(
-                f"limiter {self._key.merchant_id!r}/{self._key.group} is in use by another running event "
-                "loop; a limiter serves one event loop at a time"
-            )
-        # Waiters of a finished loop can never be woken; asyncio.run has cancelled them already.
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_when = math.inf
-        self._waiters.clear()
-        self._queued = 0
-        self._loop = loop
+    def _queue_for(self, loop: asyncio.AbstractEventLoop) -> _LoopQueue:
+        queue = self._queues.get(loop)
+        if queue is None:
+            # Forget loops that have finished, and idle queues (recreated on their next call).
+            for other in list(self._queues.values()):
+                if other.loop.is_closed() or (other.queued == 0 and other.timer is None):
+                    other.drop_timer()
+                    other.waiters.clear()
+                    del self._queues[other.loop]
+            queue = self._queues[loop] = _LoopQueue(loop)
+        self._recent = queue
+        return queue
 
-    def _arm(self) -> None:
-        """Make sure the timer fires no later than the head is due (or drop it when nobody waits)."""
-        if self._queued == 0:
-            self._waiters.clear()
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-                self._timer_when = math.inf
+    def _poke_others(self, queue: _LoopQueue) -> None:
+        """Let the other loops' queues look again: a grant may be due earlier than their timers think."""
+        for other in self._queues.values():
+            if other is not queue and other.queued and not other.loop.is_closed():
+                try:
+                    other.loop.call_soon_threadsafe(self._wake, other, self._now())
+                except RuntimeError:  # closed in the meantime: its waiters are gone with it
+                    continue
+
+    def _arm(self, queue: _LoopQueue) -> None:
+        """Make sure the queue's timer fires no later than its head is due (or drop it when nobody waits).
+
+        Runs in the queue's own loop only (``call_later`` is not thread-safe).
+        """
+        if queue.queued == 0:
+            queue.waiters.clear()
+            queue.drop_timer()
             return
         due = self._head_due()
-        if self._timer is not None:
-            if self._timer_when <= due:
+        if queue.timer is not None:
+            if queue.timer_when <= due:
                 return  # fires early enough; _wake re-arms for the rest
-            self._timer.cancel()
-        assert self._loop is not None  # noqa: S101 - a queued waiter implies a bound loop
-        self._timer = self._loop.call_later(max(0.0, due - self._now()), self._wake)
-        self._timer_when = due
-
-    def _wake(self) -> None:
-        """Grant the head of the queue if it is due (several when a burst allows), then re-arm."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-            self._timer_when = math.inf
+            queue.timer.cancel()
         now = self._now()
-        waiters = self._waiters
+        planned = max(due, now)
+        queue.timer = queue.loop.call_later(planned - now, self._wake, queue, planned)
+        queue.timer_when = planned
+
+    def _wake(self, queue: _LoopQueue, planned: float) -> None:
+        """Grant the head of the queue if it is due, then re-arm. Runs in the queue's loop.
+
+        Args:
+            queue: the queue to serve.
+            planned: when this wake-up was meant to happen (a timer's time, or when another loop asked).
+        """
+        with self._lock:
+            self._wake_locked(queue, planned)
+
+    def _wake_locked(self, queue: _LoopQueue, planned: float) -> None:
+        queue.drop_timer()
+        now = self._now()
+        waiters = queue.waiters
         while waiters:
             head = waiters[0]
             if head.done():
                 waiters.popleft()
                 continue
-            if now < self._head_due():
+            due = self._head_due()
+            if now < due:
                 break
             waiters.popleft()
-            self._queued -= 1
-            head.set_result(self._grant(now))
-        self._arm()
+            queue.queued -= 1
+            # Only the loop's own lateness (now - planned) may keep the grid: a grant that was due before
+            # this wake-up was even planned (one handed back) starts from the wake-up.
+            interval = self._pacing.interval / self._level(due)
+            head.set_result(self._grant(grant_base(min(now, max(due, planned)), now, interval)))
+        self._arm(queue)
 
-    def _expire(self, fut: asyncio.Future[int]) -> None:
-        if fut.done():
-            return
-        self._wake()  # a grant due at this very moment goes out first
-        if not fut.done():
-            fut.set_result(_EXPIRED)
-            self._forget_one()
+    def _expire(self, queue: _LoopQueue, fut: asyncio.Future[int]) -> None:
+        with self._lock:
+            if fut.done():
+                return
+            self._wake_locked(queue, self._now())  # a grant due at this very moment goes out first
+            if not fut.done():
+                fut.set_result(_EXPIRED)
+                self._forget_one(queue)

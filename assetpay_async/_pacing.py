@@ -1,10 +1,10 @@
 """Pure pacing arithmetic of the limiter: grant intervals, grant times, slowdown and recovery.
 
 No clock and no event loop here: every function takes the times it needs, so each rule is tested on plain
-numbers. The schedule is a GCRA (generic cell rate algorithm, the token bucket written with one number): ``tat``,
-the theoretical arrival time, is when the next grant would be due if no burst were allowed; a grant may go
-``(burst - 1) * interval`` earlier; each grant at time ``t`` moves ``tat`` to ``max(tat, t) + interval``. With
-``burst == 1`` this is even spacing, a token bucket of capacity 1.
+numbers. The schedule is a GCRA (generic cell rate algorithm, the token bucket written with one number) without
+burst: ``tat``, the theoretical arrival time, is when the next grant is due; a grant due at ``tat`` moves it to
+``tat + interval``. See [`grant_base`][assetpay_async._pacing.grant_base] for what happens when the grant comes
+late.
 """
 
 from __future__ import annotations
@@ -19,23 +19,28 @@ from ._quota import Quota
 
 __all__ = [
     "FLOAT_GUARD",
+    "LATE_TOLERANCE",
     "MIN_RATE_FRACTION",
     "SLOWDOWN_FACTOR",
     "Pacing",
+    "grant_base",
     "grant_time",
+    "level_at",
     "pacing_for",
     "percentile",
-    "recovered",
     "slowed",
 ]
 
 SLOWDOWN_FACTOR = 0.5
-"""Each 429 not explained by a pause in force multiplies the rate by this."""
+"""A repeated 429 that no pause explains multiplies the rate by this."""
 MIN_RATE_FRACTION = 0.125
 """The rate never drops below this fraction of the configured rate."""
 FLOAT_GUARD = 1e-6
 """Intervals are widened by this fraction (one microsecond per second) so that float rounding of a running
 schedule can never squeeze one grant too many into a window; it costs a millionth of the throughput."""
+LATE_TOLERANCE = 0.05
+"""Seconds a grant may come after its due time and still keep the schedule's grid (see
+[`grant_base`][assetpay_async._pacing.grant_base]); never more than half an interval."""
 
 
 @attrs.frozen
@@ -44,13 +49,12 @@ class Pacing:
 
     Attributes:
         interval: seconds between grants (the emission interval).
-        burst: grants that may go at once after an idle period (1 for the even and strict policies).
-        window: the server's window T; a 429 without ``Retry-After`` pauses for this long.
-        limit: the server's limit N; sets the recovery step after a slowdown.
+        window: the server's window T; a 429 without ``Retry-After`` pauses for this long, and a slowdown
+            recovers one step per window.
+        limit: the server's limit N.
     """
 
     interval: float
-    burst: int
     window: float
     limit: int
 
@@ -59,33 +63,44 @@ class Pacing:
         """Grants per second, sustained."""
         return 1.0 / self.interval
 
-    def slower_than(self, other: Pacing) -> bool:
-        """True if this pacing lets fewer requests through than ``other``: longer interval, then less burst."""
-        return (self.interval, -self.burst) > (other.interval, -other.burst)
+    @property
+    def burst(self) -> int:
+        """Grants that may go at once after an idle spell: always 1 (no policy bursts)."""
+        return 1
 
 
 def pacing_for(quota: Quota, policy: LimiterPolicy, latency_margin: float) -> Pacing:
     """The pacing that keeps ``quota`` under ``policy`` with ``latency_margin`` (J) seconds of jitter.
 
-    - even: one grant every ``(T + J) / (N - 1)``, no burst;
-    - strict: one grant every ``T / N + J``, no burst (also even's formula when N = 1);
-    - burst: a bucket of capacity N refilled at N / T.
+    - even: one grant every ``(T + J) / (N - 1)``;
+    - strict: one grant every ``T / N + J`` (also even's formula when N = 1).
 
-    Each interval is widened by :data:`FLOAT_GUARD`.
+    Each interval is widened by [`FLOAT_GUARD`][assetpay_async._pacing.FLOAT_GUARD].
     """
     n, t = quota.limit, quota.period_seconds
-    burst = 1
-    if policy is LimiterPolicy.BURST:
-        interval, burst = t / n, n
-    elif policy is LimiterPolicy.STRICT or n == 1:
-        interval = t / n + latency_margin
-    else:
-        interval = (t + latency_margin) / (n - 1)
-    return Pacing(interval=interval * (1 + FLOAT_GUARD), burst=burst, window=t, limit=n)
+    strict = policy is LimiterPolicy.STRICT or n == 1
+    interval = t / n + latency_margin if strict else (t + latency_margin) / (n - 1)
+    return Pacing(interval=interval * (1 + FLOAT_GUARD), window=t, limit=n)
+
+
+def grant_base(due: float, now: float, interval: float) -> float:
+    """The time a grant due at ``due`` and handed out at ``now >= due`` counts as; the next is due one interval later.
+
+    A timer that wakes late or a busy loop makes a grant late. Up to the tolerance (the smaller of
+    [`LATE_TOLERANCE`][assetpay_async._pacing.LATE_TOLERANCE] and half an interval) the grant counts as given
+    at ``due``: the schedule keeps its grid, and lateness does not add up grant after grant. Later than that,
+    up to one interval, it counts as given at ``now`` minus the tolerance. After a stall of more than one
+    interval it counts as given at ``now``: the schedule starts afresh and the next grant is a full interval
+    later, with no catch-up burst. No two grants are ever closer than ``interval`` minus the tolerance.
+    """
+    late = now - due
+    if late > interval:
+        return now
+    return max(due, now - min(LATE_TOLERANCE, interval / 2))
 
 
 def grant_time(
-    position: int, *, now: float, tat: float, paused_until: float, interval: float, burst: int
+    position: int, *, now: float, tat: float, paused_until: float, interval: float
 ) -> float:
     """When the waiter with ``position`` live waiters ahead of it gets its grant, if nothing changes.
 
@@ -94,21 +109,27 @@ def grant_time(
         now: the current time.
         tat: the theoretical arrival time of the next grant.
         paused_until: the end of the current pause (any past time when not paused).
-        interval: the current interval between grants.
-        burst: grants allowed at once.
+        interval: the interval between grants (the fastest the limiter may go from now on).
     """
-    start = max(now, paused_until)
-    return max(start, max(tat, start) + (position - (burst - 1)) * interval)
+    start = max(now, paused_until, tat)
+    return start + position * interval
 
 
 def slowed(fraction: float) -> float:
-    """The rate fraction after a 429 that no pause explains: multiplicative decrease, with a floor."""
+    """The rate fraction after a repeated 429 that no pause explains: halved, with a floor."""
     return max(fraction * SLOWDOWN_FACTOR, MIN_RATE_FRACTION)
 
 
-def recovered(fraction: float, limit: int) -> float:
-    """The rate fraction after one non-429 answer: additive increase by ``1 / limit``, up to 1."""
-    return min(1.0, fraction + 1.0 / limit)
+def level_at(fraction: float, clean_since: float, window: float, t: float) -> float:
+    """The rate fraction at ``t`` of a limiter slowed to ``fraction``, recovering since ``clean_since``.
+
+    Every whole window without a new slowdown doubles the fraction back, up to 1: from half speed the
+    configured rate is back one window after the pause that ended the evidence.
+    """
+    if fraction >= 1.0 or t < clean_since:
+        return min(fraction, 1.0)
+    steps = math.floor((t - clean_since) / window)
+    return 1.0 if steps >= 3 else min(1.0, fraction * 2.0**steps)
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:

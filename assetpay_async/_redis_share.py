@@ -39,9 +39,8 @@ def share_quota(quota: Quota, peers: int) -> Quota:
 
 
 def share_interval(quota: Quota, policy: LimiterPolicy, latency_margin: float, peers: int) -> float:
-    """Seconds between one process's grants while it paces its share alone (no burst, whatever the policy)."""
-    spacing = LimiterPolicy.EVEN if policy is LimiterPolicy.BURST else policy
-    return pacing_for(share_quota(quota, peers), spacing, latency_margin).interval
+    """Seconds between one process's grants while it paces its share alone (no policy bursts)."""
+    return pacing_for(share_quota(quota, peers), policy, latency_margin).interval
 
 
 def local_start_delay(shared_interval: float, peers: int) -> float:

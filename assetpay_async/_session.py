@@ -14,12 +14,14 @@ import aiohttp
 
 from ._client import AssetPayClient
 from ._errors import ConfigurationError, InvalidRequestError, MerchantMismatchError
-from ._limiting import LimiterPolicy, LimiterStats, default_registry
+from ._limiting import LimiterPolicy, LimiterRegistry, LimiterStats, default_registry
 from ._quota import MerchantTier, Quota, RouteGroup, default_quota
 from ._tokens import SecretToken, merchant_of
-from ._transport import LimiterRegistry, Requester, RetryPolicy
+from ._transport import Requester, RetryPolicy
 
 if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
     from .redis_limiter import RedisLimiterRegistry
 
 __all__ = ["DEFAULT_BASE_URL", "AssetPaySession", "RetryPolicy"]
@@ -59,8 +61,8 @@ def _registry_of(limiter: object) -> tuple[LimiterRegistry, RedisLimiterRegistry
             fallback=True,
         )
         return made, made
-    if callable(getattr(limiter, "get", None)):
-        return limiter, None  # type: ignore[return-value]  # a registry: duck-typed, checked by mypy at the call
+    if isinstance(limiter, LimiterRegistry):  # runtime-checkable: has get() and aclose()
+        return limiter, None
     raise ConfigurationError(
         f"limiter= must be a limiter registry, a Redis URL or a redis.asyncio.Redis client, "
         f"got {type(limiter).__name__}"
@@ -111,8 +113,8 @@ class AssetPaySession:
             ``unix://``) or a ``redis.asyncio.Redis`` client: share the quota across processes and hosts
             through ``RedisLimiterRegistry(limiter, key_prefix="assetpay", fallback=True)`` (extra
             ``assetpay-async[redis]``); the session closes that registry, and the client only if it made it
-            from a URL. Any other registry object (its ``get(merchant_id, group, quota, *, policy,
-            latency_margin)`` returns a limiter), for instance a ``RedisLimiterRegistry`` built with
+            from a URL. Or any object of the limiter registry protocol (``get`` and ``aclose``), for
+            instance a ``MemoryLimiterRegistry()`` of its own or a ``RedisLimiterRegistry`` built with
             another key prefix or ``fallback=False``: you own it and close it.
         wall_clock: the current UTC datetime, compared with AssetPay's timestamps (a trade's ``createdAt``)
             to know when an item becomes old enough to cancel; inject the sandbox's clock in tests.
@@ -139,7 +141,7 @@ class AssetPaySession:
         policy: LimiterPolicy | str = LimiterPolicy.EVEN,
         latency_margin: float = 1.0,
         max_queue_wait: float | None = None,
-        limiter: LimiterRegistry | str | Any = None,
+        limiter: LimiterRegistry | str | aioredis.Redis | None = None,
         wall_clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         if tier is None and cancel_quota is None:

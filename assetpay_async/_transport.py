@@ -19,7 +19,7 @@ import logging
 import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 import attrs
@@ -35,11 +35,11 @@ from ._errors import (
     SessionClosedError,
     TransportError,
 )
-from ._limiter_types import LimiterPolicy, RateLimiter
+from ._limiter_types import LimiterPolicy, LimiterRegistry, RateLimiter
 from ._quota import Quota, RouteGroup
 from ._tokens import SecretToken
 
-__all__ = ["DEFAULT_RETRY_AFTER_WINDOWS", "LimiterRegistry", "Requester", "RetryPolicy"]
+__all__ = ["DEFAULT_RETRY_AFTER_WINDOWS", "Requester", "RetryPolicy"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -112,26 +112,6 @@ class RetryPolicy:
 def _backoff(attempt: int, base: float, cap: float) -> float:
     """Full jitter: uniform in [0, min(cap, base * 2**(attempt-1))]."""
     return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
-
-
-class LimiterRegistry(Protocol):
-    """What the session needs from a registry of limiters: one limiter per (merchant, route group).
-
-    The agreed shape of ``assetpay_async._limiting.LimiterRegistry`` (which also has ``async def aclose()``);
-    this local copy types the request path until that Protocol lands, and can be replaced by it.
-    """
-
-    def get(
-        self,
-        merchant_id: str,
-        group: RouteGroup,
-        quota: Quota,
-        *,
-        policy: LimiterPolicy,
-        latency_margin: float,
-    ) -> RateLimiter:
-        """The limiter of ``merchant_id`` for ``group``, created on first use."""
-        ...
 
 
 class _State(enum.Enum):

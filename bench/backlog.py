@@ -38,7 +38,7 @@ import attrs
 from aiolimiter import AsyncLimiter
 
 from assetpay_async import AssetPayClient, AssetPaySession, MerchantTier, TradeItem
-from assetpay_async._limiting import LimiterRegistry
+from assetpay_async._limiting import MemoryLimiterRegistry
 from assetpay_async._quota import Quota, RouteGroup, default_quota
 from assetpay_async.sandbox import Sandbox
 from assetpay_async.testing import run_virtual
@@ -224,7 +224,7 @@ async def measure(
         loop = asyncio.get_running_loop()
         start = loop.time()
         async with AssetPaySession(
-            tier=tier, base_url=sb.base_url, limiter=LimiterRegistry()
+            tier=tier, base_url=sb.base_url, limiter=MemoryLimiterRegistry()
         ) as session:
             client = session.client(world.token)
             cancelled = await strategy.cancel(client, world)

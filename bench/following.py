@@ -23,7 +23,7 @@ import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
 
 from assetpay_async import AssetPayClient, AssetPaySession, Quota, TradeItem
-from assetpay_async._limiting import LimiterRegistry
+from assetpay_async._limiting import MemoryLimiterRegistry
 from assetpay_async.sandbox import Sandbox
 from assetpay_async.testing import run_virtual
 
@@ -75,7 +75,7 @@ async def _run(follow: Follow, trades: int, items: int) -> tuple[int, int, float
             cancel_quota=CANCELS,
             trades_quota=READS,
             base_url=sb.base_url,
-            limiter=LimiterRegistry(),  # nothing carried over between the variants
+            limiter=MemoryLimiterRegistry(),  # nothing carried over between the variants
         ) as session:
             client = session.client(sb.token(user))
             cancelled = await client.cancel_withdrawal_items(pairs, workers=64)

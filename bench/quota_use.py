@@ -19,7 +19,7 @@ import asyncio
 import datetime as dt
 
 from assetpay_async import AssetPaySession, MerchantTier, Quota
-from assetpay_async._limiting import LimiterRegistry
+from assetpay_async._limiting import MemoryLimiterRegistry
 from assetpay_async._quota import RouteGroup, default_quota
 from assetpay_async.cli._naive import cancel_naively
 from assetpay_async.sandbox import Sandbox, ServerAlgorithm
@@ -61,7 +61,8 @@ async def _run(
         if naive:
             await cancel_naively(sb.base_url, sb.token(user), pairs, quota, workers=64)
         else:
-            registry = LimiterRegistry()  # a fresh registry: nothing carried over between models
+            # a fresh registry: nothing carried over between models
+            registry = MemoryLimiterRegistry()
             sessions = [
                 AssetPaySession(tier=tier, base_url=sb.base_url, limiter=registry)
                 for _ in range(SESSIONS)

@@ -27,7 +27,7 @@ from pathlib import Path
 import redis
 import redis.asyncio as aioredis
 
-from assetpay_async._limiting import LimiterKey, LimiterPolicy, MemoryLimiter, RateLimiter
+from assetpay_async._limiting import LimiterKey, MemoryLimiter, RateLimiter
 from assetpay_async._quota import Quota, RouteGroup
 from assetpay_async.redis_limiter import RedisLimiter
 
@@ -37,7 +37,7 @@ KEY = LimiterKey("bench", RouteGroup.CANCEL_ITEM)
 PACED = Quota(501, 1.0)
 """With J = 0: one grant every 2 ms."""
 OPEN = Quota(1_000_000, 1.0)
-"""With the burst policy: never a wait, so ``acquire()`` costs only its own work."""
+"""With J = 0: one grant every microsecond, never a wait, so ``acquire()`` costs only its own work."""
 
 
 @contextlib.contextmanager
@@ -152,12 +152,12 @@ async def latencies(url: str, grants: int) -> dict[str, tuple[str, str]]:
     client = aioredis.Redis.from_url(url)
     await client.flushdb()
     open_redis = RedisLimiter(
-        client, "bench", RouteGroup.CANCEL_ITEM, OPEN, policy=LimiterPolicy.BURST, key_prefix="cost"
+        client, "bench", RouteGroup.CANCEL_ITEM, OPEN, latency_margin=0.0, key_prefix="cost"
     )
     paced_redis = RedisLimiter(
         client, "bench", RouteGroup.CANCEL_ITEM, PACED, latency_margin=0.0, key_prefix="late"
     )
-    open_memory = MemoryLimiter(KEY, OPEN, policy=LimiterPolicy.BURST)
+    open_memory = MemoryLimiter(KEY, OPEN, latency_margin=0.0)
     paced_memory = MemoryLimiter(KEY, PACED, latency_margin=0.0)
     interval = paced_memory.pacing.interval
     await acquire_cost(open_redis, 50)  # warm the connection and the script cache

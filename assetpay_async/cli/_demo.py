@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from assetpay_async._batch import CancelOutcome
-from assetpay_async._limiting import LimiterRegistry
+from assetpay_async._limiting import MemoryLimiterRegistry
 from assetpay_async._models import TradeStatus
 from assetpay_async._quota import Quota, RouteGroup
 from assetpay_async._session import AssetPaySession
@@ -222,7 +222,7 @@ async def _run_sdk(args: argparse.Namespace, scale: DemoScale, progress_to: Cons
                 cancel_quota=scale.quota,
                 base_url=sandbox.base_url,
                 latency_margin=scale.latency_margin,
-                limiter=LimiterRegistry(),  # the demo's limiter is its own, whatever else runs
+                limiter=MemoryLimiterRegistry(),  # the demo's limiter is its own, whatever else runs
             ) as session:
                 client = session.client(sandbox.token(backlog.user))
                 started = loop.time()

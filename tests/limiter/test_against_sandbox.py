@@ -96,9 +96,10 @@ class _Baseline:
         )
 
 
-class _BaselineRegistry(LimiterRegistry):
+class _BaselineRegistry:
+    """A [`LimiterRegistry`][assetpay_async._limiting.LimiterRegistry] handing out the baselines."""
+
     def __init__(self, gate: Callable[[], aiolimiter.AsyncLimiter | None]) -> None:
-        super().__init__()
         self._gate = gate
         self._baselines: dict[LimiterKey, _Baseline] = {}
 
@@ -115,6 +116,9 @@ class _BaselineRegistry(LimiterRegistry):
         if key not in self._baselines:
             self._baselines[key] = _Baseline(key, self._gate())
         return self._baselines[key]
+
+    async def aclose(self) -> None:
+        return None
 
 
 # -- one run ------------------------------------------------------------------------------------------

@@ -10,36 +10,34 @@ from hypothesis import strategies as st
 from assetpay_async._limiting import LimiterPolicy
 from assetpay_async._pacing import (
     FLOAT_GUARD,
+    LATE_TOLERANCE,
     MIN_RATE_FRACTION,
     SLOWDOWN_FACTOR,
-    Pacing,
+    grant_base,
     grant_time,
+    level_at,
     pacing_for,
     percentile,
-    recovered,
     slowed,
 )
 from assetpay_async._quota import Quota
 
 
 @pytest.mark.parametrize(
-    ("policy", "limit", "expected_interval", "expected_burst"),
+    ("policy", "limit", "expected_interval"),
     [
-        (LimiterPolicy.EVEN, 60, 61 / 59, 1),
-        (LimiterPolicy.EVEN, 10, 61 / 9, 1),
-        (LimiterPolicy.EVEN, 1, 61.0, 1),
-        (LimiterPolicy.STRICT, 60, 2.0, 1),
-        (LimiterPolicy.STRICT, 10, 7.0, 1),
-        (LimiterPolicy.BURST, 60, 1.0, 60),
+        (LimiterPolicy.EVEN, 60, 61 / 59),
+        (LimiterPolicy.EVEN, 10, 61 / 9),
+        (LimiterPolicy.EVEN, 1, 61.0),
+        (LimiterPolicy.STRICT, 60, 2.0),
+        (LimiterPolicy.STRICT, 10, 7.0),
     ],
 )
-def test_interval_per_policy(
-    policy: LimiterPolicy, limit: int, expected_interval: float, expected_burst: int
-) -> None:
+def test_interval_per_policy(policy: LimiterPolicy, limit: int, expected_interval: float) -> None:
     pacing = pacing_for(Quota(limit, 60.0), policy, 1.0)
     assert pacing.interval == pytest.approx(expected_interval * (1 + FLOAT_GUARD), rel=1e-12)
     assert pacing.interval > expected_interval
-    assert pacing.burst == expected_burst
+    assert pacing.burst == 1
     assert pacing.window == 60.0
     assert pacing.limit == limit
 
@@ -52,30 +50,46 @@ def test_even_pacing_costs_what_the_design_card_says() -> None:
         assert pacing.rate / quota.rate == pytest.approx(share, abs=0.001)
 
 
-def test_slower_than_orders_by_interval_then_burst() -> None:
-    even = pacing_for(Quota(60, 60.0), LimiterPolicy.EVEN, 1.0)
-    strict = pacing_for(Quota(60, 60.0), LimiterPolicy.STRICT, 1.0)
-    burst = pacing_for(Quota(60, 60.0), LimiterPolicy.BURST, 1.0)
-    assert strict.slower_than(even)
-    assert even.slower_than(burst)
-    assert not even.slower_than(strict)
-    same_rate_more_burst = Pacing(interval=even.interval, burst=5, window=60.0, limit=60)
-    assert even.slower_than(same_rate_more_burst)
-    assert not even.slower_than(even)
+def test_the_burst_policy_is_gone() -> None:
+    """Nothing but tests used it; a bucket of N is the 2N - 1 trap of docs/limiter.md."""
+    assert [p.value for p in LimiterPolicy] == ["even", "strict"]
+    with pytest.raises(ValueError, match="burst"):
+        LimiterPolicy("burst")
 
 
-def test_slowdown_halves_down_to_a_floor_and_recovery_adds_one_nth() -> None:
+def test_a_grant_a_little_late_keeps_the_grid_a_stalled_one_starts_afresh() -> None:
+    interval = 1.0
+    assert grant_base(10.0, 10.0, interval) == 10.0
+    assert grant_base(10.0, 10.0007, interval) == 10.0  # a timer 0.7 ms late: still on the grid
+    assert grant_base(10.0, 10.0 + 0.99 * LATE_TOLERANCE, interval) == 10.0
+    # later than the tolerance: only what exceeds it is lost
+    assert grant_base(10.0, 10.2, interval) == pytest.approx(10.2 - LATE_TOLERANCE)
+    assert grant_base(10.0, 11.0, interval) == pytest.approx(11.0 - LATE_TOLERANCE)
+    assert grant_base(10.0, 11.01, interval) == 11.01  # a stall of more than an interval: afresh
+    assert grant_base(10.0, 15.0, interval) == 15.0
+    # The tolerance is never more than half an interval: two grants never closer than that.
+    assert grant_base(10.0, 10.0009, 0.002) == 10.0
+    assert grant_base(10.0, 10.0015, 0.002) == pytest.approx(10.0005)
+
+
+def test_a_repeated_429_halves_down_to_a_floor() -> None:
     assert SLOWDOWN_FACTOR == 0.5
     assert MIN_RATE_FRACTION == 0.125
     assert slowed(1.0) == 0.5
     assert slowed(0.5) == 0.25
     assert slowed(0.2) == MIN_RATE_FRACTION
-    assert recovered(0.5, 10) == pytest.approx(0.6)
-    assert recovered(0.95, 10) == 1.0
-    fraction, steps = 0.5, 0
-    while fraction < 1.0:
-        fraction, steps = recovered(fraction, 60), steps + 1
-    assert steps == 30  # from half speed back to full in N / 2 successes
+
+
+def test_each_clean_window_doubles_the_rate_back() -> None:
+    window = 60.0
+    assert level_at(1.0, 100.0, window, 50.0) == 1.0
+    assert level_at(0.5, 100.0, window, 90.0) == 0.5  # before the pause ended
+    assert level_at(0.5, 100.0, window, 159.9) == 0.5
+    assert level_at(0.5, 100.0, window, 160.0) == 1.0  # one clean window after the pause: full rate
+    assert level_at(0.125, 100.0, window, 160.0) == 0.25
+    assert level_at(0.125, 100.0, window, 220.0) == 0.5
+    assert level_at(0.125, 100.0, window, 280.0) == 1.0
+    assert level_at(0.125, 100.0, window, 1e9) == 1.0
 
 
 def test_percentile_nearest_rank() -> None:
@@ -88,12 +102,12 @@ def test_percentile_nearest_rank() -> None:
 
 
 def _simulate(
-    position: int, *, now: float, tat: float, paused_until: float, interval: float, burst: int
+    position: int, *, now: float, tat: float, paused_until: float, interval: float
 ) -> float:
     """Grant ``position + 1`` waiters one by one with the GCRA rule; return the last grant time."""
     t = now
     for _ in range(position + 1):
-        t = max(t, paused_until, tat - (burst - 1) * interval)
+        t = max(t, paused_until, tat)
         tat = max(tat, t) + interval
     return t
 
@@ -105,7 +119,6 @@ class Schedule:
     tat: float
     paused_until: float
     interval: float
-    burst: int
 
 
 schedules = st.builds(
@@ -115,7 +128,6 @@ schedules = st.builds(
     tat=st.floats(-50, 150),
     paused_until=st.floats(-50, 150),
     interval=st.floats(0.01, 10),
-    burst=st.integers(1, 8),
 )
 
 
@@ -128,7 +140,6 @@ def test_grant_time_matches_granting_one_by_one(s: Schedule) -> None:
         tat=s.tat,
         paused_until=s.paused_until,
         interval=s.interval,
-        burst=s.burst,
     )
     simulated = _simulate(
         s.position,
@@ -136,6 +147,5 @@ def test_grant_time_matches_granting_one_by_one(s: Schedule) -> None:
         tat=s.tat,
         paused_until=s.paused_until,
         interval=s.interval,
-        burst=s.burst,
     )
     assert predicted == pytest.approx(simulated, rel=1e-9, abs=1e-9)

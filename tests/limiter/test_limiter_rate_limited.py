@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 
 import pytest
 
-from assetpay_async._limiting import LimiterRegistry, MemoryLimiter
+from assetpay_async._limiting import MemoryLimiter, MemoryLimiterRegistry
 from assetpay_async._quota import Quota, RouteGroup
 from assetpay_async.testing import run_virtual
-from tests.support.limiter import KEY, Grants, acquire_as, make_limiter
+from tests.support.limiter import KEY, Grants, acquire_as, gaps, make_limiter
 
 G10 = 61 / 9  # the even interval of 10 per minute with J = 1 s
 
 
-def test_a_429_pauses_every_waiter_and_the_slowed_rate_follows() -> None:
+def test_a_429_pauses_every_waiter_then_the_even_pace_resumes() -> None:
     async def main() -> tuple[Grants, float, int]:
         limiter = make_limiter(10, 60.0)
         grants = Grants()
@@ -30,8 +31,8 @@ def test_a_429_pauses_every_waiter_and_the_slowed_rate_follows() -> None:
     assert paused_for == pytest.approx(10.0)
     assert pauses == 1
     assert grants.names == ["A", "B", "C"]
-    # B waits out the pause; C follows at the halved rate.
-    assert grants.times == pytest.approx([0.0, 10.5, 10.5 + 2 * G10], rel=1e-5)
+    # B waits out the pause; one 429 is no evidence of a lower quota: C follows at the full even pace.
+    assert grants.times == pytest.approx([0.0, 10.5, 10.5 + G10], rel=1e-5)
 
 
 def test_a_call_arriving_during_a_pause_waits_even_with_the_queue_empty() -> None:
@@ -78,7 +79,7 @@ def test_a_negative_retry_after_pauses_for_nothing() -> None:
 
 def test_the_pause_is_per_merchant_and_route_group() -> None:
     async def main() -> dict[str, float]:
-        registry = LimiterRegistry()
+        registry = MemoryLimiterRegistry()
         quota = Quota(10, 60.0)
         paused = registry.get("m1", RouteGroup.CANCEL_ITEM, quota)
         same_merchant_other_group = registry.get("m1", RouteGroup.TRADES_READ, quota)
@@ -96,26 +97,41 @@ def test_the_pause_is_per_merchant_and_route_group() -> None:
 
     waits = run_virtual(main())
     assert waits["paused"] == pytest.approx(30.0)
-    assert waits["paused again"] == pytest.approx(30.0 + 2 * G10, rel=1e-5)
+    assert waits["paused again"] == pytest.approx(30.0 + G10, rel=1e-5)
     assert waits["other group"] == 0.0
     assert waits["other merchant"] == 0.0
 
 
-def test_429s_during_a_pause_belong_to_it_and_do_not_slow_down_further() -> None:
+def test_429s_during_a_pause_belong_to_it_and_only_a_repeat_slows_down() -> None:
+    async def main() -> None:
+        limiter = make_limiter(10, 60.0)
+        full = limiter.stats().current_rate
+        await limiter.acquire()
+        limiter.rate_limited(5.0)  # the first 429 despite pacing: a pause, no slowdown
+        assert limiter.stats().current_rate == pytest.approx(full)
+        limiter.rate_limited(5.0)  # another in-flight call answered 429 during the pause
+        assert limiter.stats().current_rate == pytest.approx(full)
+        await asyncio.sleep(6.0)
+        limiter.rate_limited(5.0)  # pause over, but nothing granted since it began: same episode
+        assert limiter.stats().current_rate == pytest.approx(full)
+        await limiter.acquire()
+        limiter.rate_limited(5.0)  # a 429 for a call sent after the pause, within a window: halve
+        assert limiter.stats().current_rate == pytest.approx(full / 2)
+        assert limiter.stats().rate_limited == 4
+
+    run_virtual(main())
+
+
+def test_a_429_a_window_after_the_last_one_pauses_without_slowing_down() -> None:
     async def main() -> None:
         limiter = make_limiter(10, 60.0)
         full = limiter.stats().current_rate
         await limiter.acquire()
         limiter.rate_limited(5.0)
-        assert limiter.stats().current_rate == pytest.approx(full / 2)
-        limiter.rate_limited(5.0)  # another in-flight call answered 429 during the pause
-        assert limiter.stats().current_rate == pytest.approx(full / 2)
-        await asyncio.sleep(6.0)
-        limiter.rate_limited(5.0)  # pause over, but nothing granted since it began: same episode
-        assert limiter.stats().current_rate == pytest.approx(full / 2)
+        await asyncio.sleep(5.0 + 60.0)  # a whole clean window after the pause
         await limiter.acquire()
-        limiter.rate_limited(5.0)  # a 429 for a call sent after the pause: slow down again
-        assert limiter.stats().current_rate == pytest.approx(full / 4)
+        limiter.rate_limited(5.0)
+        assert limiter.stats().current_rate == pytest.approx(full)
 
     run_virtual(main())
 
@@ -132,46 +148,66 @@ def test_slowdown_has_a_floor_of_one_eighth() -> None:
     run_virtual(main())
 
 
-def test_recovery_adds_one_nth_of_the_rate_per_success(caplog: pytest.LogCaptureFixture) -> None:
+def test_each_clean_window_doubles_the_rate_back(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="assetpay_async.limiter")
 
-    async def main() -> None:
+    async def main() -> list[float]:
         limiter = make_limiter(10, 60.0)
         full = limiter.stats().current_rate
-        await limiter.acquire()
-        limiter.rate_limited(1.0)
-        for expected in (0.6, 0.7, 0.8, 0.9):
-            limiter.succeeded()
-            assert limiter.stats().current_rate == pytest.approx(full * expected)
-        assert not any("recovered" in r.getMessage() for r in caplog.records)
-        limiter.succeeded()
-        assert limiter.stats().current_rate == pytest.approx(full)
-        limiter.succeeded()  # already at full rate: nothing changes
-        assert limiter.stats().current_rate == pytest.approx(full)
+        for _ in range(4):  # down to 1/8
+            await limiter.acquire()
+            limiter.rate_limited(1.0)
+        limiter.succeeded()  # an answer that is not a 429 changes nothing: recovery is by time
+        await asyncio.sleep(1.0)  # the end of the pause: the clean windows start here
+        rates = [limiter.stats().current_rate / full]
+        for _ in range(4):
+            await asyncio.sleep(60.0)
+            rates.append(limiter.stats().current_rate / full)
+        return rates
 
-    run_virtual(main())
+    assert run_virtual(main()) == pytest.approx([1 / 8, 1 / 4, 1 / 2, 1.0, 1.0])
     messages = [r.getMessage() for r in caplog.records if r.name == "assetpay_async.limiter"]
-    assert len(messages) == 3
-    assert "slowing to" in messages[0]
-    assert "50% of configured" in messages[0]
-    assert "paused for 1.000s" in messages[1]
-    assert "merchant-1/cancel-item" in messages[1]
-    assert "recovered" in messages[2]
+    assert "paused for 1.000s" in messages[0]
+    assert "merchant-1/cancel-item" in messages[0]
+    assert sum("slowing to" in m for m in messages) == 3
+    assert "50% of configured" in next(m for m in messages if "slowing to" in m)
 
 
-def test_a_slowed_limiter_spaces_queued_calls_wider_until_it_recovers() -> None:
-    async def main() -> Grants:
+def _grants_after_429s(reports: list[float]) -> tuple[list[float], float]:
+    """40 calls queued at 0 at 10/min; a 429 (Retry-After 10 s) reported at each of ``reports`` (seconds);
+    returns the grant times and the end of the last pause."""
+
+    async def main() -> tuple[list[float], float]:
         limiter = make_limiter(10, 60.0)
         grants = Grants()
-        await acquire_as(limiter, "A", grants)
-        limiter.rate_limited(0.0)  # no pause, half rate
-        await acquire_as(limiter, "B", grants)  # tat was set at full rate
-        await acquire_as(limiter, "C", grants)  # 2 intervals later
-        for _ in range(5):
-            limiter.succeeded()
-        await acquire_as(limiter, "D", grants)  # C's grant was scheduled at half rate
-        await acquire_as(limiter, "E", grants)  # full rate again
-        return grants
+        loop = asyncio.get_running_loop()
+        ends: list[float] = []
 
-    times = run_virtual(main()).times
-    assert times == pytest.approx([0.0, G10, 3 * G10, 5 * G10, 6 * G10], rel=1e-5)
+        def report() -> None:
+            limiter.rate_limited(10.0)
+            ends.append(loop.time() + 10.0)
+
+        for at in reports:
+            loop.call_at(at, report)
+        await asyncio.gather(*(acquire_as(limiter, str(i), grants) for i in range(40)))
+        return grants.times, ends[-1]
+
+    return run_virtual(main())
+
+
+def test_one_429_never_takes_the_pace_below_the_even_rate() -> None:
+    times, pause_end = _grants_after_429s([3 * G10 + 0.1])
+    after = [t for t in times if t >= pause_end]
+    assert after[0] == pytest.approx(pause_end)
+    assert gaps(after) == pytest.approx([G10] * (len(after) - 1), rel=1e-5)
+
+
+def test_a_repeated_429_halves_the_pace_for_one_window_after_its_pause_then_full_again() -> None:
+    times, pause_end = _grants_after_429s([3 * G10 + 0.1, 3 * G10 + 10.2])  # 0.1 s after the pause
+    after = [t for t in times if t >= pause_end]
+    slow = [g for t, g in zip(after, gaps(after), strict=False) if t < pause_end + 60.0]
+    fast = [g for t, g in zip(after, gaps(after), strict=False) if t >= pause_end + 60.0]
+    assert slow == pytest.approx([2 * G10] * len(slow), rel=1e-5)
+    assert len(slow) == math.ceil(60.0 / (2 * G10))  # half speed for one window T, no longer
+    assert fast == pytest.approx([G10] * len(fast), rel=1e-5)
+    assert len(fast) > 10

@@ -36,14 +36,6 @@ def test_strict_spacing_is_t_over_n_plus_j() -> None:
     assert all(gap >= 7.0 for gap in gaps(times))
 
 
-def test_burst_policy_lets_n_go_at_once_then_refills_at_n_over_t() -> None:
-    times = _grant_times(LimiterPolicy.BURST, 30, limit=10)
-    assert times[:10] == [0.0] * 10
-    assert gaps(times[9:]) == pytest.approx([6.0] * 20, rel=1e-5)
-    # A bucket of N lets 2N - 1 through in a window: why it is opt-in, for bucket servers only.
-    assert max_in_window(times, 60.0) == 19
-
-
 def test_even_spacing_stores_no_credit_while_idle() -> None:
     """After a long idle spell, the even policy still spaces grants: a capacity-1 bucket."""
 
@@ -58,20 +50,6 @@ def test_even_spacing_stores_no_credit_while_idle() -> None:
     times = run_virtual(main())
     assert times[1] == 3600.0
     assert gaps(times[1:]) == pytest.approx([61 / 59] * 2, rel=1e-5)
-
-
-def test_burst_refills_while_idle() -> None:
-    async def main() -> list[float]:
-        limiter = make_limiter(10, 60.0, policy=LimiterPolicy.BURST)
-        grants = Grants()
-        await asyncio.gather(*(acquire_as(limiter, str(i), grants) for i in range(10)))
-        await asyncio.sleep(30)  # half a window: 5 tokens back
-        await asyncio.gather(*(acquire_as(limiter, str(i), grants) for i in range(6)))
-        return grants.times
-
-    times = run_virtual(main())
-    assert times[10:15] == pytest.approx([30.0] * 5, abs=1e-4)
-    assert times[15] == pytest.approx(36.0, rel=1e-5)
 
 
 def test_a_grant_is_never_early_when_a_call_arrives_mid_interval() -> None:

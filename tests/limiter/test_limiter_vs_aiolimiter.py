@@ -13,6 +13,7 @@ from aiolimiter import AsyncLimiter
 from assetpay_async._limiting import MemoryLimiter, RateLimiter
 from assetpay_async._quota import Quota
 from assetpay_async.testing import run_virtual
+from tests.limiter.test_limiter_drift import LateTimerLoop
 from tests.support.limiter import KEY, make_limiter, max_in_window
 
 
@@ -73,3 +74,21 @@ def test_aiolimiter_warns_when_a_second_loop_reuses_it() -> None:
     run_virtual(limiter.acquire())
     with pytest.warns(RuntimeWarning, match="re-used across loops"):
         run_virtual(limiter.acquire())
+
+
+def test_with_late_timers_aiolimiter_drifts_and_ours_keeps_the_grid() -> None:
+    """Timers 0.7 ms late at one grant every 2 ms: a capacity-1 bucket loses the lateness at every grant."""
+    interval = 0.002
+
+    async def rate(limiter: AsyncLimiter | RateLimiter) -> float:
+        times = await _grant_times(limiter, 300)
+        return (len(times) - 1) / (times[-1] - times[0]) * interval
+
+    def run_late(limiter: AsyncLimiter | RateLimiter) -> float:
+        with asyncio.Runner(loop_factory=lambda: LateTimerLoop(lambda _: 0.0007)) as runner:
+            return runner.run(rate(limiter))
+
+    theirs = run_late(AsyncLimiter(1, interval))
+    ours = run_late(MemoryLimiter(KEY, Quota(501, 1.0), latency_margin=0.0))
+    assert theirs == pytest.approx(interval / (interval + 0.0007), rel=0.01)  # 0.74 of the pacing
+    assert ours > 0.998  # only the first wake-up's 0.7 ms is lost, once

@@ -20,7 +20,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from assetpay_async import LimiterBackendError
-from assetpay_async._limiting import LimiterRegistry
+from assetpay_async._limiting import MemoryLimiterRegistry
 from assetpay_async._quota import Quota, RouteGroup
 from assetpay_async._redis_scripts import GcraScript
 from assetpay_async.redis_limiter import (
@@ -319,7 +319,8 @@ async def test_the_registry_is_its_own_class_and_passes_its_options_on() -> None
     assert isinstance(lim, RedisLimiter)
     lim.rate_limited(60.0)
 
-    assert LimiterRegistry not in type(registry).__mro__  # not an in-memory registry in disguise
+    # not an in-memory registry in disguise
+    assert MemoryLimiterRegistry not in type(registry).__mro__
     assert lim.peers_key == "shop:peers:m:cancel-item"
     assert lim.stats().paused_for == pytest.approx(3.0, abs=0.01)
     await registry.aclose()

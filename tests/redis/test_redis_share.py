@@ -44,13 +44,11 @@ def test_no_peer_count_means_alone() -> None:
     assert share_quota(Quota(20, 2.0), 0) == Quota(20, 2.0)
 
 
-def test_a_share_is_evenly_spaced_whatever_the_policy() -> None:
+def test_a_share_is_paced_by_the_policy_on_the_share_quota() -> None:
     quota = Quota(20, 2.0)
-
-    burst = share_interval(quota, LimiterPolicy.BURST, 0.1, 2)
-    even = share_interval(quota, LimiterPolicy.EVEN, 0.1, 2)
-
-    assert burst == even == pacing_for(Quota(10, 2.0), LimiterPolicy.EVEN, 0.1).interval
+    for policy in LimiterPolicy:
+        expected = pacing_for(Quota(10, 2.0), policy, 0.1).interval
+        assert share_interval(quota, policy, 0.1, 2) == expected
 
 
 def test_the_settle_period_covers_the_slowest_peer_and_one_window() -> None:
