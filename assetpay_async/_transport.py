@@ -18,7 +18,7 @@ import enum
 import logging
 import math
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
@@ -367,13 +367,19 @@ class Requester:
     async def _sleep_backoff(self, failures: int) -> None:
         await asyncio.sleep(_backoff(failures, self._retry.backoff_base, self._retry.backoff_cap))
 
-    async def _closable(self, waiting: Awaitable[R], maybe_sent: bool) -> R:
+    async def _closable(self, waiting: Coroutine[Any, Any, R], maybe_sent: bool) -> R:
         """Await ``waiting`` (a limiter's grant, a backoff) so that closing the session ends it at once.
 
-        Closing cancels the task (as ``asyncio.timeout`` does); the cancellation is turned into
-        ``SessionClosedError`` here, unless someone else cancelled the task too. A cancelled limiter wait
-        spends nothing and leaves the queue, so other sessions of the merchant keep their places.
+        A closed session starts no such wait (so a call whose connection went down with the session takes
+        no grant for a retry). Closing cancels the task (as ``asyncio.timeout`` does); the cancellation is
+        turned into ``SessionClosedError`` here, unless someone else cancelled the task too. A cancelled
+        limiter wait spends nothing and leaves the queue, so other sessions of the merchant keep their places.
         """
+        if self._state is _State.CLOSED:
+            waiting.close()
+            error = SessionClosedError("the AssetPaySession was closed during this call")
+            error.ambiguous = maybe_sent
+            raise error
         task = asyncio.current_task()
         assert task is not None  # noqa: S101 - called from a coroutine of a task
         cancelling = self._waiting[task] = task.cancelling()

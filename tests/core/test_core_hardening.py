@@ -11,6 +11,7 @@ import asyncio
 import math
 from typing import Any
 
+import attrs
 import pytest
 
 from assetpay_async import (
@@ -640,3 +641,24 @@ def test_a_refused_connection_carries_the_request_id_it_sent(closed_port: int) -
             return info.value
 
     assert run_virtual(scenario()).request_id is not None
+
+
+def test_aclose_with_a_call_on_the_wire_takes_no_grant_after_closing() -> None:
+    async def scenario() -> tuple[SessionClosedError, int, int]:
+        async with ScriptedServer() as server:
+            server.respond = lambda _request: attrs.evolve(cancel_ok(), delay=60)
+            session = new_session(server.url)
+            task = asyncio.create_task(
+                session.client(make_token()).cancel_withdrawal_item(TRADE_ID, ITEM_ID)
+            )
+            await server.wait_for_requests(1)
+            await session.aclose()  # the connection under the call goes down with the HTTP session
+            with pytest.raises(SessionClosedError) as info:
+                await task
+            return info.value, session.limiter_stats().granted, len(server.requests)
+
+    exc, granted, requests = run_virtual(scenario())
+    assert exc.ambiguous is True  # the request had reached the server
+    assert (
+        granted == requests == 1
+    )  # no retry took a grant from the merchant's limiter after closing
