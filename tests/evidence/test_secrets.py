@@ -339,8 +339,33 @@ def _sdk_frame_locals(exc: BaseException) -> list[str]:
     return shown
 
 
+def _sdk_frame_locals_rich(exc: BaseException) -> list[str]:
+    """The same as rich's traceback with ``show_locals=True`` renders them (nothing shortened)."""
+    rich_traceback = pytest.importorskip("rich.traceback")
+    shown: list[str] = []
+    for link in _chain(exc):
+        trace = rich_traceback.Traceback.extract(
+            type(link),
+            link,
+            link.__traceback__,
+            show_locals=True,
+            locals_max_length=10_000,
+            locals_max_string=100_000,
+        )
+        for stack in trace.stacks:
+            for frame in stack.frames:
+                if frame.filename.startswith(SDK_DIR):
+                    shown += [
+                        f"{name}={node.render()}" for name, node in (frame.locals or {}).items()
+                    ]
+    return shown
+
+
+@pytest.mark.parametrize("formatter", ["traceback", "rich"])
 @pytest.mark.parametrize("failure", ["refused", "hang-up", "401"])
-def test_the_token_is_in_no_local_of_the_sdks_frames(failure: str, closed_port: int) -> None:
+def test_the_token_is_in_no_local_of_the_sdks_frames(
+    failure: str, formatter: str, closed_port: int
+) -> None:
     token = make_token()
 
     async def scenario() -> AssetPayError:
@@ -356,7 +381,7 @@ def test_the_token_is_in_no_local_of_the_sdks_frames(failure: str, closed_port: 
                 return info.value
 
     exc = run_virtual(scenario())
-    shown = _sdk_frame_locals(exc)
+    shown = _sdk_frame_locals(exc) if formatter == "traceback" else _sdk_frame_locals_rich(exc)
     assert any(
         "token=" in text for text in shown
     )  # the SDK's frames were captured, token holder included
