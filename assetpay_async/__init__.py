@@ -19,6 +19,7 @@ from ._errors import (
     AssetPayError,
     AuthenticationError,
     CancelTooSoonError,
+    ConfigurationError,
     ForbiddenError,
     InvalidRequestError,
     InvalidResponseError,
@@ -53,7 +54,8 @@ from ._models import (
 )
 from ._poller import FollowedItem
 from ._quota import MerchantTier, Quota, RouteGroup
-from ._session import DEFAULT_BASE_URL, AssetPaySession, RetryPolicy
+from ._session import DEFAULT_BASE_URL, AssetPaySession
+from ._transport import RetryPolicy
 from ._version import __version__
 
 __all__ = [
@@ -72,6 +74,7 @@ __all__ = [
     "CancelResult",
     "CancelStatus",
     "CancelTooSoonError",
+    "ConfigurationError",
     "FollowedItem",
     "ForbiddenError",
     "Game",

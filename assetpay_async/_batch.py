@@ -20,7 +20,7 @@ import os
 import sqlite3
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypedDict
 
 import attrs
 
@@ -49,7 +49,7 @@ from ._models import CancelResult
 from ._quota import RouteGroup
 
 if TYPE_CHECKING:
-    from ._client import AssetPayClient
+    from ._interfaces import BatchCaller
 
 __all__ = [
     "BatchProgress",
@@ -197,6 +197,20 @@ class BatchProgress:
 ProgressCallback = Callable[[BatchProgress], Awaitable[None] | None]
 
 
+class BatchOptions(TypedDict, total=False):
+    """The options of a batch, spelled once: the keyword arguments that
+    [`AssetPayClient.batch`][assetpay_async.AssetPayClient.batch] and
+    [`AssetPayClient.cancel_withdrawal_items`][assetpay_async.AssetPayClient.cancel_withdrawal_items] pass on
+    to [`CancelBatch`][assetpay_async.CancelBatch], which documents them and holds their defaults."""
+
+    workers: int
+    on_progress: ProgressCallback | None
+    reschedule_too_soon: bool
+    max_reschedule_wait: float
+    journal: str | os.PathLike[str] | None
+    max_transport_failures: int | None
+
+
 def _outcome_of(
     index: int, trade_id: object, item_id: object, exc: BaseException, reschedules: int
 ) -> CancelOutcome:
@@ -236,7 +250,7 @@ class CancelBatch:
 
     def __init__(
         self,
-        client: AssetPayClient,
+        client: BatchCaller,
         pairs: Iterable[tuple[object, object]],
         *,
         workers: int = 32,

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Final, Self
 import attrs
 import cattrs
 
-from ._converter import converter
+from ._converter import ShapeError, decode
 from ._errors import AssetPayError
 from ._models import Trade, TradeStatus, TradeType
 from ._signing import SIGNATURE_HEADER, parse_signature_header, signature
@@ -615,18 +615,10 @@ def _load_json(body: object) -> tuple[Any, str | None]:
 
 def _decode_trade(data: dict[str, Any]) -> Trade:
     try:
-        return converter().structure(data, Trade)
-    except (
-        cattrs.BaseValidationError,
-        ValueError,
-        TypeError,
-        KeyError,
-        AttributeError,
-        ArithmeticError,
-        RecursionError,
-    ) as exc:
+        return decode(data, Trade)
+    except ShapeError as exc:
         raise InvalidCallbackBodyError(
-            f"the trade has an unexpected shape ({_describe(exc)})"
+            f"the trade has an unexpected shape ({_describe(exc.__cause__ or exc)})"
         ) from exc
 
 

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import functools
 import logging
-import random
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar, Unpack
 
-from . import _http, _poller
+from . import _poller
 from . import _protocol as proto
-from ._batch import CancelBatch, CancelOutcome, ProgressCallback
+from ._batch import BatchOptions, CancelBatch, CancelOutcome
 from ._errors import (
-    AssetPayError,
     InvalidRequestError,
     InvalidResponseError,
-    QueueTimeoutError,
-    RateLimitedError,
-    RequestTimeoutError,
-    SessionClosedError,
     TradeNotFoundError,
-    TransportError,
     WaitTimeoutError,
 )
 from ._models import (
@@ -40,7 +32,8 @@ from ._refs import names
 from ._tokens import SecretToken
 
 if TYPE_CHECKING:
-    from ._session import AssetPaySession
+    from ._interfaces import SessionView
+    from ._transport import Requester
 
 __all__ = ["AssetPayClient"]
 
@@ -55,21 +48,19 @@ def _age_key(trade: Trade) -> dt.datetime:
     return trade.created_at or _OLDEST
 
 
-def _backoff(attempt: int, base: float, cap: float) -> float:
-    """Full jitter: uniform in [0, min(cap, base * 2**(attempt-1))]."""
-    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
-
-
 class AssetPayClient:
     """Calls on behalf of one end user. Get one from :meth:`AssetPaySession.client`; create as many as needed.
 
     The token is held in a :class:`SecretToken`: ``repr(client)`` shows the merchant and a fingerprint only.
     """
 
-    __slots__ = ("_merchant_id", "_session", "_token")
+    __slots__ = ("_merchant_id", "_requester", "_session", "_token")
 
-    def __init__(self, session: AssetPaySession, token: SecretToken, merchant_id: str) -> None:
+    def __init__(
+        self, session: SessionView, requester: Requester, token: SecretToken, merchant_id: str
+    ) -> None:
         self._session = session
+        self._requester = requester
         self._token = token
         self._merchant_id = merchant_id
 
@@ -78,7 +69,8 @@ class AssetPayClient:
         return self._merchant_id
 
     @property
-    def session(self) -> AssetPaySession:
+    def session(self) -> SessionView:
+        """The [`AssetPaySession`][assetpay_async.AssetPaySession] that made this client."""
         return self._session
 
     @property
@@ -180,7 +172,7 @@ class AssetPayClient:
         kind = None if type is None else str(type)
         for one in games:
             proto.list_trades_request(type=kind, game=one)
-        routes = self._session._trade_routes
+        routes = self._requester.trade_routes
         if not routes.single_trade_missing:
             spec = proto.get_trade_request(ref)
             try:
@@ -371,32 +363,14 @@ class AssetPayClient:
         )
 
     def batch(
-        self,
-        pairs: Iterable[tuple[object, object]],
-        *,
-        workers: int = 32,
-        on_progress: ProgressCallback | None = None,
-        reschedule_too_soon: bool = False,
-        max_reschedule_wait: float = 1800.0,
+        self, pairs: Iterable[tuple[object, object]], **options: Unpack[BatchOptions]
     ) -> CancelBatch:
-        """A :class:`CancelBatch` of ``(trade_id, item_id)`` pairs, not started yet (``await batch.run()``)."""
-        return CancelBatch(
-            self,
-            pairs,
-            workers=workers,
-            on_progress=on_progress,
-            reschedule_too_soon=reschedule_too_soon,
-            max_reschedule_wait=max_reschedule_wait,
-        )
+        """A [`CancelBatch`][assetpay_async.CancelBatch] of ``(trade_id, item_id)`` pairs, not started yet
+        (``await batch.run()``); ``options`` are those of ``CancelBatch``."""
+        return CancelBatch(self, pairs, **options)
 
     async def cancel_withdrawal_items(
-        self,
-        pairs: Iterable[tuple[object, object]],
-        *,
-        workers: int = 32,
-        on_progress: ProgressCallback | None = None,
-        reschedule_too_soon: bool = False,
-        max_reschedule_wait: float = 1800.0,
+        self, pairs: Iterable[tuple[object, object]], **options: Unpack[BatchOptions]
     ) -> list[CancelOutcome]:
         """Cancel many items; one :class:`CancelOutcome` per pair, in input order. Never raises for one pair.
 
@@ -404,13 +378,7 @@ class AssetPayClient:
         ``reschedule_too_soon`` an item younger than 30 minutes is cancelled again once it is old enough.
         Use :meth:`batch` instead to keep a handle on the outcomes if the task may be cancelled.
         """
-        return await self.batch(
-            pairs,
-            workers=workers,
-            on_progress=on_progress,
-            reschedule_too_soon=reschedule_too_soon,
-            max_reschedule_wait=max_reschedule_wait,
-        ).run()
+        return await self.batch(pairs, **options).run()
 
     async def _call(
         self,
@@ -420,136 +388,12 @@ class AssetPayClient:
         max_queue_wait: float | None = None,
         on_send: Callable[[], None] | None = None,
     ) -> T:
-        """Run one call: limiter, attempt, classify, retry. Every attempt pays the limiter.
-
-        ``on_send`` is called as each granted attempt goes on the wire (a batch uses it to tell a pair that
-        may have reached AssetPay from one still queued for quota).
-        """
-        session = self._session
-        retry = session.retry_policy
-        limiter = session.limiter_for(self._merchant_id, spec.route_group)
-        queue_budget = (
-            max_queue_wait if max_queue_wait is not None else session.default_max_queue_wait
-        )
-        request_id = proto.new_request_id()
-        headers = proto.request_headers(self._token.reveal(), request_id)
-        maybe_sent = False
-        failures = 0
-        attempt = 0
-        rate_limited_since: float | None = None
-        queued_total = 0.0
-        while True:
-            attempt += 1
-            remaining = None if queue_budget is None else max(0.0, queue_budget - queued_total)
-            try:
-                queued = await limiter.acquire(max_wait=remaining)
-            except (QueueTimeoutError, SessionClosedError) as exc:
-                exc.ambiguous = maybe_sent
-                raise
-            queued_total += queued
-            if on_send is not None:
-                on_send()
-            try:
-                raw = await session.send(spec, headers)
-            except SessionClosedError as exc:  # closed while this call waited or retried
-                exc.ambiguous = maybe_sent
-                raise
-            except _http.TLSError as exc:
-                raise TransportError(
-                    f"TLS failure talking to AssetPay: {exc}", request_id=request_id
-                ) from None
-            except (_http.NotSentError, _http.MaybeSentError) as exc:
-                lost = isinstance(exc, _http.MaybeSentError)
-                maybe_sent = maybe_sent or lost
-                self._log(
-                    spec,
-                    attempt=attempt,
-                    queued=queued,
-                    raw=None,
-                    key=None,
-                    request_id=request_id,
-                    failure=str(exc),
-                )
-                failures += 1
-                if failures <= retry.max_retries and (spec.repeatable or not lost):
-                    await asyncio.sleep(_backoff(failures, retry.backoff_base, retry.backoff_cap))
-                    continue
-                timed_out = isinstance(exc, _http.MaybeSentError) and exc.timed_out
-                cls = RequestTimeoutError if timed_out else TransportError
-                raise cls(
-                    f"{spec.method} {spec.path} failed after {attempt} attempt(s): {exc}",
-                    request_id=request_id,
-                    ambiguous=maybe_sent,
-                ) from None
-            try:
-                envelope = proto.decode_envelope(
-                    raw.status, raw.headers, raw.body, request_id, ambiguous=maybe_sent
-                )
-            except RateLimitedError as exc:
-                self._log(
-                    spec,
-                    attempt=attempt,
-                    queued=queued,
-                    raw=raw,
-                    key=exc.key,
-                    request_id=exc.request_id,
-                    failure=None,
-                )
-                limiter.rate_limited(exc.retry_after)
-                now = asyncio.get_running_loop().time()
-                if rate_limited_since is None:  # (a virtual clock can read 0.0: no `or` here)
-                    rate_limited_since = now
-                if now - rate_limited_since >= retry.max_rate_limited_wait:
-                    raise
-                continue
-            except AssetPayError as exc:
-                limiter.succeeded()
-                key = getattr(exc, "key", None) or type(exc).__name__
-                self._log(
-                    spec,
-                    attempt=attempt,
-                    queued=queued,
-                    raw=raw,
-                    key=key,
-                    request_id=getattr(exc, "request_id", None),
-                    failure=None,
-                )
-                raise
-            limiter.succeeded()
-            self._log(
-                spec,
-                attempt=attempt,
-                queued=queued,
-                raw=raw,
-                key=None,
-                request_id=envelope.request_id,
-                failure=None,
-            )
-            return decode(envelope, raw.status)
-
-    def _log(
-        self,
-        spec: proto.RequestSpec,
-        *,
-        attempt: int,
-        queued: float,
-        raw: _http.RawResponse | None,
-        key: str | None,
-        request_id: str | None,
-        failure: str | None,
-    ) -> None:
-        if not logger.isEnabledFor(logging.DEBUG):
-            return
-        logger.debug(
-            "%s %s group=%s status=%s key=%s request_id=%s attempt=%d queued=%.3fs wire=%s%s",
-            spec.method,
-            spec.path,
-            spec.route_group.value,
-            raw.status if raw else "-",
-            key or "-",
-            request_id,
-            attempt,
-            queued,
-            f"{raw.wire_seconds:.3f}s" if raw else "-",
-            f" failure={failure}" if failure else "",
+        """Run one call with this client's token through the session's request path (``_transport``)."""
+        return await self._requester.call(
+            self._token,
+            self._merchant_id,
+            spec,
+            decode,
+            max_queue_wait=max_queue_wait,
+            on_send=on_send,
         )

@@ -94,3 +94,32 @@ def make_converter() -> cattrs.Converter:
 def converter() -> cattrs.Converter:
     """The process-wide converter (built on first use)."""
     return make_converter()
+
+
+class ShapeError(Exception):
+    """Data that does not fit the class it is decoded into (the message says why, never the data)."""
+
+
+_CONVERSION_FAILURES = (
+    cattrs.BaseValidationError,
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    ArithmeticError,
+    RecursionError,
+)
+
+
+def decode(data: Any, cls: type[T]) -> T:
+    """The one decode-or-raise path: ``data`` as ``cls``, or [`ShapeError`][assetpay_async._converter.ShapeError].
+
+    Every way the converter can fail on hostile data (a cattrs validation error, a wrong type, a missing key,
+    an absurd number, absurd nesting) becomes ``ShapeError``; the response decoder and the callback verifier
+    turn it into their own typed error.
+    """
+    try:
+        return converter().structure(data, cls)
+    except _CONVERSION_FAILURES as exc:
+        reason = f"{type(exc).__name__}: {exc}"[:200]
+        raise ShapeError(reason) from exc

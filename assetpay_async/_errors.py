@@ -2,6 +2,7 @@
 
 ```
 AssetPayError                      base of everything below; ``ambiguous`` = outcome unknown
+├── ConfigurationError             (also ValueError) a bad argument to the session, a policy or a quota
 ├── InvalidRequestError            (also ValueError) bad input, refused before sending or spending quota
 ├── SessionClosedError             the session was closed (or never usable on this loop)
 ├── MerchantMismatchError          (also ValueError) a token of another merchant, or self-contradicting
@@ -40,6 +41,7 @@ __all__ = [
     "AssetPayError",
     "AuthenticationError",
     "CancelTooSoonError",
+    "ConfigurationError",
     "ForbiddenError",
     "InvalidRequestError",
     "InvalidResponseError",
@@ -63,10 +65,23 @@ class AssetPayError(Exception):
 
     Attributes:
         ambiguous: True when the outcome on AssetPay's side is unknown: an earlier attempt of the same call
-            may have been accepted although this one failed (its response was lost).
+            may have been accepted although this one failed (its response was lost), or the server failed
+            (a 5xx) after the call reached it.
+        request_id: the request id of the call that failed (the envelope's, the response header's, else the
+            ``X-Request-Id`` the SDK sent); None for errors raised before a request existed.
     """
 
     ambiguous: bool = False
+    request_id: str | None = None
+
+
+class ConfigurationError(AssetPayError, ValueError):
+    """A bad configuration argument, raised by the constructor before anything is sent.
+
+    Raised for every bad argument of [`AssetPaySession`][assetpay_async.AssetPaySession],
+    [`RetryPolicy`][assetpay_async.RetryPolicy] and [`Quota`][assetpay_async.Quota] (an unknown ``tier``, a
+    negative ``timeout``, a ``limiter`` that is neither a registry nor Redis, ...).
+    """
 
 
 class InvalidRequestError(AssetPayError, ValueError):

@@ -1,7 +1,13 @@
-"""The thin aiohttp layer: one attempt on the wire, its failures sorted into "not sent" and "maybe sent"."""
+"""The thin aiohttp layer: one attempt on the wire, its failures sorted into "not sent" and "maybe sent".
+
+The core (``_protocol.py``) never sees aiohttp: this layer adds the ``User-Agent`` and the ``Authorization``
+header to the core's headers at the last moment, reads at most ``MAX_RESPONSE_BYTES`` of the body, and hands
+back the status, the headers with lower-cased names, and the body.
+"""
 
 from __future__ import annotations
 
+import platform
 import ssl
 import time
 from collections.abc import Mapping
@@ -12,14 +18,63 @@ import attrs
 from yarl import URL
 
 from ._protocol import RequestSpec
+from ._tokens import SecretToken
+from ._version import __version__
+
+USER_AGENT: Final = (
+    f"assetpay-async/{__version__} aiohttp/{aiohttp.__version__} Python/{platform.python_version()}"
+)
+
+MAX_RESPONSE_BYTES: Final = 4 * 1024 * 1024
+"""The most of a response body the SDK reads (4 MiB). AssetPay's answers are a few kilobytes (a page of 100
+trades is well under 1 MiB); past this the answer is refused as an ``InvalidResponseError`` without reading
+the rest, so a hostile or broken server cannot make the SDK buffer without bound."""
 
 
 @attrs.frozen
 class RawResponse:
+    """One answer as read off the wire.
+
+    Attributes:
+        status: the HTTP status.
+        headers: the response headers, names lower-cased.
+        body: the body (its first ``MAX_RESPONSE_BYTES + 1`` bytes when ``truncated``).
+        wire_seconds: from sending to the end of the read.
+        truncated: the body was longer than ``MAX_RESPONSE_BYTES``; the rest was not read.
+    """
+
     status: int
     headers: Mapping[str, str]
     body: bytes
     wire_seconds: float
+    truncated: bool = False
+
+
+class _RedactedHeaders(dict[str, str]):
+    """The request's headers, the ``Authorization`` value included, with a ``repr`` that hides it.
+
+    Built inside [`send`][assetpay_async._http.send] as the request is made, so the token appears in no local
+    variable of the SDK's frames: a traceback formatter that captures locals (error trackers do) shows this
+    object's ``repr`` only.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        shown = {
+            name: ("<redacted>" if name == "authorization" else value)
+            for name, value in self.items()
+        }
+        return f"_RedactedHeaders({shown!r})"
+
+    __str__ = __repr__
+
+
+def _with_credentials(headers: Mapping[str, str], token: SecretToken) -> _RedactedHeaders:
+    full = _RedactedHeaders(headers)
+    full["user-agent"] = USER_AGENT
+    full["authorization"] = "Bearer " + token.reveal()
+    return full
 
 
 class NotSentError(Exception):
@@ -58,20 +113,44 @@ def per_request_options(timeout: aiohttp.ClientTimeout) -> dict[str, Any]:
     return {"timeout": timeout, "skip_auto_headers": SKIP_AUTO_HEADERS, "raise_for_status": False}
 
 
+async def _read_capped(response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
+    """The body, or its first ``MAX_RESPONSE_BYTES + 1`` bytes and True when it is longer."""
+    length = response.content_length
+    if length is not None and length <= MAX_RESPONSE_BYTES:
+        return await response.read(), False  # the common case: bounded by Content-Length
+    if length is not None:
+        return b"", True  # announced too long: do not read any of it
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            return b"".join(chunks)[: MAX_RESPONSE_BYTES + 1], True
+    return b"".join(chunks), False
+
+
 async def send(
     http: aiohttp.ClientSession,
     url: str,
     spec: RequestSpec,
     headers: Mapping[str, str],
+    token: SecretToken,
     *,
     timeout: float,
     options: Mapping[str, Any],
 ) -> RawResponse:
-    """Send one attempt and read the whole body, classifying every failure.
+    """Send one attempt and read the body (up to ``MAX_RESPONSE_BYTES``), classifying every failure.
 
     Args:
-        options: extra ``ClientSession.request`` arguments: :func:`per_request_options` for a session the
-            SDK did not build, nothing for its own.
+        http: the aiohttp session to send on.
+        url: the full URL.
+        spec: the call.
+        headers: the core's headers (lower-cased names), without credentials.
+        token: the client token; it becomes the ``Authorization`` header inside the request only.
+        timeout: the attempt's timeout in seconds (for the message of a timeout).
+        options: extra ``ClientSession.request`` arguments: ``per_request_options()`` for a session the SDK
+            did not build, nothing for its own.
     """
     started = time.perf_counter()
     try:
@@ -81,13 +160,17 @@ async def send(
             # decode "%21" back to "!" nor encode "%2F" again.
             URL(url, encoded=True),
             params=spec.params or None,
-            headers=headers,
+            headers=_with_credentials(headers, token),
             allow_redirects=False,
             **options,
         ) as response:
-            body = await response.read()
+            body, truncated = await _read_capped(response)
             return RawResponse(
-                response.status, response.headers, body, time.perf_counter() - started
+                response.status,
+                {name.lower(): value for name, value in response.headers.items()},
+                body,
+                time.perf_counter() - started,
+                truncated,
             )
     except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError, ssl.SSLError) as exc:
         raise TLSError(_describe(exc)) from exc

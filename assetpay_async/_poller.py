@@ -36,8 +36,7 @@ from ._models import Trade, TradeItem, TradeStatus
 from ._refs import names
 
 if TYPE_CHECKING:
-    from ._client import AssetPayClient
-    from ._session import AssetPaySession
+    from ._interfaces import ItemReader, SessionView
 
 __all__ = ["FollowedItem", "TradePoller", "observe", "poller_for"]
 
@@ -103,7 +102,7 @@ class _Watch:
     )
 
     def __init__(
-        self, client: AssetPayClient, trade_id: str, first_poll: float, max_interval: float
+        self, client: ItemReader, trade_id: str, first_poll: float, max_interval: float
     ) -> None:
         self.client = client
         self.trade_id = trade_id
@@ -137,7 +136,7 @@ class TradePoller:
 
     async def wait(
         self,
-        client: AssetPayClient,
+        client: ItemReader,
         pairs: Sequence[tuple[str, str]],
         *,
         timeout: float,
@@ -182,7 +181,7 @@ class TradePoller:
 
     def _follow(
         self,
-        client: AssetPayClient,
+        client: ItemReader,
         trade_id: str,
         item_id: str,
         first_poll: float,
@@ -321,12 +320,12 @@ class TradePoller:
         watch.waiters.clear()
 
 
-_POLLERS: weakref.WeakKeyDictionary[AssetPaySession, dict[str, TradePoller]] = (
+_POLLERS: weakref.WeakKeyDictionary[SessionView, dict[str, TradePoller]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def poller_for(session: AssetPaySession, merchant_id: str) -> TradePoller:
+def poller_for(session: SessionView, merchant_id: str) -> TradePoller:
     """The poller of ``merchant_id`` in ``session`` on the running loop (created on first use)."""
     pollers = _POLLERS.setdefault(session, {})
     poller = pollers.get(merchant_id)
@@ -335,7 +334,7 @@ def poller_for(session: AssetPaySession, merchant_id: str) -> TradePoller:
     return poller
 
 
-def observe(session: AssetPaySession, trade: Trade) -> int:
+def observe(session: SessionView, trade: Trade) -> int:
     """Feed a verified callback's trade to the session's pollers; how many waiters it settled."""
     settled = 0
     for merchant_id, poller in list(_POLLERS.get(session, {}).items()):

@@ -1,4 +1,9 @@
-"""The pure core: build requests and decode responses. No I/O; everything here is a plain function."""
+"""The pure core: build requests and decode responses. No I/O; everything here is a plain function.
+
+Nothing here knows aiohttp: requests go out as a [`RequestSpec`][assetpay_async._protocol.RequestSpec] plus
+plain header dicts, and responses come back as a status, a dict of lower-cased header names and the body bytes
+(as gidgethub's ``sansio`` does). The HTTP layer (``_http.py``) adds the ``User-Agent`` and the token.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +12,20 @@ import email.utils
 import functools
 import json
 import math
-import platform
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
-import aiohttp
 import attrs
-import cattrs
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import _errors as e
-from ._converter import converter
+from ._converter import ShapeError, decode
 from ._models import CancelResult, Trade, TradeCancelResult, TradePage
 from ._quota import RouteGroup
 from ._refs import check_ref, names, segment_of
-from ._version import __version__
 
 T = TypeVar("T")
 
-USER_AGENT: Final = (
-    f"assetpay-async/{__version__} aiohttp/{aiohttp.__version__} Python/{platform.python_version()}"
-)
 _SNIPPET_CHARS: Final = 200
 
 
@@ -42,6 +39,11 @@ class RequestSpec:
     params: tuple[tuple[str, str], ...] = ()
     # Whether repeating the call after a lost response is harmless (a cancel cannot move money twice).
     repeatable: bool = True
+
+    @property
+    def safe(self) -> bool:
+        """A read: no effect on AssetPay's side, so it may be repeated after any server failure too."""
+        return self.method == "GET"
 
 
 def parse_id(value: object, name: str) -> str:
@@ -127,14 +129,13 @@ def list_trades_request(
     return RequestSpec("GET", "/client/trades", RouteGroup.TRADES_READ, tuple(params))
 
 
-def request_headers(token: str, request_id: str) -> dict[str, str]:
-    """Headers of every call. ``token`` is the raw client token."""
-    return {
-        "Authorization": f"Bearer {token}",
-        "Accept": "application/json",
-        "User-Agent": USER_AGENT,
-        "X-Request-Id": request_id,
-    }
+def request_headers(request_id: str) -> dict[str, str]:
+    """The headers of one call that the core decides, lower-cased.
+
+    The HTTP layer adds ``user-agent`` and ``authorization`` when it builds the request: the token stays in
+    its redacting holder until then.
+    """
+    return {"accept": "application/json", "x-request-id": request_id}
 
 
 def new_request_id() -> str:
@@ -201,8 +202,6 @@ _BY_CODE: Final[dict[int, type[e.APIError]]] = {
 }
 
 
-_GATEWAY_MAYBE_ACTED: Final = frozenset({502, 504})
-
 # After a lost response, an earlier attempt may have cancelled the item, so the final error leaves the
 # outcome unknown -- unless the error proves no attempt could have succeeded either.
 _PROVES_NOT_CANCELLED: Final[frozenset[type[e.APIError]]] = frozenset(
@@ -220,6 +219,8 @@ _PROVES_NOT_CANCELLED: Final[frozenset[type[e.APIError]]] = frozenset(
 
 def error_class(key: str | None, code: int | None, http_status: int) -> type[e.APIError]:
     """The exception class for an error envelope: by key, else by code, else by HTTP status."""
+    if http_status == 429:  # whatever the key says, the server refused for rate: pause, do not fail
+        return e.RateLimitedError
     if key is not None and key in _BY_KEY:
         return _BY_KEY[key]
     if key is None and code is not None and code in _BY_CODE:
@@ -245,6 +246,12 @@ class Envelope:
     request_id: str | None
 
 
+def _server_may_have_acted(status: int) -> bool:
+    """A 2xx means AssetPay acted on the call; a 5xx (an error envelope, a gateway's or a server's page) may
+    follow work the server did before it failed, so the outcome of a cancel is unknown."""
+    return 200 <= status < 300 or status >= 500
+
+
 def decode_envelope(
     status: int,
     headers: Mapping[str, str],
@@ -252,24 +259,38 @@ def decode_envelope(
     sent_request_id: str,
     *,
     ambiguous: bool = False,
+    truncated: bool = False,
 ) -> Envelope:
     """Decode any AssetPay response into its success envelope, or raise the typed error it stands for.
 
+    Args:
+        status: the HTTP status.
+        headers: the response headers, names lower-cased.
+        body: the body as read (its start only when ``truncated``).
+        sent_request_id: the ``X-Request-Id`` the SDK sent.
+        ambiguous: an earlier attempt of this call may have reached AssetPay (its response was lost).
+        truncated: the body was larger than the HTTP layer reads; it is refused whatever it starts with.
+
     Raises:
+        RateLimitedError: for any HTTP 429, with an envelope or not (a proxy's or CDN's page is a rate limit
+            too).
         APIError: (a subclass of) for an error envelope.
         InvalidResponseError: when there is no envelope at all.
     """
-    # aiohttp hands a case-insensitive mapping (used as is: this runs on every call); a plain dict (tests,
-    # other transports) may not be one.
-    by_name: Mapping[str, str] = (
-        headers
-        if isinstance(headers, CIMultiDictProxy | CIMultiDict)
-        else {name.lower(): value for name, value in headers.items()}
-    )
-    content_type = by_name.get("content-type")
-    request_id = by_name.get("x-request-id") or sent_request_id
+    content_type = headers.get("content-type")
+    request_id = headers.get("x-request-id") or sent_request_id
 
-    def invalid(reason: str) -> e.InvalidResponseError:
+    def invalid(reason: str) -> e.AssetPayError:
+        if status == 429:
+            return e.RateLimitedError(
+                f"HTTP 429 without an AssetPay envelope ({reason}); body starts {_snippet(body)[:80]!r}",
+                http_status=status,
+                code=None,
+                key=None,
+                request_id=request_id,
+                retry_after=parse_retry_after(headers.get("retry-after")),
+                ambiguous=ambiguous,
+            )
         error = e.InvalidResponseError(
             reason,
             http_status=status,
@@ -277,11 +298,12 @@ def decode_envelope(
             snippet=_snippet(body),
             request_id=request_id,
         )
-        # A 2xx means AssetPay acted on the call; a gateway's 502/504 page means the upstream may have;
-        # after a lost response an earlier attempt may have.
-        error.ambiguous = ambiguous or 200 <= status < 300 or status in _GATEWAY_MAYBE_ACTED
+        # After a lost response an earlier attempt may have acted too.
+        error.ambiguous = ambiguous or _server_may_have_acted(status)
         return error
 
+    if truncated:
+        raise invalid("response body larger than the SDK reads")
     if not body.strip():
         raise invalid("empty response body")
     try:
@@ -323,10 +345,10 @@ def decode_envelope(
         "key": key,
         "request_id": request_id,
         "details": details,
-        "ambiguous": ambiguous and cls not in _PROVES_NOT_CANCELLED,
+        "ambiguous": status >= 500 or (ambiguous and cls not in _PROVES_NOT_CANCELLED),
     }
     if cls is e.RateLimitedError:
-        kwargs["retry_after"] = parse_retry_after(by_name.get("retry-after"))
+        kwargs["retry_after"] = parse_retry_after(headers.get("retry-after"))
     elif cls is e.APIValidationError:
         fields = error.get("fields")
         kwargs["fields"] = (
@@ -336,10 +358,10 @@ def decode_envelope(
 
 
 def structure(data: Any, cls: type[T], *, what: str, status: int, request_id: str | None) -> T:
-    """Decode ``data`` into ``cls``; a bad shape becomes :class:`InvalidResponseError`, never a cattrs error."""
+    """Decode ``data`` into ``cls``; a bad shape becomes ``InvalidResponseError``, never a cattrs error."""
     try:
-        return converter().structure(data, cls)
-    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        return decode(data, cls)
+    except ShapeError as exc:
         try:
             shown = json.dumps(data)[:_SNIPPET_CHARS]
         except (TypeError, ValueError):

@@ -7,6 +7,8 @@ import math
 
 import attrs
 
+from ._errors import ConfigurationError
+
 __all__ = ["DEFAULT_QUOTAS", "MerchantTier", "Quota", "RouteGroup", "default_quota"]
 
 
@@ -28,12 +30,14 @@ class RouteGroup(enum.StrEnum):
 
 def _positive_finite(_: object, attribute: attrs.Attribute[float], value: float) -> None:
     if isinstance(value, bool) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"Quota.{attribute.name} must be a positive finite number, got {value!r}")
+        raise ConfigurationError(
+            f"Quota.{attribute.name} must be a positive finite number, got {value!r}"
+        )
 
 
 def _at_least_one(_: object, attribute: attrs.Attribute[int], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"Quota.{attribute.name} must be an int >= 1, got {value!r}")
+        raise ConfigurationError(f"Quota.{attribute.name} must be an int >= 1, got {value!r}")
 
 
 @attrs.frozen

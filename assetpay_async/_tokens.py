@@ -13,25 +13,48 @@ from ._errors import InvalidRequestError, MerchantMismatchError
 _MAX_TOKEN_CHARS: Final = 16_384
 
 
+def _header_safe(value: str) -> bool:
+    """Whether ``value`` can go into an HTTP header as it is: visible ASCII only (no space, no control
+    character such as ``\\x0b``, ``\\x0c`` or ``\\x7f``, nothing outside ASCII)."""
+    return value.isascii() and value.isprintable() and " " not in value
+
+
 class SecretToken:
-    """A client token. ``repr``/``str`` show a fingerprint, never the token."""
+    """A client token. ``repr``/``str`` show a fingerprint, never the token.
+
+    Raises:
+        InvalidRequestError: not a string, empty, longer than 16,384 characters, or with a character an HTTP
+            header cannot carry (whitespace inside it, a control character, anything outside visible ASCII).
+            The message never contains the token.
+    """
 
     __slots__ = ("_value",)
 
     def __init__(self, value: str | SecretToken) -> None:
         if isinstance(value, SecretToken):
-            value = value.reveal()
+            self._value: str = value._value
+            return
         if not isinstance(value, str):
             raise InvalidRequestError("the client token must be a non-empty string")
-        value = value.strip()
-        scheme, _, rest = value.partition(" ")
+        text = value.strip(" \t\r\n")
+        scheme, _, rest = text.partition(" ")
         if scheme.lower() == "bearer":
-            value = rest.strip()
-        if not value:
-            raise InvalidRequestError("the client token must be a non-empty string")
-        if len(value) > _MAX_TOKEN_CHARS or any(c in value for c in "\r\n\0 \t"):
-            raise InvalidRequestError("the client token contains whitespace or is too long")
-        self._value = value
+            text = rest.strip(" \t\r\n")
+        problem = None
+        if not text:
+            problem = "the client token must be a non-empty string"
+        elif len(text) > _MAX_TOKEN_CHARS:
+            problem = "the client token is too long"
+        elif not _header_safe(text):
+            problem = (
+                "the client token contains whitespace, a control character or a non-ASCII character, "
+                "which an HTTP header cannot carry"
+            )
+        if problem is not None:
+            # Drop the token from this frame's locals before raising: tracebacks may show them.
+            value = text = rest = scheme = ""
+            raise InvalidRequestError(problem)
+        self._value = text
 
     def reveal(self) -> str:
         """The token itself; only the HTTP layer calls this, to build the Authorization header."""
@@ -62,6 +85,17 @@ def _b64json(segment: str) -> Any:
     return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
 
 
+def _claims(token: SecretToken) -> tuple[Any, Any]:
+    """The decoded header and payload of a JWT, or (None, None); no part of the token stays in a local."""
+    parts = token.reveal().split(".")
+    if len(parts) != 3:
+        return None, None
+    try:
+        return _b64json(parts[0]), _b64json(parts[1])
+    except (ValueError, binascii.Error, RecursionError):  # RecursionError: absurdly nested JSON
+        return None, None
+
+
 def merchant_of(token: SecretToken) -> str | None:
     """The merchant a JWT client token belongs to, or None for an opaque token.
 
@@ -70,13 +104,7 @@ def merchant_of(token: SecretToken) -> str | None:
     Raises:
         MerchantMismatchError: the two claims are present and disagree (AssetPay refuses such a token).
     """
-    parts = token.reveal().split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        header, payload = _b64json(parts[0]), _b64json(parts[1])
-    except (ValueError, binascii.Error, RecursionError):  # RecursionError: absurdly nested JSON
-        return None
+    header, payload = _claims(token)
     if not isinstance(header, dict) or not isinstance(payload, dict):
         return None
     from_payload, from_header = payload.get("merchantId"), header.get("userId")

@@ -13,7 +13,7 @@ announces in Redis (a heartbeat with expiry). Its first local grant waits a few 
 back it keeps to its share until every peer is back too and a window has passed, so no window of the
 server holds more than N: before, during or after the outage. ``docs/redis.md`` has the details.
 
-Select it with ``AssetPaySession(redis="redis://...")`` (the ``[redis]`` extra).
+Select it with ``AssetPaySession(limiter="redis://...")`` (the ``[redis]`` extra).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class RedisLimiter:
     """A rate limiter (the `RateLimiter` protocol) whose schedule lives in Redis, shared by every process.
 
     Get one from [`RedisLimiterRegistry`][assetpay_async.redis_limiter.RedisLimiterRegistry] (what
-    ``AssetPaySession(redis=...)`` does).
+    ``AssetPaySession(limiter=url_or_client)`` does).
 
     Args:
         redis: the client (not closed by the limiter).

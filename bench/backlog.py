@@ -224,7 +224,7 @@ async def measure(
         loop = asyncio.get_running_loop()
         start = loop.time()
         async with AssetPaySession(
-            tier=tier, base_url=sb.base_url, limiter_registry=MemoryLimiterRegistry()
+            tier=tier, base_url=sb.base_url, limiter=MemoryLimiterRegistry()
         ) as session:
             client = session.client(world.token)
             cancelled = await strategy.cancel(client, world)

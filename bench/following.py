@@ -75,7 +75,7 @@ async def _run(follow: Follow, trades: int, items: int) -> tuple[int, int, float
             cancel_quota=CANCELS,
             trades_quota=READS,
             base_url=sb.base_url,
-            limiter_registry=MemoryLimiterRegistry(),  # nothing carried over between the variants
+            limiter=MemoryLimiterRegistry(),  # nothing carried over between the variants
         ) as session:
             client = session.client(sb.token(user))
             cancelled = await client.cancel_withdrawal_items(pairs, workers=64)

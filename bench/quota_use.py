@@ -64,7 +64,7 @@ async def _run(
             # a fresh registry: nothing carried over between models
             registry = MemoryLimiterRegistry()
             sessions = [
-                AssetPaySession(tier=tier, base_url=sb.base_url, limiter_registry=registry)
+                AssetPaySession(tier=tier, base_url=sb.base_url, limiter=registry)
                 for _ in range(SESSIONS)
             ]
             try:

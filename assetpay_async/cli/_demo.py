@@ -218,14 +218,12 @@ async def _run_sdk(args: argparse.Namespace, scale: DemoScale, progress_to: Cons
         handler = callback_handler(merchant.secret, ledger.on_event, now=sandbox.clock.wall)
         async with _serve(handler) as callback_url:
             merchant.callback_url = callback_url
-            async with (
-                AssetPaySession(
-                    cancel_quota=scale.quota,
-                    base_url=sandbox.base_url,
-                    latency_margin=scale.latency_margin,
-                    limiter_registry=MemoryLimiterRegistry(),  # the demo's limiter is its own, whatever else runs
-                ) as session
-            ):
+            async with AssetPaySession(
+                cancel_quota=scale.quota,
+                base_url=sandbox.base_url,
+                latency_margin=scale.latency_margin,
+                limiter=MemoryLimiterRegistry(),  # the demo's limiter is its own, whatever else runs
+            ) as session:
                 client = session.client(sandbox.token(backlog.user))
                 started = loop.time()
                 with BatchProgressBar(progress_to, len(backlog.pairs), get_time=loop.time) as bar:

@@ -101,7 +101,7 @@ class Connection:
             base_url=self.base_url,
             merchant_id=self.merchant_id,
             latency_margin=self.latency_margin,
-            redis=self.redis_url,
+            limiter=self.redis_url,
         )
 
     def client(self, session: AssetPaySession) -> AssetPayClient:

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from assetpay_async import CancelStatus, Game, InvalidResponseError, Trade, TradeStatus
-from assetpay_async._converter import converter
-from assetpay_async._protocol import Envelope, decode_cancel
+from assetpay_async._converter import ShapeError, converter, decode
+from assetpay_async._protocol import Envelope, decode_cancel, structure
 from tests.support.core import ITEM_ID, TRADE_ID
 
 
@@ -242,3 +242,29 @@ def test_no_silent_coercion_of_wrong_types(field: str, value: Any) -> None:
     }
     with pytest.raises((cattrs.BaseValidationError, TypeError, ValueError)):
         converter().structure(raw, Trade)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {
+            "id": "t",
+            "type": "withdraw",
+            "status": "active",
+            "totalPrice": 10**400,
+        },  # float overflow
+        {"id": "t", "type": "withdraw", "status": "active", "createdAt": "not a date"},
+        {"id": "t", "type": "withdraw", "status": "active", "items": 5},
+        {"id": "t", "type": "withdraw"},
+        [],
+    ],
+    ids=["overflow", "bad-date", "items-not-a-list", "missing-status", "not-an-object"],
+)
+def test_every_converter_failure_takes_the_one_decode_or_raise_path(data: Any) -> None:
+    with pytest.raises(ShapeError) as shape:
+        decode(data, Trade)
+    assert isinstance(shape.value.__cause__, Exception)
+    with pytest.raises(InvalidResponseError) as info:
+        structure(data, Trade, what="trade", status=200, request_id="r")
+    assert info.value.ambiguous is True  # a 2xx: only the answer is unreadable
+    assert info.value.request_id == "r"

@@ -14,7 +14,7 @@ from assetpay_async import (
     AssetPayClient,
     AssetPaySession,
     CancelResult,
-    InvalidRequestError,
+    ConfigurationError,
     NotCancellableError,
     SessionClosedError,
 )
@@ -32,7 +32,7 @@ from tests.support.core import (
 
 
 def test_a_quota_is_required() -> None:
-    with pytest.raises(InvalidRequestError, match="tier="):
+    with pytest.raises(ConfigurationError, match="tier="):
         AssetPaySession()
 
 

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 from aioresponses.core import RequestCall
+from multidict import CIMultiDict
 from yarl import URL
 
 from assetpay_async import (
@@ -59,7 +60,7 @@ async def test_cancel_request_shape() -> None:
     assert call.kwargs.get("data") is None
     assert call.kwargs.get("json") is None
     assert not call.kwargs.get("params")
-    headers = call.kwargs["headers"]
+    headers = CIMultiDict(call.kwargs["headers"])
     assert headers["Authorization"] == f"Bearer {token}"
     assert headers["Accept"] == "application/json"
     assert UA_PATTERN.fullmatch(headers["User-Agent"])
@@ -76,7 +77,7 @@ async def test_each_call_has_its_own_request_id() -> None:
             await client.cancel_withdrawal_item(TRADE_ID, ITEM_ID)
             await client.cancel_withdrawal_item(TRADE_ID, ITEM_ID)
     calls = _calls(mocked)[("POST", URL(CANCEL_URL))]
-    assert len({call.kwargs["headers"]["X-Request-Id"] for call in calls}) == 2
+    assert len({CIMultiDict(call.kwargs["headers"])["X-Request-Id"] for call in calls}) == 2
 
 
 @pytest.mark.parametrize(
@@ -96,4 +97,4 @@ async def test_every_connection_failure_is_a_transport_error(failure: Exception)
     assert info.value.ambiguous is True  # it may have been written before the connection died
     calls = _calls(mocked)[("POST", URL(CANCEL_URL))]
     assert len(calls) == 4
-    assert len({call.kwargs["headers"]["X-Request-Id"] for call in calls}) == 1
+    assert len({CIMultiDict(call.kwargs["headers"])["X-Request-Id"] for call in calls}) == 1

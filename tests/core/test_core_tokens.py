@@ -53,7 +53,6 @@ def test_disagreeing_claims_are_refused_without_showing_the_token() -> None:
         f"{_segment(b'{}')}.{_segment(b'[' * 5000)}.sig",  # nesting deep enough for a RecursionError
         f"{_segment(b'{}')}.{_segment(json.dumps({'merchantId': 7}).encode())}.sig",
         f"{_segment(b'{}')}.{_segment(json.dumps({'merchantId': ''}).encode())}.sig",
-        "\u00e9t\u00e9.\u00e9t\u00e9.sig",
     ],
     ids=[
         "opaque",
@@ -64,7 +63,6 @@ def test_disagreeing_claims_are_refused_without_showing_the_token() -> None:
         "deep",
         "int-claim",
         "empty",
-        "non-ascii",
     ],
 )
 def test_opaque_tokens_name_no_merchant(token: str) -> None:
@@ -95,8 +93,34 @@ def test_a_secret_token_wraps_another_without_change() -> None:
         "abc\r\nX-Injected: 1",
         "tab\there",
         "x" * 20_000,
+        "abc\x0bdef",
+        "abc\x0cdef",
+        "abc\x7fdef",
+        "abc\x1bdef",
+        "abc\x85def",
+        "\u00e9t\u00e9.\u00e9t\u00e9.sig",
+        "abc\u20acdef",
+        "abc\x0b",
     ],
-    ids=["empty", "blank", "bearer-only", "none", "int", "space", "crlf", "tab", "huge"],
+    ids=[
+        "empty",
+        "blank",
+        "bearer-only",
+        "none",
+        "int",
+        "space",
+        "crlf",
+        "tab",
+        "huge",
+        "vt",
+        "ff",
+        "del",
+        "esc",
+        "c1-nel",
+        "latin-1",
+        "euro",
+        "trailing-vt",
+    ],
 )
 def test_unusable_tokens_are_refused_without_echoing_them(value: object) -> None:
     with pytest.raises(InvalidRequestError) as info:

@@ -21,6 +21,7 @@ PUBLIC_NAMES = [
     "CancelResult",
     "CancelStatus",
     "CancelTooSoonError",
+    "ConfigurationError",
     "DEFAULT_BASE_URL",
     "FollowedItem",
     "ForbiddenError",

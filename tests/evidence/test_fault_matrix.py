@@ -140,7 +140,7 @@ CELLS: dict[str, Cell] = {
         workers=1,
     ),
     "500 with an HTML page": Cell(
-        ({"kind": "html-5xx", "status": 500},), FAILED, InvalidResponseError, ONCE, NONE
+        ({"kind": "html-5xx", "status": 500},), UNKNOWN, InvalidResponseError, ONCE, NONE
     ),
     # A gateway's 502/504 may hide an upstream that acted (here it did not): unknown, never retried.
     "504 with an HTML page": Cell(
@@ -175,7 +175,7 @@ CELLS: dict[str, Cell] = {
         workers=1,
         min_elapsed=3.0,  # a whole window of the quota
     ),
-    "503 SYSTEM_MAINTENANCE": Cell(({"kind": "maintenance"},), FAILED, ServerError, ONCE, NONE),
+    "503 SYSTEM_MAINTENANCE": Cell(({"kind": "maintenance"},), UNKNOWN, ServerError, ONCE, NONE),
 }
 
 

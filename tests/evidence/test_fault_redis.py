@@ -22,7 +22,7 @@ from assetpay_async import (
     Quota,
     RouteGroup,
 )
-from assetpay_async.redis_limiter import RedisLimiter
+from assetpay_async.redis_limiter import RedisLimiter, RedisLimiterRegistry
 from assetpay_async.sandbox import Sandbox
 from tests.support.evidence import (
     acted_on,
@@ -55,12 +55,12 @@ async def _batch_losing_redis(
         merchant = sandbox.add_merchant("verified", quotas={"cancel-item": QUOTA})
         user = sandbox.add_user(merchant)
         trade = sandbox.add_trade(user, items=ITEMS, age=3600)
+        registry = RedisLimiterRegistry(server.url, fallback=fallback)
         async with AssetPaySession(
             cancel_quota=QUOTA,
             base_url=sandbox.base_url,
             latency_margin=0.05,
-            redis=server.url,
-            redis_fallback=fallback,
+            limiter=registry,
         ) as session:
             reached = asyncio.Event()
 
@@ -75,9 +75,10 @@ async def _batch_losing_redis(
             await reached.wait()
             await asyncio.to_thread(server.freeze if freeze else server.stop)
             outcomes = await batch_task
-            limiter = session.limiter_for(merchant.id, RouteGroup.CANCEL_ITEM)
+            limiter = session._requester.limiter(merchant.id, RouteGroup.CANCEL_ITEM)
             assert isinstance(limiter, RedisLimiter)
             degraded = limiter.degraded
+        await registry.aclose()
         return outcomes, sandbox, acted_on(trade), degraded
 
 

@@ -182,18 +182,18 @@ def _outcome(call: Callable[[], T]) -> T | Exception:
     [b'{"success": tr', b"<html>ok</html>", b"", b'{"success": true}'],
     ids=["truncated", "html", "empty", "no-data"],
 )
-def test_an_unreadable_2xx_answer_is_ambiguous_and_an_unreadable_error_is_not(body: bytes) -> None:
+def test_an_unreadable_2xx_or_5xx_answer_is_ambiguous_and_a_4xx_is_not(body: bytes) -> None:
     with pytest.raises(InvalidResponseError) as on_2xx:
         proto.decode_envelope(200, {}, body, "sent-id")
     assert on_2xx.value.ambiguous
-    with pytest.raises(InvalidResponseError) as on_500:
-        proto.decode_envelope(500, {}, body, "sent-id")
-    assert not on_500.value.ambiguous
-    # A gateway's 502/504 page may hide an upstream that acted.
-    for gateway in (502, 504):
-        with pytest.raises(InvalidResponseError) as on_gateway:
-            proto.decode_envelope(gateway, {}, body, "sent-id")
-        assert on_gateway.value.ambiguous
+    with pytest.raises(InvalidResponseError) as on_4xx:
+        proto.decode_envelope(404, {}, body, "sent-id")
+    assert not on_4xx.value.ambiguous
+    # Any 5xx (a server's page, a gateway's) may follow work the server did before it failed.
+    for failed in (500, 502, 503, 504):
+        with pytest.raises(InvalidResponseError) as on_5xx:
+            proto.decode_envelope(failed, {}, body, "sent-id")
+        assert on_5xx.value.ambiguous
 
 
 def test_a_success_envelope_of_the_wrong_shape_is_ambiguous() -> None:

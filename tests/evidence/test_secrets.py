@@ -41,6 +41,15 @@ from assetpay_async import (
 from assetpay_async.callbacks import CallbackError, CallbackEvent, callback_handler, verify_callback
 from assetpay_async.sandbox import Sandbox
 from assetpay_async.testing import run_virtual
+from tests.support.core import (
+    HANG_UP,
+    ITEM_ID,
+    TRADE_ID,
+    ScriptedServer,
+    api_error,
+    make_token,
+    new_session,
+)
 from tests.support.evidence import FAST_CANCEL, HOUR
 
 SECRET = "sk_evidence_merchant_secret_0123456789"
@@ -164,7 +173,7 @@ def test_no_secret_in_any_log_repr_exception_or_sandbox_log(
 def test_the_sdks_own_http_session_verifies_tls() -> None:
     async def connector_ssl() -> object:
         async with AssetPaySession(cancel_quota=Quota(60, 60.0)) as session:
-            binding = session._binding  # the HTTP session the SDK created for this loop
+            binding = session._requester._binding  # the HTTP session the SDK created for this loop
             assert binding is not None
             assert binding.owned
             connector = binding.http.connector
@@ -296,3 +305,87 @@ async def test_a_custom_ca_goes_through_your_own_http_session(
         )
     assert (result.trade_id, result.item_id) == (str(trade_id), str(item_id))
     assert len(seen) == 1
+
+
+# -- tracebacks that capture locals ----------------------------------------------------------------------
+
+SDK_DIR = str(Path(assetpay_async.__file__).parent)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and every cause and context behind it, suppressed ones included."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo += [current.__cause__, current.__context__]
+    return seen
+
+
+def _sdk_frame_locals(exc: BaseException) -> list[str]:
+    """``repr`` of every local of every SDK frame in the tracebacks of ``exc``'s chain, as a formatter
+    that captures locals (``traceback`` with ``capture_locals``, error trackers) would show them."""
+    shown: list[str] = []
+    for link in _chain(exc):
+        summary = traceback.TracebackException(
+            type(link), link, link.__traceback__, capture_locals=True, lookup_lines=False
+        )
+        for frame in summary.stack:
+            if frame.filename.startswith(SDK_DIR):
+                shown += [f"{name}={value}" for name, value in (frame.locals or {}).items()]
+    return shown
+
+
+def _sdk_frame_locals_rich(exc: BaseException) -> list[str]:
+    """The same as rich's traceback with ``show_locals=True`` renders them (nothing shortened)."""
+    rich_traceback = pytest.importorskip("rich.traceback")
+    shown: list[str] = []
+    for link in _chain(exc):
+        trace = rich_traceback.Traceback.extract(
+            type(link),
+            link,
+            link.__traceback__,
+            show_locals=True,
+            locals_max_length=10_000,
+            locals_max_string=100_000,
+        )
+        for stack in trace.stacks:
+            for frame in stack.frames:
+                if frame.filename.startswith(SDK_DIR):
+                    shown += [
+                        f"{name}={node.render()}" for name, node in (frame.locals or {}).items()
+                    ]
+    return shown
+
+
+@pytest.mark.parametrize("formatter", ["traceback", "rich"])
+@pytest.mark.parametrize("failure", ["refused", "hang-up", "401"])
+def test_the_token_is_in_no_local_of_the_sdks_frames(
+    failure: str, formatter: str, closed_port: int
+) -> None:
+    token = make_token()
+
+    async def scenario() -> AssetPayError:
+        async with ScriptedServer() as server:
+            server.respond = lambda _request: (
+                HANG_UP if failure == "hang-up" else api_error(401, "UNAUTHORIZED", 1100)
+            )
+            url = f"http://127.0.0.1:{closed_port}" if failure == "refused" else server.url
+            async with new_session(url) as session:
+                client = session.client(token)
+                with pytest.raises(AssetPayError) as info:
+                    await client.cancel_withdrawal_item(TRADE_ID, ITEM_ID)
+                return info.value
+
+    exc = run_virtual(scenario())
+    shown = _sdk_frame_locals(exc) if formatter == "traceback" else _sdk_frame_locals_rich(exc)
+    assert any(
+        "token=" in text for text in shown
+    )  # the SDK's frames were captured, token holder included
+    assert len([link for link in _chain(exc) if link.__traceback__ is not None]) >= 1
+    secret_part = token.rsplit(".", 1)[1]
+    leaks = [text for text in shown if token in text or secret_part in text]
+    assert leaks == []

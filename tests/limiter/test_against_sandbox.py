@@ -147,9 +147,7 @@ def _run(algorithm: str, burst: int | None, registry: LimiterRegistry | None) ->
                 trade = sb.add_trade(user, items=10, age=dt.timedelta(hours=1))
                 items.extend((user, trade.id, item.id) for item in trade.items)
             sessions = [
-                AssetPaySession(
-                    cancel_quota=Quota(N, T), base_url=sb.base_url, limiter_registry=registry
-                )
+                AssetPaySession(cancel_quota=Quota(N, T), base_url=sb.base_url, limiter=registry)
                 for _ in range(SESSIONS)
             ]
             try:

@@ -37,10 +37,10 @@ def test_sessions_of_one_merchant_share_the_process_wide_limiter() -> None:
     one = AssetPaySession(tier=MerchantTier.VERIFIED, merchant_id="m1")
     two = AssetPaySession(tier=MerchantTier.VERIFIED, merchant_id="m1")
     other = AssetPaySession(tier=MerchantTier.VERIFIED, merchant_id="m2")
-    shared = one.limiter_for("m1", CANCEL)
-    assert two.limiter_for("m1", CANCEL) is shared
+    shared = one._requester.limiter("m1", CANCEL)
+    assert two._requester.limiter("m1", CANCEL) is shared
     assert default_registry().get("m1", CANCEL, Quota(60, 60.0)) is shared
-    assert other.limiter_for("m2", CANCEL) is not shared
+    assert other._requester.limiter("m2", CANCEL) is not shared
 
 
 def test_a_differing_configuration_keeps_the_slower_pacing_and_warns_once(

@@ -1,7 +1,7 @@
 """One "process" of a merchant's backend in the multi-process tests: cancels its share of a backlog.
 
 Reads a JSON job from the file named on its command line, waits for the common start time, cancels every
-item through its own ``AssetPaySession`` (with ``redis=`` or without), and prints a JSON report on stdout.
+item through its own ``AssetPaySession`` (with a Redis limiter or without), and prints a JSON report on stdout.
 """
 
 from __future__ import annotations
@@ -14,23 +14,25 @@ from pathlib import Path
 from typing import Any
 
 from assetpay_async import AssetPayError, AssetPaySession, Quota, RetryPolicy, RouteGroup
-from assetpay_async.redis_limiter import RedisLimiter
+from assetpay_async.redis_limiter import RedisLimiter, RedisLimiterRegistry
 
 
 async def run(job: dict[str, Any]) -> dict[str, Any]:
     limit, period = job["quota"]
+    registry = (
+        RedisLimiterRegistry(job["redis"], key_prefix=job["prefix"]) if job["redis"] else None
+    )
     async with AssetPaySession(
         cancel_quota=Quota(limit, period),
         merchant_id=job["merchant_id"],
         base_url=job["base_url"],
-        redis=job["redis"],
-        redis_key_prefix=job["prefix"],
+        limiter=registry,
         latency_margin=job["latency_margin"],
         retry=RetryPolicy(max_rate_limited_wait=60.0),
     ) as session:
         client = session.client(job["token"])
 
-        limiter = session.limiter_for(job["merchant_id"], RouteGroup.CANCEL_ITEM)
+        limiter = session._requester.limiter(job["merchant_id"], RouteGroup.CANCEL_ITEM)
         most_peers = 0
 
         async def cancel(trade_id: str, item_id: str) -> str:
@@ -52,6 +54,8 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
             if isinstance(limiter, RedisLimiter)
             else {}
         )
+    if registry is not None:
+        await registry.aclose()
     return {
         **shared,
         "outcomes": dict(zip((item for _, item in job["items"]), outcomes, strict=True)),

@@ -362,15 +362,13 @@ async def test_clear_cancels_the_workers() -> None:
 
 async def test_a_session_with_redis_uses_it_and_leaves_the_callers_client_open() -> None:
     client = fakeredis.FakeAsyncRedis()
-    session = AssetPaySession(
-        cancel_quota=QUOTA, merchant_id="m", redis=client, redis_key_prefix="shop"
-    )
-    lim = session.limiter_for("m", RouteGroup.CANCEL_ITEM)
+    session = AssetPaySession(cancel_quota=QUOTA, merchant_id="m", limiter=client)
+    lim = session._requester.limiter("m", RouteGroup.CANCEL_ITEM)
 
     await lim.acquire()
     await session.aclose()
 
     assert isinstance(lim, RedisLimiter)
-    assert await client.exists("shop:limiter:m:cancel-item") == 1
+    assert await client.exists("assetpay:limiter:m:cancel-item") == 1
     assert await client.ping()
     await client.aclose()

@@ -1,6 +1,6 @@
 """Two OS processes of one merchant, their Redis killed (or frozen) mid-run and brought back: never over N.
 
-The processes use the defaults (``AssetPaySession(redis=url)``: fallback on, 1 s Redis timeout, 1 s
+The processes use the defaults (``AssetPaySession(limiter=url)``: fallback on, 1 s Redis timeout, 1 s
 heartbeat). The sandbox, on real time in a thread of this process, answers every cancel (its own quota is far
 above the SDK's) and records when each request arrived; the test counts the busiest window of T seconds
 before the outage, across it, and after Redis is back. The SDK's quota is scaled to N = 20 per T = 2 s so a

@@ -121,11 +121,10 @@ def client_ids(server: RedisServer) -> set[int]:
 async def test_a_session_closes_the_client_it_made_from_a_url(
     redis_server: RedisServer, key_prefix: str
 ) -> None:
-    session = AssetPaySession(
-        cancel_quota=FAST, merchant_id="m", redis=redis_server.url, redis_key_prefix=key_prefix
-    )
+    merchant = f"m-{key_prefix}"  # the shorthand uses the default key prefix: a merchant of its own
+    session = AssetPaySession(cancel_quota=FAST, merchant_id=merchant, limiter=redis_server.url)
     others = client_ids(redis_server)
-    await session.limiter_for("m", RouteGroup.CANCEL_ITEM).acquire()
+    await session._requester.limiter(merchant, RouteGroup.CANCEL_ITEM).acquire()
     mine = client_ids(redis_server) - others
 
     await session.aclose()
