@@ -2,7 +2,7 @@
 
 ``CancelBatch`` is the ``asyncio.gather`` use case done right: bad pairs fail before any quota is spent, duplicate
 pairs are cancelled once, one failure never stops the others, progress is reported as it goes, and if the batch's
-task is cancelled, :attr:`CancelBatch.outcomes` still says what was done, what may have been done, and what never ran.
+task is cancelled, [`CancelBatch.outcomes`][assetpay_async.CancelBatch.outcomes] still says what was done, what may have been done, and what never ran.
 
 With a journal (a SQLite file, see ``_journal``) the batch survives the death of its process: run it again with the
 same journal and the pairs already decided are not sent again. A batch also stops at once when continuing is
@@ -154,7 +154,7 @@ class CancelOutcome:
         kind: how it ended.
         result: the cancel result when ``kind`` is CANCELLED.
         error: the typed error when FAILED or UNKNOWN (None when the batch was cancelled mid-flight);
-            :class:`SessionClosedError` for a pair NOT_ATTEMPTED because the session was closed.
+            [`SessionClosedError`][assetpay_async.SessionClosedError] for a pair NOT_ATTEMPTED because the session was closed.
         duplicate_of: index of the earlier identical pair whose outcome this one shares.
         reschedules: how many times a too-young item was re-tried once eligible.
         detail: more about the outcome (from the journal, likely cancelled, batch stopped), or None.
@@ -232,7 +232,7 @@ def _outcome_of(
 
 
 class CancelBatch:
-    """One batch of cancels for one client. Create with :meth:`AssetPayClient.batch`; run with :meth:`run`.
+    """One batch of cancels for one client. Create with [`AssetPayClient.batch`][assetpay_async.AssetPayClient.batch]; run with `run`.
 
     Args:
         client: the client whose token the cancels use.
@@ -336,7 +336,7 @@ class CancelBatch:
         """Cancel every pair; return one outcome per pair in input order.
 
         If the task running this is cancelled, in-flight requests are abandoned (their outcome is UNKNOWN),
-        pairs not started are NOT_ATTEMPTED, :attr:`outcomes` reports all of it, and CancelledError propagates.
+        pairs not started are NOT_ATTEMPTED, `outcomes` reports all of it, and CancelledError propagates.
 
         Raises:
             JournalError: the journal cannot be used, or (``JournalMismatchError``) was written for other

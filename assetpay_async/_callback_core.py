@@ -1,7 +1,7 @@
 """The sans-I/O core of callbacks: verify a delivery, decode its event, build approval answers.
 
 Nothing here touches the network or a framework: every function takes bytes and headers and returns values or
-raises a :class:`CallbackError`. :mod:`assetpay_async.callbacks` puts an aiohttp handler on top.
+raises a `CallbackError`. [`assetpay_async.callbacks`][assetpay_async.callbacks] puts an aiohttp handler on top.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ class UnsignedTestPing(CallbackError):
     """The body is AssetPay's test ping (``{"test": true, ...}``), sent unsigned when a callback URL is saved.
 
     Nothing in it is authenticated, so nothing in it is exposed: answer 2xx (``http_status`` is 200) and act on
-    nothing. It subclasses :class:`CallbackError` so that code unaware of pings can never treat one as an event.
+    nothing. It subclasses `CallbackError` so that code unaware of pings can never treat one as an event.
     """
 
     http_status: ClassVar[int] = 200
@@ -354,7 +354,7 @@ class CallbackAnswer:
 
 @attrs.frozen
 class ApprovalDecision:
-    """The merchant's verdict on an approval request. Build it with :meth:`approve` or :meth:`reject`."""
+    """The merchant's verdict on an approval request. Build it with `approve` or `reject`."""
 
     approved: bool
     reason: str = ""
@@ -416,7 +416,7 @@ def verify_signature(
 ) -> VerifiedDelivery:
     """Authenticate a delivery's raw body against its ``X-AssetPay-Signature`` header.
 
-    The body is not interpreted: use :func:`verify_callback` for trade callbacks.
+    The body is not interpreted: use `verify_callback` for trade callbacks.
 
     Args:
         body: the raw request body, exactly as received (re-serialised JSON does not verify).
@@ -508,7 +508,7 @@ def verify_callback(
 
     Raises:
         UnsignedTestPing: the body is AssetPay's unsigned test ping: answer 2xx, trust nothing in it.
-        CallbackAuthenticationError: see :func:`verify_signature` (answer 401).
+        CallbackAuthenticationError: see `verify_signature` (answer 401).
     """
     data, json_error = _load_json(body)
     if is_test_ping(data):

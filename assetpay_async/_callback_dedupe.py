@@ -41,7 +41,7 @@ class DedupeStore(Protocol):
 
 
 class MemoryDedupeStore:
-    """A per-process :class:`DedupeStore`: entries expire after their TTL, the oldest go first when full.
+    """A per-process `DedupeStore`: entries expire after their TTL, the oldest go first when full.
 
     Use it with a single process; several processes need a shared store. An entry evicted early only means a
     redelivery is handled again, so size ``max_entries`` above the deliveries expected within the TTL.

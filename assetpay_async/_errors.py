@@ -26,7 +26,7 @@ AssetPayError                      base of everything below; ``ambiguous`` = out
 ```
 
 Branch on the class (it follows the error ``key``, then the numeric ``code``); an unknown key is a plain
-:class:`APIError` that keeps everything the server said.
+[`APIError`][assetpay_async.APIError] that keeps everything the server said.
 """
 
 from __future__ import annotations

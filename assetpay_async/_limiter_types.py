@@ -1,6 +1,6 @@
 """The limiter's value types and interface, shared by the in-memory and the shared (Redis) limiters.
 
-Re-exported by :mod:`assetpay_async._limiting`; import them from there.
+Re-exported by `assetpay_async._limiting`; import them from there.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class LimiterStats:
     waited_p99: float
     """99th percentile of the same."""
     rate_limited: int
-    """429s reported through :meth:`RateLimiter.rate_limited`."""
+    """429s reported through `RateLimiter.rate_limited`."""
     pauses: int
     """Times a 429 started or extended a pause."""
     current_rate: float

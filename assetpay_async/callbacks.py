@@ -2,11 +2,11 @@
 
 Two layers:
 
-* :func:`verify_callback` (and :func:`verify_signature`) take the raw body and headers and return a verified
+* `verify_callback` (and `verify_signature`) take the raw body and headers and return a verified
   event or raise a `CallbackError`; they work with any web framework. The event is a `CallbackEvent` (a
   trade), a `CryptoWithdrawalEvent`, a `CryptoDepositEvent`, or an `UnknownCallbackEvent` keeping the raw
   payload of a body the SDK does not know.
-* :func:`callback_handler` builds an aiohttp handler on top: it answers AssetPay, hands each event to your
+* `callback_handler` builds an aiohttp handler on top: it answers AssetPay, hands each event to your
   coroutine once (dedupe on the delivery id, on the trade id for approvals) and never approves a withdrawal
   unless your ``on_approval`` coroutine said so.
 
@@ -181,7 +181,7 @@ def callback_handler(
             an [`ApprovalDecision`][assetpay_async.callbacks.ApprovalDecision] (anything else rejects).
         on_other: awaited with each crypto or unknown event, once per delivery id (default: acknowledge and
             log it).
-        dedupe: where handled deliveries are remembered; a per-process :class:`MemoryDedupeStore` by default.
+        dedupe: where handled deliveries are remembered; a per-process `MemoryDedupeStore` by default.
             Pass a shared store when several processes serve the callback URL.
         tolerance: seconds the signed timestamp may lie before or after now.
         now: a clock returning the current datetime (tests); the system clock by default.

@@ -1,6 +1,6 @@
 """Test helpers for code that uses assetpay-async: an event loop whose clock is virtual.
 
-:class:`VirtualTimeLoop` is a selector event loop whose :meth:`time` only moves when the loop would otherwise
+`VirtualTimeLoop` is a selector event loop whose `time` only moves when the loop would otherwise
 sleep: it then jumps straight to the next timer. Real sockets keep working (the sandbox and the SDK talk over
 loopback inside one loop), so a minute of rate-limited traffic runs in milliseconds and the same schedule comes
 out every run. Do not use it with I/O served by another process: time would jump while that process works.
@@ -73,6 +73,6 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
 
 def run_virtual(coro: Coroutine[Any, Any, T], *, debug: bool | None = None) -> T:
-    """Like :func:`asyncio.run`, on a :class:`VirtualTimeLoop`."""
+    """Like `asyncio.run`, on a `VirtualTimeLoop`."""
     with asyncio.Runner(loop_factory=VirtualTimeLoop, debug=debug) as runner:
         return runner.run(coro)

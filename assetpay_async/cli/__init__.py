@@ -32,7 +32,7 @@ def _parse(argv: Sequence[str], environ: Mapping[str, str]) -> object:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``assetpay`` command and return its exit code (see :class:`ExitCode`).
+    """Run the ``assetpay`` command and return its exit code (see `ExitCode`).
 
     Args:
         argv: the arguments after the program name (default: ``sys.argv[1:]``).
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def main_async(argv: Sequence[str], *, environ: Mapping[str, str] | None = None) -> int:
-    """:func:`main` on the running event loop (for tests and embedding); ``demo --fast`` uses this loop's clock."""
+    """`main` on the running event loop (for tests and embedding); ``demo --fast`` uses this loop's clock."""
     env = os.environ if environ is None else environ
     args = _parse(argv, env)
     if isinstance(args, ExitCode):

@@ -1,6 +1,6 @@
 """The demo's backlog: a sandbox world holding every kind of item a real cancel queue meets.
 
-:func:`seed_backlog` is deterministic for a given sandbox seed and ``seed``: the same ids, ages and order every run,
+`seed_backlog` is deterministic for a given sandbox seed and ``seed``: the same ids, ages and order every run,
 so the SDK run and the naive comparison (on a fresh sandbox) cancel the very same pairs.
 """
 

@@ -1,7 +1,7 @@
 """The ``assetpay`` argument parser: every command, its options and its ``--help`` examples.
 
 Nothing here imports rich, so ``--help`` and usage errors work without the ``[cli]`` extra. Usage errors never
-echo the client token: whatever argparse would print is passed through :func:`redact` first.
+echo the client token: whatever argparse would print is passed through `redact` first.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Pure views of results for the command line: one-line descriptions, JSON objects, counts by outcome.
 
-No rich and no I/O here: :mod:`._render` draws these, the tests read them directly.
+No rich and no I/O here: `._render` draws these, the tests read them directly.
 """
 
 from __future__ import annotations

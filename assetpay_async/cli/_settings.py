@@ -1,6 +1,6 @@
 """How the command reaches AssetPay: token, tier or quota, base URL, Redis, merchant id, from options or environment.
 
-The token is held in a :class:`SecretToken` from the moment it is read: nothing here can print it.
+The token is held in a `SecretToken` from the moment it is read: nothing here can print it.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class SettingsError(ValueError):
 
 
 def parse_quota(text: str) -> Quota:
-    """``"60/60"`` (60 requests per 60 s) or ``"60/3.5s"`` as a :class:`Quota`.
+    """``"60/60"`` (60 requests per 60 s) or ``"60/3.5s"`` as a [`Quota`][assetpay_async.Quota].
 
     Raises:
         argparse.ArgumentTypeError: anything else (argparse turns it into a usage error).
@@ -72,7 +72,7 @@ def parse_margin(text: str) -> float:
 
 @attrs.frozen
 class Connection:
-    """Everything needed to open an :class:`AssetPaySession` and a client for the token.
+    """Everything needed to open an [`AssetPaySession`][assetpay_async.AssetPaySession] and a client for the token.
 
     Attributes:
         token: the client token (its repr is a fingerprint).

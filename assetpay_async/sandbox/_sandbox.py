@@ -89,8 +89,8 @@ class Sandbox:
 
     Args:
         host: the address to listen on (loopback by default).
-        port: the port; 0 picks a free one (see :attr:`base_url`).
-        algorithm: the server's rate limiting algorithm (:class:`ServerAlgorithm` or its name).
+        port: the port; 0 picks a free one (see `base_url`).
+        algorithm: the server's rate limiting algorithm (`ServerAlgorithm` or its name).
         burst: the GCRA burst B (default: the quota's N).
         seed: seeds ids, marketplace refusals and faults; None draws a fresh seed.
         start: the wall-clock datetime of sandbox time 0 (``createdAt``, token ``iat``/``exp``, callback ``t``).
@@ -227,7 +227,7 @@ class Sandbox:
 
         Args:
             tier: verified (60 cancels a minute) or unverified (10).
-            quotas: per route group, a :class:`Quota` or ``(limit, period_seconds)`` replacing the tier's.
+            quotas: per route group, a [`Quota`][assetpay_async.Quota] or ``(limit, period_seconds)`` replacing the tier's.
             callback_url: where trade callbacks are posted.
             merchant_id: its id (default: a fresh UUID).
             secret: its API secret (default: a fresh random one).

@@ -1,6 +1,6 @@
-"""The sandbox's clock: the running event loop's time plus an offset that :meth:`SandboxClock.advance` moves.
+"""The sandbox's clock: the running event loop's time plus an offset that `SandboxClock.advance` moves.
 
-Under :class:`assetpay_async.testing.VirtualTimeLoop` the loop's time is virtual, so quota windows, revert
+Under `assetpay_async.testing.VirtualTimeLoop` the loop's time is virtual, so quota windows, revert
 delays, callback retries and item ages all run on virtual time; on a normal loop they run in real time.
 """
 
@@ -46,7 +46,7 @@ class SandboxClock:
         self._offset = now
 
     def now(self) -> float:
-        """Sandbox seconds: elapsed loop time since :meth:`bind` plus every :meth:`advance`."""
+        """Sandbox seconds: elapsed loop time since `bind` plus every `advance`."""
         if self._loop is None:
             return self._offset
         return self._loop.time() - self._origin + self._offset
@@ -60,7 +60,7 @@ class SandboxClock:
         return self.wall().timestamp()
 
     def advance(self, delta: dt.timedelta | float) -> None:
-        """Jump forward; whatever waits on :meth:`sleep_until` re-checks its deadline at once."""
+        """Jump forward; whatever waits on `sleep_until` re-checks its deadline at once."""
         seconds = delta.total_seconds() if isinstance(delta, dt.timedelta) else float(delta)
         if seconds < 0:
             raise ValueError("the sandbox clock only moves forward")
@@ -69,7 +69,7 @@ class SandboxClock:
         waker.set()
 
     async def sleep_until(self, deadline: float) -> None:
-        """Sleep until sandbox time ``deadline``, waking early if :meth:`advance` passes it."""
+        """Sleep until sandbox time ``deadline``, waking early if `advance` passes it."""
         while (remaining := deadline - self.now()) > 0:
             waker = self._waker
             try:

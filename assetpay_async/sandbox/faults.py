@@ -1,7 +1,7 @@
 """Fault injection: what can go wrong between the SDK and AssetPay, scheduled per route group and merchant.
 
-A :class:`Fault` says what happens and to which requests ("the next k cancels", "with probability p",
-"for merchant m"); :class:`FaultSchedule` picks the faults of each request with a seeded ``random.Random``,
+A `Fault` says what happens and to which requests ("the next k cancels", "with probability p",
+"for merchant m"); `FaultSchedule` picks the faults of each request with a seeded ``random.Random``,
 so a test sees the same faults every run.
 """
 

@@ -56,7 +56,7 @@ else:
     async def assetpay_sandbox(  # type: ignore[misc]  # the fallback above has another type
         request: pytest.FixtureRequest,
     ) -> AsyncIterator[Sandbox]:
-        """A started :class:`~assetpay_async.sandbox.Sandbox` on loopback, closed after the test.
+        """A started `Sandbox` on loopback, closed after the test.
 
         Seeded with 0 unless the test's ``@pytest.mark.assetpay_sandbox(...)`` marker says otherwise.
         """

@@ -1,7 +1,7 @@
 """Client tokens as AssetPay issues them: HS256 JWTs signed with the merchant's API secret.
 
 Header ``{"alg": "HS256", "typ": "JWT", "userId": <merchantId>}``; payload ``{"merchantId", "client":
-{"steamID", "tradeUrl"}, "iat", "exp"}``. :func:`encode` and :func:`verify` are pure functions.
+{"steamID", "tradeUrl"}, "iat", "exp"}``. `encode` and `verify` are pure functions.
 """
 
 from __future__ import annotations
