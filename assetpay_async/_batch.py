@@ -2,7 +2,8 @@
 
 ``CancelBatch`` is the ``asyncio.gather`` use case done right: bad pairs fail before any quota is spent, duplicate
 pairs are cancelled once, one failure never stops the others, progress is reported as it goes, and if the batch's
-task is cancelled, [`CancelBatch.outcomes`][assetpay_async.CancelBatch.outcomes] still says what was done, what may have been done, and what never ran.
+task is cancelled, [`CancelBatch.outcomes`][assetpay_async.CancelBatch.outcomes] still says what was done, what
+may have been done, and what never ran.
 
 With a journal (a SQLite file, see ``_journal``) the batch survives the death of its process: run it again with the
 same journal and the pairs already decided are not sent again. A batch also stops at once when continuing is
@@ -154,7 +155,8 @@ class CancelOutcome:
         kind: how it ended.
         result: the cancel result when ``kind`` is CANCELLED.
         error: the typed error when FAILED or UNKNOWN (None when the batch was cancelled mid-flight);
-            [`SessionClosedError`][assetpay_async.SessionClosedError] for a pair NOT_ATTEMPTED because the session was closed.
+            [`SessionClosedError`][assetpay_async.SessionClosedError] for a pair NOT_ATTEMPTED because the
+            session was closed.
         duplicate_of: index of the earlier identical pair whose outcome this one shares.
         reschedules: how many times a too-young item was re-tried once eligible.
         detail: more about the outcome (from the journal, likely cancelled, batch stopped), or None.
@@ -232,7 +234,9 @@ def _outcome_of(
 
 
 class CancelBatch:
-    """One batch of cancels for one client. Create with [`AssetPayClient.batch`][assetpay_async.AssetPayClient.batch]; run with `run`.
+    """One batch of cancels for one client.
+
+    Create with [`AssetPayClient.batch`][assetpay_async.AssetPayClient.batch]; run with `run`.
 
     Args:
         client: the client whose token the cancels use.

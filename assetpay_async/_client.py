@@ -49,7 +49,9 @@ def _age_key(trade: Trade) -> dt.datetime:
 
 
 class AssetPayClient:
-    """Calls on behalf of one end user. Get one from [`AssetPaySession.client`][assetpay_async.AssetPaySession.client]; create as many as needed.
+    """Calls on behalf of one end user.
+
+    Get one from [`AssetPaySession.client`][assetpay_async.AssetPaySession.client]; create as many as needed.
 
     The token is held in a `SecretToken`: ``repr(client)`` shows the merchant and a fingerprint only.
     """
@@ -372,7 +374,9 @@ class AssetPayClient:
     async def cancel_withdrawal_items(
         self, pairs: Iterable[tuple[object, object]], **options: Unpack[BatchOptions]
     ) -> list[CancelOutcome]:
-        """Cancel many items; one [`CancelOutcome`][assetpay_async.CancelOutcome] per pair, in input order. Never raises for one pair.
+        """Cancel many items; one [`CancelOutcome`][assetpay_async.CancelOutcome] per pair, in input order.
+
+        Never raises for one pair.
 
         Duplicate pairs are cancelled once; bad ids fail before any quota is spent; with
         ``reschedule_too_soon`` an item younger than 30 minutes is cancelled again once it is old enough.

@@ -45,7 +45,9 @@ def write_json_line(stream: IO[str], value: Any) -> None:
 
 
 class BatchProgressBar:
-    """A rich progress bar fed by [`BatchProgress`][assetpay_async.BatchProgress]: done/total, failures, rate, time left, 429s.
+    """A rich progress bar fed by [`BatchProgress`][assetpay_async.BatchProgress].
+
+    It shows done/total, failures, rate, time left and 429s.
 
     Args:
         out: where to draw (a live bar on a terminal, the final line only otherwise).

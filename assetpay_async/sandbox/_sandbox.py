@@ -227,7 +227,8 @@ class Sandbox:
 
         Args:
             tier: verified (60 cancels a minute) or unverified (10).
-            quotas: per route group, a [`Quota`][assetpay_async.Quota] or ``(limit, period_seconds)`` replacing the tier's.
+            quotas: per route group, a [`Quota`][assetpay_async.Quota] or ``(limit, period_seconds)``
+                replacing the tier's.
             callback_url: where trade callbacks are posted.
             merchant_id: its id (default: a fresh UUID).
             secret: its API secret (default: a fresh random one).
