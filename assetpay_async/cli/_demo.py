@@ -1,10 +1,10 @@
 """``assetpay demo``: the main job end to end, in one process, over loopback.
 
-An embedded sandbox holds a realistic backlog; a real [`AssetPaySession`][assetpay_async.AssetPaySession] batch-
-cancels it at a quota scaled so the run takes ``--seconds``; an aiohttp endpoint built with
+An embedded sandbox holds a realistic backlog; a real [`AssetPaySession`][assetpay_async.AssetPaySession]
+batch-cancels it at a quota scaled so the run takes ``--seconds``; an aiohttp endpoint built with
 `assetpay_async.callbacks.callback_handler` verifies the signed ``reverted`` callbacks; the summary shows outcomes
-by seeded kind, the busiest window against the quota, the 429s (zero) and the callbacks verified. ``--compare-
-naive`` replays the backlog on a fresh sandbox through ``aiolimiter.AsyncLimiter(N, T)``.
+by seeded kind, the busiest window against the quota, the 429s (zero) and the callbacks verified.
+``--compare-naive`` replays the backlog on a fresh sandbox through ``aiolimiter.AsyncLimiter(N, T)``.
 """
 
 from __future__ import annotations
