@@ -599,7 +599,7 @@ class RedisLimiter:
             self._fail_all(
                 LimiterBackendError(
                     f"the Redis limiter store failed for {self._redis_key!r} ({type(exc).__name__}: "
-                    f"{exc}); nothing was sent (redis_fallback=False)"
+                    f"{exc}); nothing was sent (RedisLimiterRegistry(fallback=False))"
                 )
             )
             return

@@ -113,7 +113,7 @@ def connection_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Con
     """Resolve the options of a command that talks to AssetPay; options win over environment variables.
 
     Raises:
-        SettingsError: no token, or neither a tier nor a quota.
+        SettingsError: no token, neither a tier nor a quota, or a Redis URL without its scheme.
     """
     raw_token = args.token if args.token is not None else environ.get(ENV_TOKEN)
     if not raw_token:
@@ -137,12 +137,18 @@ def connection_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Con
     base_url = args.base_url or environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
     if not base_url.startswith(("https://", "http://")):
         raise SettingsError("the base URL must start with https:// or http://")
+    redis_url = args.redis_url or environ.get(ENV_REDIS_URL) or None
+    if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        # The URL may carry a password: name its form, never the URL itself.
+        raise SettingsError(
+            f"--redis-url (or ${ENV_REDIS_URL}) must start with redis://, rediss:// or unix://"
+        )
     return Connection(
         token=token,
         tier=tier,
         cancel_quota=args.quota,
         base_url=base_url,
-        redis_url=args.redis_url or environ.get(ENV_REDIS_URL) or None,
+        redis_url=redis_url,
         merchant_id=args.merchant_id or environ.get(ENV_MERCHANT_ID) or None,
         latency_margin=args.latency_margin,
     )

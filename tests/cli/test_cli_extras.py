@@ -129,3 +129,26 @@ def test_without_redis_the_real_process_prints_one_line_and_no_traceback() -> No
     assert "'redis' extra" in done.stderr
     assert "Traceback" not in done.stderr
     assert "hunter2" not in done.stderr
+
+
+@pytest.mark.parametrize("via", ["option", "environment"])
+def test_a_redis_url_without_a_scheme_is_a_usage_line_without_the_url(
+    capsys: pytest.CaptureFixture[str], via: str
+) -> None:
+    bad_url = (
+        ":hunter2@127.0.0.1:1/0"  # the scheme forgotten: redis-py would raise a bare ValueError
+    )
+
+    async def test(world: World) -> None:
+        trade, item = world.eligible.id, world.eligible.items[0].id
+        option = ["--redis-url", bad_url] if via == "option" else []
+        env = {"ASSETPAY_REDIS_URL": bad_url} if via == "environment" else {}
+        run = await world.run(["cancel", *FAST_QUOTA, *option, trade, item], capsys, **env)
+        assert run.code == ExitCode.USAGE
+        assert run.out == ""
+        assert "redis://" in run.err
+        assert "hunter2" not in run.err
+        assert "Traceback" not in run.err
+        assert world.cancels() == []
+
+    on_world(test)
