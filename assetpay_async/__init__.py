@@ -37,7 +37,13 @@ from ._errors import (
     WaitTimeoutError,
 )
 from ._journal import JournalError, JournalMismatchError
-from ._limiting import LimiterPolicy, LimiterStats
+from ._limiting import (
+    LimiterPolicy,
+    LimiterRegistry,
+    LimiterStats,
+    MemoryLimiterRegistry,
+    RateLimiter,
+)
 from ._models import (
     CancelResult,
     CancelStatus,
@@ -85,7 +91,9 @@ __all__ = [
     "JournalMismatchError",
     "LimiterBackendError",
     "LimiterPolicy",
+    "LimiterRegistry",
     "LimiterStats",
+    "MemoryLimiterRegistry",
     "MerchantMismatchError",
     "MerchantTier",
     "NotCancellableError",
@@ -94,6 +102,7 @@ __all__ = [
     "QueueTimeoutError",
     "Quota",
     "RateLimitedError",
+    "RateLimiter",
     "RequestTimeoutError",
     "RetryPolicy",
     "RevertedBy",

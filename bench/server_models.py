@@ -30,7 +30,7 @@ import attrs
 from assetpay_async._limiting import LimiterKey, LimiterPolicy, MemoryLimiter
 from assetpay_async._pacing import pacing_for
 from assetpay_async._quota import Quota, RouteGroup
-from assetpay_async.sandbox.rate_models import RateModel, make_rate_model
+from assetpay_async.sandbox import RateModel, make_rate_model
 from assetpay_async.testing import run_virtual
 
 from ._common import stamp

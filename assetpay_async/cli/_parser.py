@@ -16,7 +16,7 @@ from typing import Final, NoReturn
 from assetpay_async._errors import InvalidRequestError
 from assetpay_async._protocol import parse_id
 from assetpay_async._version import __version__
-from assetpay_async.sandbox.rate_models import ServerAlgorithm
+from assetpay_async.sandbox import ServerAlgorithm
 
 from ._exit import ExitCode
 from ._settings import (

@@ -13,13 +13,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._sandbox import Sandbox, SeededToken
-    from .behavior import RustCancelAnswer, SandboxBehavior
-    from .callbacks import CallbackAttempt
-    from .clock import DEFAULT_START, SandboxClock
-    from .faults import Fault, FaultKind, FaultSchedule
-    from .observe import RequestRecord, Totals, max_in_window, quota_share
-    from .rate_models import (
+    from ._behavior import RustCancelAnswer, SandboxBehavior
+    from ._callbacks import CallbackAttempt
+    from ._clock import DEFAULT_START, SandboxClock
+    from ._faults import Fault, FaultKind, FaultSchedule
+    from ._observe import RequestRecord, Totals, max_in_window, quota_share
+    from ._rate_models import (
         GCRA,
         AnchoredWindow,
         BlockPenaltyWindow,
@@ -31,7 +30,9 @@ if TYPE_CHECKING:
         SlidingWindowCounter,
         make_rate_model,
     )
-    from .state import GameName, Merchant, SandboxItem, SandboxTrade, User
+    from ._sandbox import Sandbox, SeededToken
+    from ._state import GameName, Merchant, SandboxItem, SandboxTrade, User
+    from ._tokens import encode_token
 
 __all__ = [
     "DEFAULT_START",
@@ -60,6 +61,7 @@ __all__ = [
     "SlidingWindowCounter",
     "Totals",
     "User",
+    "encode_token",
     "make_rate_model",
     "max_in_window",
     "quota_share",
@@ -68,33 +70,34 @@ __all__ = [
 _HOMES = {
     "Sandbox": "._sandbox",
     "SeededToken": "._sandbox",
-    "RustCancelAnswer": ".behavior",
-    "SandboxBehavior": ".behavior",
-    "CallbackAttempt": ".callbacks",
-    "DEFAULT_START": ".clock",
-    "SandboxClock": ".clock",
-    "Fault": ".faults",
-    "FaultKind": ".faults",
-    "FaultSchedule": ".faults",
-    "RequestRecord": ".observe",
-    "Totals": ".observe",
-    "max_in_window": ".observe",
-    "quota_share": ".observe",
-    "GCRA": ".rate_models",
-    "AnchoredWindow": ".rate_models",
-    "BlockPenaltyWindow": ".rate_models",
-    "Decision": ".rate_models",
-    "FixedWindow": ".rate_models",
-    "RateModel": ".rate_models",
-    "ServerAlgorithm": ".rate_models",
-    "SlidingLog": ".rate_models",
-    "SlidingWindowCounter": ".rate_models",
-    "make_rate_model": ".rate_models",
-    "GameName": ".state",
-    "Merchant": ".state",
-    "SandboxItem": ".state",
-    "SandboxTrade": ".state",
-    "User": ".state",
+    "RustCancelAnswer": "._behavior",
+    "SandboxBehavior": "._behavior",
+    "CallbackAttempt": "._callbacks",
+    "DEFAULT_START": "._clock",
+    "SandboxClock": "._clock",
+    "Fault": "._faults",
+    "FaultKind": "._faults",
+    "FaultSchedule": "._faults",
+    "RequestRecord": "._observe",
+    "Totals": "._observe",
+    "max_in_window": "._observe",
+    "quota_share": "._observe",
+    "GCRA": "._rate_models",
+    "AnchoredWindow": "._rate_models",
+    "BlockPenaltyWindow": "._rate_models",
+    "Decision": "._rate_models",
+    "FixedWindow": "._rate_models",
+    "RateModel": "._rate_models",
+    "ServerAlgorithm": "._rate_models",
+    "SlidingLog": "._rate_models",
+    "SlidingWindowCounter": "._rate_models",
+    "make_rate_model": "._rate_models",
+    "GameName": "._state",
+    "Merchant": "._state",
+    "SandboxItem": "._state",
+    "SandboxTrade": "._state",
+    "User": "._state",
+    "encode_token": "._tokens",
 }
 
 

@@ -15,15 +15,16 @@ from aiohttp import web
 
 from assetpay_async._quota import MerchantTier, Quota, RouteGroup
 
-from . import rules, tokens
-from .app import build_app
-from .behavior import SandboxBehavior
-from .callbacks import CallbackAttempt, CallbackDispatcher
-from .clock import DEFAULT_START, SandboxClock
-from .faults import FaultSchedule
-from .observe import RequestRecord, Totals, max_in_window, totals
-from .rate_models import RateModel, ServerAlgorithm, make_rate_model
-from .state import (
+from . import _rules as rules
+from . import _tokens as tokens
+from ._app import build_app
+from ._behavior import SandboxBehavior
+from ._callbacks import CallbackAttempt, CallbackDispatcher
+from ._clock import DEFAULT_START, SandboxClock
+from ._faults import FaultSchedule
+from ._observe import RequestRecord, Totals, max_in_window, totals
+from ._rate_models import RateModel, ServerAlgorithm, make_rate_model
+from ._state import (
     APPIDS,
     TERMINAL,
     GameName,

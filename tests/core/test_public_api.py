@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 import assetpay_async
 
@@ -33,7 +34,9 @@ PUBLIC_NAMES = [
     "JournalMismatchError",
     "LimiterBackendError",
     "LimiterPolicy",
+    "LimiterRegistry",
     "LimiterStats",
+    "MemoryLimiterRegistry",
     "MerchantMismatchError",
     "MerchantTier",
     "NotCancellableError",
@@ -42,6 +45,7 @@ PUBLIC_NAMES = [
     "QueueTimeoutError",
     "Quota",
     "RateLimitedError",
+    "RateLimiter",
     "RequestTimeoutError",
     "RetryPolicy",
     "RevertedBy",
@@ -79,3 +83,95 @@ def test_every_error_is_an_assetpay_error() -> None:
     errors = [getattr(assetpay_async, n) for n in PUBLIC_NAMES if n.endswith("Error")]
     assert errors
     assert all(issubclass(cls, assetpay_async.AssetPayError) for cls in errors)
+
+
+# The public submodules, each for an extra or a testing story, and what each exports.
+PUBLIC_SUBMODULES = {
+    "callbacks": [
+        "AnyCallbackEvent",
+        "ApprovalDecision",
+        "ApprovalHandler",
+        "ApprovalRequest",
+        "CallbackAnswer",
+        "CallbackAuthenticationError",
+        "CallbackError",
+        "CallbackEvent",
+        "CryptoDeposit",
+        "CryptoDepositEvent",
+        "CryptoWithdrawal",
+        "CryptoWithdrawalEvent",
+        "DedupeStore",
+        "EventHandler",
+        "InvalidCallbackBodyError",
+        "MalformedSignatureError",
+        "MemoryDedupeStore",
+        "MissingSignatureError",
+        "NO_APPROVER_REASON",
+        "OtherEvent",
+        "OtherEventHandler",
+        "SignatureMismatchError",
+        "TimestampToleranceError",
+        "UNREADABLE_APPROVAL_REASON",
+        "UnknownCallbackEvent",
+        "UnsignedTestPing",
+        "VerifiedDelivery",
+        "callback_handler",
+        "is_test_ping",
+        "settle_waiters",
+        "verify_callback",
+        "verify_signature",
+    ],
+    "testing": ["VirtualTimeLoop", "run_virtual"],
+    "redis_limiter": ["DEFAULT_MAX_PAUSE_PERIODS", "RedisLimiter", "RedisLimiterRegistry"],
+    "sandbox": [
+        "AnchoredWindow",
+        "BlockPenaltyWindow",
+        "CallbackAttempt",
+        "DEFAULT_START",
+        "Decision",
+        "Fault",
+        "FaultKind",
+        "FaultSchedule",
+        "FixedWindow",
+        "GCRA",
+        "GameName",
+        "Merchant",
+        "RateModel",
+        "RequestRecord",
+        "RustCancelAnswer",
+        "Sandbox",
+        "SandboxBehavior",
+        "SandboxClock",
+        "SandboxItem",
+        "SandboxTrade",
+        "SeededToken",
+        "ServerAlgorithm",
+        "SlidingLog",
+        "SlidingWindowCounter",
+        "Totals",
+        "User",
+        "encode_token",
+        "make_rate_model",
+        "max_in_window",
+        "quota_share",
+    ],
+    "cli": ["ExitCode", "main", "main_async"],
+}
+
+
+def test_every_other_module_is_private() -> None:
+    """A module without a leading underscore is API: only the pinned submodules may be one."""
+    public = set()
+    for info in pkgutil.walk_packages(assetpay_async.__path__, "assetpay_async."):
+        parts = info.name.split(".")[1:]
+        if not any(part.startswith("_") for part in parts):
+            public.add(".".join(parts))
+    assert public == set(PUBLIC_SUBMODULES)
+
+
+def test_the_public_submodules_are_pinned() -> None:
+    for name, names in PUBLIC_SUBMODULES.items():
+        module = importlib.import_module(f"assetpay_async.{name}")
+        assert sorted(module.__all__) == names, name
+        for exported in names:
+            assert getattr(module, exported) is not None, (name, exported)

@@ -12,7 +12,8 @@ import pytest
 from multidict import CIMultiDict
 
 from assetpay_async import AuthenticationError, Quota
-from assetpay_async.sandbox import Sandbox, SandboxBehavior, ServerAlgorithm, tokens
+from assetpay_async.sandbox import Sandbox, SandboxBehavior, ServerAlgorithm
+from assetpay_async.sandbox import _tokens as tokens
 from tests.support.sandbox_world import FAST_CANCEL, world
 
 HOUR = dt.timedelta(hours=1)

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from assetpay_async import AssetPaySession, CancelStatus, Quota
-from assetpay_async.sandbox import Sandbox, ServerAlgorithm, tokens
+from assetpay_async.sandbox import Sandbox, ServerAlgorithm
+from assetpay_async.sandbox import _tokens as tokens
 
 
 async def test_the_fixture_gives_a_started_sandbox(assetpay_sandbox: Sandbox) -> None:

@@ -12,8 +12,8 @@ import attrs
 
 from assetpay_async._signing import SIGNATURE_HEADER, signature_header
 
-from .clock import SandboxClock, isoformat_ms
-from .state import Merchant
+from ._clock import SandboxClock, isoformat_ms
+from ._state import Merchant
 
 __all__ = ["CallbackAttempt", "CallbackDispatcher"]
 

@@ -13,15 +13,15 @@ from aiohttp import web
 
 from assetpay_async._quota import RouteGroup
 
-from . import rules
-from .faults import Fault, FaultKind
-from .observe import RequestRecord
-from .rules import Answer
-from .tokens import TokenProblem, verify
+from . import _rules as rules
+from ._faults import Fault, FaultKind
+from ._observe import RequestRecord
+from ._rules import Answer
+from ._tokens import TokenProblem, verify
 
 if TYPE_CHECKING:
     from ._sandbox import Sandbox
-    from .state import User
+    from ._state import User
 
 __all__ = ["build_app"]
 

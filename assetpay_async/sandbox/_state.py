@@ -15,7 +15,7 @@ import attrs
 
 from assetpay_async._quota import MerchantTier, Quota, RouteGroup, default_quota
 
-from .clock import isoformat_ms
+from ._clock import isoformat_ms
 
 __all__ = [
     "APPIDS",

@@ -12,8 +12,8 @@ from typing import Any, Final
 
 import attrs
 
-from .behavior import RustCancelAnswer, SandboxBehavior
-from .state import APPIDS, TERMINAL, GameName, SandboxItem, SandboxTrade, User, same_ref
+from ._behavior import RustCancelAnswer, SandboxBehavior
+from ._state import APPIDS, TERMINAL, GameName, SandboxItem, SandboxTrade, User, same_ref
 
 __all__ = [
     "CANCEL_MIN_AGE",

@@ -137,3 +137,7 @@ def verify(
         issued_at=iat,
         expires_at=exp,
     )
+
+
+encode_token = encode
+"""`encode` under the name the sandbox package exports: build any client token, wrong ones included."""
