@@ -726,9 +726,8 @@ class CancelBatch:
             return members
         indices = [index for (index, _), _ in covered]
         me = asyncio.current_task()
-        if (
-            me is not None
-        ):  # a stop leaves the task alone once this pair (and so all of them) is on the wire
+        if me is not None:
+            # A stop leaves the task alone once this pair (and so every covered pair) is on the wire.
             self._current[me] = indices[0]
         try:
             result = await self._client._call(

@@ -14,10 +14,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from assetpay_async import (
     APIError,
+    BatchProgress,
     CancelBatch,
     CancelTooSoonError,
     ForbiddenError,
@@ -209,6 +211,46 @@ def test_a_finished_whole_trade_cancel_is_recorded_per_pair(tmp_path: Path) -> N
     run_virtual(main())
 
 
+def test_cancelling_the_batch_during_the_read_sends_nothing_and_reports_every_pair() -> None:
+    async def main() -> None:
+        async with lifecycle_world() as w:
+            trade = w.sandbox.add_trade(w.user, items=3, age=HOUR)
+            pairs = [(trade.id, it.id) for it in trade.items]
+            w.sandbox.faults.add("latency", group="trades-read", times=1, delay=50.0)
+            progress: list[BatchProgress] = []
+            batch = CancelBatch(
+                w.session.client(w.token), pairs, whole_trades=True, on_progress=progress.append
+            )
+            task = asyncio.create_task(batch.run())
+            await asyncio.sleep(5.0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert [o.kind for o in batch.outcomes] == [OutcomeKind.NOT_ATTEMPTED] * 3
+            assert _whole_trade_cancels(w) == []
+            assert _item_cancels(w) == []
+            assert progress == []
+
+    run_virtual(main())
+
+
+def test_progress_is_reported_for_every_pair_of_a_whole_trade_cancel() -> None:
+    async def main() -> None:
+        async with lifecycle_world() as w:
+            trades = [w.sandbox.add_trade(w.user, items=3, age=HOUR) for _ in range(2)]
+            pairs = [(t.id, it.id) for t in trades for it in t.items]
+            progress: list[BatchProgress] = []
+            outcomes = await w.session.client(w.token).cancel_withdrawal_items(
+                pairs, whole_trades=True, on_progress=progress.append
+            )
+            assert [o.kind for o in outcomes] == [OutcomeKind.CANCELLED] * 6
+            assert [p.done for p in progress] == list(range(1, 7))
+            assert {p.total for p in progress} == {6}
+            assert len(_whole_trade_cancels(w)) == 2
+
+    run_virtual(main())
+
+
 def test_whole_trades_must_be_a_bool() -> None:
     async def main() -> None:
         async with new_session("http://127.0.0.1:9") as session:
@@ -394,5 +436,40 @@ def test_a_failed_read_falls_back_to_one_cancel_per_item() -> None:
         assert sorted(posts) == sorted(
             f"/client/trading/withdraw/{TRADE}/items/{i}/cancel" for i in ITEMS
         )
+
+    run_virtual(main())
+
+
+def test_a_stop_lets_a_whole_trade_cancel_on_the_wire_finish() -> None:
+    async def main() -> None:
+        other_trade, other_item, missing = (str(uuid.uuid4()) for _ in range(3))
+        async with ScriptedServer() as server:
+            rows = _rows_reply(*({"itemId": i, "status": "cancelled"} for i in ITEMS))
+            slow_rows = attrs.evolve(rows, delay=1.0)
+
+            def respond(request: RecordedRequest) -> Reply:
+                if request.method == "GET":
+                    return _trade_reply()
+                if other_trade in request.target:
+                    return attrs.evolve(api_error(401, "TOKEN_EXPIRED", 1111), delay=0.5)
+                if "/items/" in request.target:
+                    return Reply(599, b"no item cancel expected here", content_type="text/plain")
+                return slow_rows
+
+            server.respond = respond
+            # The trade's first pair names an item it does not have: sent alone, after the whole-trade cancel.
+            pairs = [(TRADE, missing), *((TRADE, i) for i in ITEMS), (other_trade, other_item)]
+            async with new_session(server.url) as session:
+                batch = CancelBatch(
+                    session.client(make_token()), pairs, whole_trades=True, workers=2
+                )
+                outcomes = await batch.run()
+        assert batch.stopped is not None
+        assert [o.kind for o in outcomes] == [
+            OutcomeKind.NOT_ATTEMPTED,
+            *[OutcomeKind.CANCELLED] * 4,
+            OutcomeKind.FAILED,
+        ]
+        assert outcomes[0].detail is OutcomeDetail.BATCH_STOPPED
 
     run_virtual(main())
