@@ -8,6 +8,9 @@ may have been done, and what never ran.
 With a journal (a SQLite file, see ``_journal``) the batch survives the death of its process: run it again with the
 same journal and the pairs already decided are not sent again. A batch also stops at once when continuing is
 pointless: a refused token or a disabled account, or K transport failures in a row with nothing getting through.
+
+With ``whole_trades`` a trade whose every undelivered item is among the pairs is cancelled with one whole-trade
+request (after one read of the trade to check that), and each of its pairs gets its outcome from its row.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import enum
+import functools
 import inspect
 import logging
 import os
@@ -46,7 +50,14 @@ from ._errors import (
     TradeNotFoundError,
     TransportError,
 )
-from ._models import CancelResult
+from ._models import (
+    CancelResult,
+    CancelStatus,
+    Trade,
+    TradeCancelItem,
+    TradeCancelResult,
+    TradeItem,
+)
 from ._quota import RouteGroup
 
 if TYPE_CHECKING:
@@ -211,6 +222,7 @@ class BatchOptions(TypedDict, total=False):
     max_reschedule_wait: float
     journal: str | os.PathLike[str] | None
     max_transport_failures: int | None
+    whole_trades: bool
 
 
 def _outcome_of(
@@ -233,6 +245,71 @@ def _outcome_of(
     )
 
 
+_Job = tuple[int, proto.RequestSpec]
+"""One pair to cancel on its own: its index and its cancel request."""
+
+
+@attrs.frozen
+class _TradeJob:
+    """Two or more pairs of one trade ref, which may go as one whole-trade cancel (``whole_trades``)."""
+
+    trade_id: object
+    members: tuple[_Job, ...]
+
+
+def _is_open(item: TradeItem) -> bool:
+    """Whether a whole-trade cancel would try ``item`` (an unknown or missing status counts as open)."""
+    return item.status is None or not item.status.terminal
+
+
+def _plan_whole_trade(
+    trade: Trade, members: Iterable[tuple[_Job, object]]
+) -> tuple[list[tuple[_Job, TradeItem]], list[_Job]]:
+    """Split a trade's requested pairs into those one whole-trade cancel covers and those sent one by one.
+
+    The whole-trade cancel tries every item of the trade not in a final status, so it is planned only when
+    the requested pairs name every one of those items (at least two): it must never cancel an item nobody
+    asked for. Requested items that are final, or not in the trade at all, go one by one (they get their own
+    answer). Without a plan, every pair goes one by one.
+    """
+    covered: list[tuple[_Job, TradeItem]] = []
+    alone: list[_Job] = []
+    for job, item_id in members:
+        item = trade.item(proto.parse_id(item_id, "item_id"))
+        if item is not None and _is_open(item):
+            covered.append((job, item))
+        else:
+            alone.append(job)
+    open_ids = {item.id for item in trade.items if _is_open(item)}
+    asked = {item.id for _, item in covered}
+    if str(trade.type) != "withdraw" or len(open_ids) < 2 or not open_ids <= asked:
+        return [], [job for job, _ in members]
+    return covered, alone
+
+
+def _row_error(row: TradeCancelItem, result: TradeCancelResult) -> APIError:
+    """The typed error of a ``failed`` row: the class its ``reason`` key maps to (``APIError`` if unknown)."""
+    cls = proto.error_class(row.reason, None, 200)
+    return cls(
+        f"AssetPay did not cancel item {row.item_id!r} of trade {result.trade_id!r} in the whole-trade "
+        f"cancel ({row.reason or 'no reason given'})",
+        http_status=200,
+        code=None,
+        key=row.reason,
+        request_id=result.request_id,
+    )
+
+
+def _row_result(row: TradeCancelItem, result: TradeCancelResult) -> CancelResult:
+    return CancelResult(
+        trade_id=result.trade_id,
+        item_id=row.item_id,
+        status=row.status,
+        external_id=row.external_id,
+        request_id=result.request_id,
+    )
+
+
 class CancelBatch:
     """One batch of cancels for one client.
 
@@ -250,6 +327,14 @@ class CancelBatch:
             with the same journal after a crash sends nothing already decided (see ``docs/following.md``).
         max_transport_failures: stop the batch after this many pairs in a row failed with nothing getting
             through (connection refused, timeouts, no AssetPay envelope); None never stops.
+        whole_trades: where a trade has two or more pairs, read the trade once and, if the pairs name every
+            item of it not in a final status, cancel them with one
+            [`cancel_withdrawal_trade`][assetpay_async.AssetPayClient.cancel_withdrawal_trade] request
+            instead of one per item; each pair still gets its own outcome, from its row of the answer. It
+            never cancels an item not asked for: a trade only partly asked for (or whose read fails) is
+            cancelled item by item. A requested item missing from the answer's rows is sent again on its
+            own. Costs one trade read per such trade (a list search where the single-trade route is
+            missing); see ``docs/following.md``.
     """
 
     def __init__(
@@ -263,6 +348,7 @@ class CancelBatch:
         max_reschedule_wait: float = 1800.0,
         journal: str | os.PathLike[str] | None = None,
         max_transport_failures: int | None = DEFAULT_MAX_TRANSPORT_FAILURES,
+        whole_trades: bool = False,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InvalidRequestError("workers must be an int >= 1")
@@ -272,6 +358,8 @@ class CancelBatch:
             or max_transport_failures < 1
         ):
             raise InvalidRequestError("max_transport_failures must be an int >= 1, or None")
+        if not isinstance(whole_trades, bool):
+            raise InvalidRequestError("whole_trades must be a bool")
         self._client = client
         self._pairs = [self._pair(p) for p in pairs]
         self._workers = workers
@@ -280,6 +368,10 @@ class CancelBatch:
         self._max_reschedule_wait = max_reschedule_wait
         self._journal_path = None if journal is None else os.fspath(journal)
         self._max_transport_failures = max_transport_failures
+        self._whole_trades = whole_trades
+        self._wait_first: dict[
+            int, tuple[float, int]
+        ] = {}  # too young in a whole-trade cancel: (delay, tries)
         self._outcomes: list[CancelOutcome | None] = [None] * len(self._pairs)
         self._dup_of: dict[int, int] = {}
         self._dups: dict[int, list[int]] = {}
@@ -290,7 +382,8 @@ class CancelBatch:
         self._ran = False
         self._db: sqlite3.Connection | None = None
         self._path_of: dict[int, str] = {}
-        self._sent_before: set[int] = set()  # possibly sent by an earlier run of the journal
+        # Possibly sent by an earlier run of the journal, or by a whole-trade cancel whose answer left it out.
+        self._sent_before: set[int] = set()
         self._journaled: set[int] = set()  # recorded as possibly sent by this run
         self._lost_in_a_row = 0
         self._stopped: BatchStoppedError | None = None
@@ -383,7 +476,7 @@ class CancelBatch:
                 first, queue = await self._resume(self._db, queue)
                 await self._run_workers(first)
             if self._stopped is None:
-                await self._run_workers(queue)
+                await self._run_workers(self._grouped(queue) if self._whole_trades else queue)
             if self._stopped is not None:
                 await self._finish_stopped()
         finally:
@@ -391,6 +484,20 @@ class CancelBatch:
                 journal.close(self._db)
                 self._db = None
         return self.outcomes
+
+    def _grouped(self, queue: deque[_Job]) -> deque[_Job | _TradeJob]:
+        """The pairs in input order, those of a trade ref with two or more pairs as one job at its first pair."""
+        by_trade: dict[str, list[_Job]] = {}
+        for job in queue:
+            trade_id, _ = self._pairs[job[0]]
+            by_trade.setdefault(proto.canonical_id(trade_id, "trade_id"), []).append(job)
+        grouped: deque[_Job | _TradeJob] = deque()
+        for jobs in by_trade.values():
+            if len(jobs) == 1:
+                grouped.append(jobs[0])
+            else:
+                grouped.append(_TradeJob(self._pairs[jobs[0][0]][0], tuple(jobs)))
+        return grouped  # in input order: a dict keeps the order of first appearance
 
     async def _resume(
         self, db: sqlite3.Connection, queue: deque[tuple[int, proto.RequestSpec]]
@@ -436,11 +543,35 @@ class CancelBatch:
             logger.info("resuming: %d pair(s) may have been sent by an earlier run", len(first))
         return first, rest
 
-    async def _run_workers(self, queue: deque[tuple[int, proto.RequestSpec]]) -> None:
+    async def _run_workers(self, queue: deque[_Job] | deque[_Job | _TradeJob]) -> None:
+        jobs: deque[_Job | _TradeJob] = deque(queue)
+        deciding = 0  # whole-trade jobs under way: they may give pairs back to the queue
+        changed = asyncio.Event()
+
         async def worker() -> None:
+            nonlocal deciding
             me = asyncio.current_task()
-            while queue and self._stopped is None:
-                index, spec = queue.popleft()
+            while self._stopped is None:
+                if not jobs:
+                    if deciding == 0:
+                        return
+                    changed.clear()
+                    await changed.wait()
+                    continue
+                job = jobs.popleft()
+                if isinstance(job, _TradeJob):
+                    if me is not None:
+                        self._current[me] = job.members[0][0]
+                    deciding += 1
+                    try:
+                        jobs.extendleft(reversed(await self._cancel_trade(job)))
+                    finally:
+                        deciding -= 1
+                        changed.set()
+                        if me is not None:
+                            self._current.pop(me, None)
+                    continue
+                index, spec = job
                 if me is not None:
                     self._current[me] = index
                 try:
@@ -449,7 +580,8 @@ class CancelBatch:
                     if me is not None:
                         self._current.pop(me, None)
 
-        tasks = [asyncio.create_task(worker()) for _ in range(min(self._workers, len(queue)))]
+        pairs = sum(len(j.members) if isinstance(j, _TradeJob) else 1 for j in jobs)
+        tasks = [asyncio.create_task(worker()) for _ in range(min(self._workers, pairs))]
         try:
             if tasks:
                 # return_exceptions: a worker cancelled by a stop ends quietly; a cancellation of run() itself
@@ -498,6 +630,17 @@ class CancelBatch:
             self._journaled.add(index)
         self._in_flight.add(index)
 
+    def _on_send_all(self, indices: list[int]) -> None:
+        """``_on_send`` for the pairs of one whole-trade cancel: all marked possibly sent in one commit."""
+        fresh = [i for i in indices if i not in self._journaled]
+        if self._db is not None and fresh:
+            try:
+                journal.mark_sent_all(self._db, [self._path_of[i] for i in fresh])
+            except sqlite3.Error as exc:
+                raise journal.JournalError(f"cannot write the journal: {exc}") from exc
+            self._journaled.update(fresh)
+        self._in_flight.update(indices)
+
     def _record(self, write: Callable[..., None], *args: object) -> None:
         """A journal write after the answer: on failure the answer still counts, but the batch stops."""
         try:
@@ -508,6 +651,10 @@ class CancelBatch:
     async def _cancel_one(self, index: int, spec: proto.RequestSpec) -> None:
         trade_id, item_id = self._pairs[index]
         reschedules = 0
+        waiting = self._wait_first.pop(index, None)
+        if waiting is not None:  # too young in a whole-trade cancel: wait until it is old enough
+            wait, reschedules = waiting
+            await asyncio.sleep(wait)
         while True:
             try:
                 # In flight only from the first attempt on the wire: a pair still queued for quota when the
@@ -560,6 +707,114 @@ class CancelBatch:
                 )
             )
             return
+
+    async def _cancel_trade(self, job: _TradeJob) -> list[_Job]:
+        """Cancel a trade's pairs with one whole-trade request where that is safe; return the pairs left to
+        cancel one by one."""
+        members = list(job.members)
+        try:
+            trade = await self._client.get_trade(job.trade_id)  # type: ignore[arg-type]
+        except asyncio.CancelledError:
+            raise
+        except (
+            Exception
+        ) as exc:  # any failure to read: the pairs go one by one, as without the option
+            logger.debug("cannot read trade %s for a whole-trade cancel: %s", job.trade_id, exc)
+            return members
+        covered, alone = _plan_whole_trade(trade, [(m, self._pairs[m[0]][1]) for m in members])
+        if not covered:
+            return members
+        indices = [index for (index, _), _ in covered]
+        me = asyncio.current_task()
+        if me is not None:
+            # A stop leaves the task alone once this pair (and so every covered pair) is on the wire.
+            self._current[me] = indices[0]
+        try:
+            result = await self._client._call(
+                proto.cancel_trade_request(job.trade_id),
+                functools.partial(
+                    proto.decode_trade_cancel,
+                    trade_ref=proto.parse_id(job.trade_id, "trade_id"),
+                ),
+                on_send=lambda: self._on_send_all(indices),
+            )
+        except asyncio.CancelledError:
+            raise
+        except journal.JournalError as exc:  # raised by _on_send_all: nothing was sent
+            self._stop(str(exc), exc)
+            for index in indices:
+                await self._finish(
+                    CancelOutcome(index, *self._pairs[index], OutcomeKind.NOT_ATTEMPTED, error=exc)
+                )
+            return alone
+        except (
+            CancelTooSoonError
+        ) as exc:  # the whole trade is too young: as a TOO_SOON row for each pair
+            self._lost_in_a_row = 0
+            return alone + await self._too_soon_in_trade(trade, indices, exc)
+        except Exception as exc:  # every pair of the request shares its error
+            for index in indices:
+                self._in_flight.discard(index)
+                self._record_error(index, exc)
+                await self._finish(self._failure(index, exc, 0))
+                self._after_failure(exc)
+            return alone
+        self._lost_in_a_row = 0
+        again: list[_Job] = []
+        for (index, spec), item in covered:
+            self._in_flight.discard(index)
+            row = result.item(item.id) or result.item(
+                proto.parse_id(self._pairs[index][1], "item_id")
+            )
+            if row is None:  # not tried: sent again on its own, as possibly sent already
+                self._sent_before.add(index)
+                again.append((index, spec))
+            elif row.cancelled:
+                cancelled = _row_result(row, result)
+                if self._db is not None:
+                    self._record(journal.mark_cancelled, self._db, self._path_of[index], cancelled)
+                await self._finish(
+                    CancelOutcome(
+                        index, *self._pairs[index], OutcomeKind.CANCELLED, result=cancelled
+                    )
+                )
+            elif row.status is CancelStatus.FAILED:
+                error = _row_error(row, result)
+                if isinstance(error, CancelTooSoonError):
+                    again += await self._too_soon_in_trade(trade, [index], error)
+                    continue
+                self._record_error(index, error)
+                await self._finish(self._failure(index, error, 0))
+                self._after_failure(error)
+            else:  # a row status this SDK does not know: it may have been cancelled
+                unknown = InvalidResponseError(
+                    f"the whole-trade cancel answered status {str(row.status)!r} for item "
+                    f"{row.item_id!r}",
+                    http_status=200,
+                    content_type=None,
+                    snippet="",
+                    request_id=result.request_id,
+                )
+                unknown.ambiguous = True
+                await self._finish(self._failure(index, unknown, 0))
+        return alone + again
+
+    async def _too_soon_in_trade(
+        self, trade: Trade, indices: list[int], error: CancelTooSoonError
+    ) -> list[_Job]:
+        """Pairs a whole-trade cancel found too young: FAILED, or (``reschedule_too_soon``) given back to
+        be cancelled one by one once the trade read moments ago says they are old enough."""
+        delay = self._delay_for(trade) if self._reschedule else None
+        again: list[_Job] = []
+        for index in indices:
+            self._in_flight.discard(index)
+            self._record_error(index, error)
+            if delay is None:
+                await self._finish(self._failure(index, error, 0))
+            else:
+                self._wait_first[index] = (delay, 1)
+                again.append((index, proto.cancel_request(*self._pairs[index])))
+        return again
 
     def _failure(self, index: int, exc: BaseException, reschedules: int) -> CancelOutcome:
         trade_id, item_id = self._pairs[index]
@@ -626,6 +881,10 @@ class CancelBatch:
         except AssetPayError as exc:
             logger.debug("cannot read trade %s to reschedule: %s", trade_id, exc)
             return None
+        return self._delay_for(trade)
+
+    def _delay_for(self, trade: Trade) -> float | None:
+        """Seconds until ``trade`` is old enough to cancel, or None when that cannot be known or is too far."""
         if trade.created_at is None:
             return None
         # A small margin covers clock skew between us and AssetPay; a second TOO_SOON just reschedules again.

@@ -379,7 +379,8 @@ class AssetPayClient:
         Never raises for one pair.
 
         Duplicate pairs are cancelled once; bad ids fail before any quota is spent; with
-        ``reschedule_too_soon`` an item younger than 30 minutes is cancelled again once it is old enough.
+        ``reschedule_too_soon`` an item younger than 30 minutes is cancelled again once it is old enough; with
+        ``whole_trades`` a trade whose every undelivered item is listed goes as one whole-trade cancel.
         Use `batch` instead to keep a handle on the outcomes if the task may be cancelled.
         """
         return await self.batch(pairs, **options).run()

@@ -44,6 +44,7 @@ __all__ = [
     "mark_failed",
     "mark_open",
     "mark_sent",
+    "mark_sent_all",
     "open_journal",
     "pairs_digest",
     "read_entries",
@@ -211,6 +212,13 @@ def mark_sent(db: sqlite3.Connection, path: str) -> None:
         "ON CONFLICT (path) DO UPDATE SET state = 'sent', record = NULL, sends = sends + 1",
         (path,),
     )
+
+
+def mark_sent_all(db: sqlite3.Connection, paths: Iterable[str]) -> None:
+    """`mark_sent` for the pairs of one whole-trade cancel, in one transaction: all of them or none."""
+    with _transaction(db):
+        for path in paths:
+            mark_sent(db, path)
 
 
 def mark_cancelled(db: sqlite3.Connection, path: str, result: CancelResult) -> None:

@@ -103,6 +103,13 @@ async def one_cancel_per_item(client: AssetPayClient, world: World) -> Cancelled
     return Cancelled(accepted, failed=len(outcomes) - len(accepted))
 
 
+async def whole_trade_cancels(client: AssetPayClient, world: World) -> Cancelled:
+    """The SDK's batch with ``whole_trades=True``: one trade read and one whole-trade cancel per trade."""
+    outcomes = await client.cancel_withdrawal_items(world.pairs, whole_trades=True)
+    accepted = [(str(o.trade_id), str(o.item_id)) for o in outcomes if o.ok]
+    return Cancelled(accepted, failed=len(outcomes) - len(accepted))
+
+
 async def naive_gather(client: AssetPayClient, world: World) -> Cancelled:
     """Not the SDK: ``asyncio.gather`` of one POST per item through ``AsyncLimiter(N, T)`` over plain aiohttp.
 
@@ -173,6 +180,11 @@ STRATEGIES = [
     Strategy(
         "(a) one cancel per item (`cancel_withdrawal_items`), shared poller (`wait_for_items`)",
         one_cancel_per_item,
+        shared_poller,
+    ),
+    Strategy(
+        "(b) whole-trade cancels (`whole_trades=True`), shared poller (`wait_for_items`)",
+        whole_trade_cancels,
         shared_poller,
     ),
     Strategy(

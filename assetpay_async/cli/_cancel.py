@@ -273,6 +273,7 @@ async def _cancel_all(
                 reschedule_too_soon=args.reschedule_too_soon,
                 journal=args.journal,
                 max_transport_failures=args.max_transport_failures,
+                whole_trades=args.whole_trades,
             )
             try:
                 await batch.run()

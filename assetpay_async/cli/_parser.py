@@ -268,6 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=20,
         help="stop after K pairs in a row failed with nothing getting through (default: %(default)s)",
     )
+    batch.add_argument(
+        "--whole-trades",
+        action="store_true",
+        help="where the file names every undelivered item of a trade, cancel them with one whole-trade "
+        "request (one trade read to check) instead of one request per item",
+    )
 
     sandbox = commands.add_parser(
         "sandbox",

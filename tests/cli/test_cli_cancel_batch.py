@@ -162,3 +162,23 @@ def test_interrupting_reports_what_was_done(
         )  # the session closed normally, nothing half-sent
 
     on_world(test)
+
+
+def test_whole_trades_sends_one_cancel_for_a_fully_listed_trade(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    source = tmp_path / "items.csv"
+
+    async def test(world: World) -> None:
+        source.write_text(_csv(_all_items(world)))
+        run = await world.run(["cancel-batch", *FAST_QUOTA, "--whole-trades", str(source)], capsys)
+        assert run.code == ExitCode.FAILED  # the young, Rust and foreign pairs still fail
+        paths = [r.path for r in world.cancels()]
+        # eligible (4 items) and young (2) as one request each; the one-item trades item by item.
+        assert sorted(p for p in paths if "/items/" not in p) == sorted(
+            f"/client/trading/withdraw/{t.id}/cancel" for t in (world.eligible, world.young)
+        )
+        assert len(paths) == 4
+        assert "cancelled" in run.out
+
+    on_world(test)
