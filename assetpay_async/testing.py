@@ -62,6 +62,15 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         return self._virtual_now
 
+    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+        """Join the default executor's threads, timed by the wall clock, not the virtual one.
+
+        ``asyncio.Runner`` (Python 3.12+) gives this 300 s: on the virtual clock that timer would fire as soon as
+        the loop idles, before a thread still at work could finish.
+        """
+        del timeout  # a thread's work is real: no virtual deadline applies to it
+        await super().shutdown_default_executor()
+
     def advance(self, seconds: float) -> None:
         """Move the clock forward (the loop does this itself whenever it would sleep)."""
         if seconds > 0:

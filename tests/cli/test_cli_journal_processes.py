@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import subprocess
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 from assetpay_async._quota import RouteGroup
@@ -20,7 +21,7 @@ from tests.cli.test_cli_processes import CLI, _wait_for, sandbox_in_thread
 
 
 def _journal_states(path: Path) -> dict[str, str]:
-    with sqlite3.connect(path) as db:  # a reader after the crash, as the next run is
+    with closing(sqlite3.connect(path)) as db:  # a reader after the crash, as the next run is
         return dict(db.execute("SELECT path, state FROM pairs").fetchall())
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 import sqlite3
 import uuid
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,7 @@ def _cancels(world: World) -> Counter[str]:
 
 
 def _states(path: Path) -> dict[str, str]:
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db:
         return dict(db.execute("SELECT path, state FROM pairs").fetchall())
 
 
@@ -204,8 +205,8 @@ def test_each_pair_is_committed_as_possibly_sent_before_it_reaches_the_server(
     seen: list[str | None] = []
 
     def respond(request: RecordedRequest) -> Reply:
-        with sqlite3.connect(
-            db
+        with closing(
+            sqlite3.connect(db)
         ) as reader:  # another connection, as a process started after a crash
             row = reader.execute("SELECT state FROM pairs WHERE path = ?", (request.target,))
             found = row.fetchone()

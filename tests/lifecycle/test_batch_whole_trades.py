@@ -11,6 +11,7 @@ import datetime as dt
 import sqlite3
 import uuid
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +175,7 @@ def test_a_whole_trade_attempt_is_journaled_and_resumed(tmp_path: Path) -> None:
             with pytest.raises(asyncio.CancelledError):
                 await task
             assert [o.kind for o in first.outcomes] == [OutcomeKind.UNKNOWN] * 3
-            with sqlite3.connect(db) as conn:
+            with closing(sqlite3.connect(db)) as conn:
                 states = dict(conn.execute("SELECT path, state FROM pairs").fetchall())
             assert sorted(states.values()) == ["sent"] * 3
 
