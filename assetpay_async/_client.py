@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import functools
 import logging
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Final, TypeVar, Unpack
 
 from . import _poller
@@ -46,6 +48,17 @@ _OLDEST: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 def _age_key(trade: Trade) -> dt.datetime:
     return trade.created_at or _OLDEST
+
+
+def _not_listed(ref: str, games: list[str], kind: str | None) -> TradeNotFoundError:
+    return TradeNotFoundError(
+        f"no trade {ref!r} among this user's trades "
+        f"(type {kind or 'any'}, game {' and '.join(games)})",
+        http_status=200,
+        code=None,
+        key="TRADE_NOT_FOUND",
+        request_id=None,
+    )
 
 
 class AssetPayClient:
@@ -174,36 +187,111 @@ class AssetPayClient:
         kind = None if type is None else str(type)
         for one in games:
             proto.list_trades_request(type=kind, game=one)
-        routes = self._requester.trade_routes
-        if not routes.single_trade_missing:
-            spec = proto.get_trade_request(ref)
-            try:
-                return await self._call(spec, functools.partial(proto.decode_trade, trade_ref=ref))
-            except InvalidResponseError as exc:
-                if not proto.is_missing_route(exc):
-                    raise
+        if not self._requester.trade_routes.single_trade_missing:
+            trade = await self._read_single(ref)
+            if trade is not None:
+                return trade
+        return await self._find_trade(ref, games, kind)
+
+    async def _read_single(self, ref: str) -> Trade | None:
+        """``GET /client/trades/{ref}``; None when the route answers as a missing one (remembered by the session)."""
+        spec = proto.get_trade_request(ref)
+        try:
+            return await self._call(spec, functools.partial(proto.decode_trade, trade_ref=ref))
+        except InvalidResponseError as exc:
+            if not proto.is_missing_route(exc):
+                raise
+            routes = self._requester.trade_routes
+            if not routes.single_trade_missing:
                 routes.single_trade_missing = True
                 logger.info(
                     "GET /client/trades/{id} answered HTTP %s without an AssetPay envelope: "
                     "this session finds trades through GET /client/trades from now on",
                     exc.http_status,
                 )
-        return await self._find_trade(ref, games, kind)
+            return None
 
     async def _find_trade(self, ref: str, games: list[str], kind: str | None) -> Trade:
         """The trade ``ref`` names, found by reading ``GET /client/trades`` newest first."""
+        found: dict[str, Trade] = {}
+        await self._search_list([ref], games, kind, found)
+        if ref not in found:
+            raise _not_listed(ref, games, kind)
+        return found[ref]
+
+    async def _search_list(
+        self, refs: Sequence[str], games: list[str], kind: str | None, found: dict[str, Trade]
+    ) -> None:
+        """Put in ``found`` the trade each of ``refs`` names, in one scan of ``GET /client/trades``.
+
+        Each game in turn, newest first, page by page; stops as soon as every ref was seen, so a round of
+        recent trades costs the pages down to the oldest of them, however many refs there are. A ref still
+        missing from ``found`` on return is not listed (every page of ``games`` was read). A page that fails
+        raises, leaving in ``found`` what the pages before it showed.
+        """
+        unseen = [ref for ref in dict.fromkeys(refs) if ref not in found]
         for game in games:
-            async for trade in self._pages(type=kind, game=game, page_size=100):
-                if names(ref, trade.id, trade.external_id):
-                    return trade
-        raise TradeNotFoundError(
-            f"no trade {ref!r} among this user's trades "
-            f"(type {kind or 'any'}, game {' and '.join(games)})",
-            http_status=200,
-            code=None,
-            key="TRADE_NOT_FOUND",
-            request_id=None,
-        )
+            if not unseen:
+                return
+            async with contextlib.aclosing(
+                self._pages(type=kind, game=game, page_size=100)
+            ) as trades:
+                async for trade in trades:
+                    hits = [ref for ref in unseen if names(ref, trade.id, trade.external_id)]
+                    for ref in hits:
+                        found[ref] = trade
+                        unseen.remove(ref)
+                    if not unseen:
+                        return
+
+    async def _read_trades(
+        self, refs: Sequence[str], on_read: Callable[[str, Trade | Exception], None]
+    ) -> None:
+        """Read the withdrawal trades ``refs`` name (parsed refs), telling ``on_read`` each one's trade or error.
+
+        The poller's way to read a round of trades. Where the single-trade route serves, one
+        ``GET /client/trades/{ref}`` each, all at once, each reported as soon as it is answered. Where the
+        session found it missing, ONE scan of ``GET /client/trades`` for all of them (both games, newest
+        first, stopping as soon as every ref was seen), every result reported at the end of the scan: a
+        ref not listed is a ``TradeNotFoundError`` (after every page of both games), and when a page
+        fails, every ref not seen yet gets that page's error. A ref whose single-trade read is the one
+        that finds the route missing joins the scan. ``on_read`` is called exactly once per distinct ref
+        (unless this coroutine is cancelled) and must not raise.
+        """
+        games, kind = list(proto.GAMES), str(TradeType.WITHDRAW)
+        distinct = list(dict.fromkeys(refs))
+        by_list: list[str] = []
+        if self._requester.trade_routes.single_trade_missing:
+            by_list = distinct
+        else:
+
+            async def one(ref: str) -> None:
+                try:
+                    trade = await self._read_single(ref)
+                except Exception as exc:  # reported, never raised: the other reads go on
+                    on_read(ref, exc)
+                    return
+                if trade is None:
+                    by_list.append(ref)
+                else:
+                    on_read(ref, trade)
+
+            async with asyncio.TaskGroup() as group:
+                for ref in distinct:
+                    group.create_task(one(ref))
+        if not by_list:
+            return
+        found: dict[str, Trade] = {}
+        failure: Exception | None = None
+        try:
+            await self._search_list(by_list, games, kind, found)
+        except Exception as exc:
+            failure = exc
+        for ref in by_list:
+            if ref in found:
+                on_read(ref, found[ref])
+            else:
+                on_read(ref, failure or _not_listed(ref, games, kind))
 
     async def list_trades(
         self,

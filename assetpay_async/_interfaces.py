@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
 from ._limiter_types import LimiterStats
@@ -73,6 +73,13 @@ class ItemReader(Protocol):
 
     async def get_trade(self, trade_id: uuid.UUID | str) -> Trade:
         """Read one trade."""
+        ...
+
+    async def _read_trades(
+        self, refs: Sequence[str], on_read: Callable[[str, Trade | Exception], None]
+    ) -> None:
+        """Read a round of withdrawal trades (one list scan for all where the single-trade route is
+        missing), calling ``on_read`` once per distinct ref with its trade or error."""
         ...
 
 

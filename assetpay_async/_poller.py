@@ -2,10 +2,14 @@
 
 Every waiter of a session (``wait_for_items``, ``wait_for_item``) registers its items with the merchant's
 ``TradePoller``. The poller keeps one *watch* per trade: however many of its items are followed, a poll reads
-the trade once (``client.get_trade``, through the trades-read limiter every reader of the merchant shares) and
-settles every waiter whose item it shows final. Each trade is read again ``first_poll`` seconds later, the gap
-growing by half each time up to ``max_interval``; the limiter paces the rest, so 1,000 items across 100 trades cost
-100 reads a round instead of 1,000.
+the trade once (through the trades-read limiter every reader of the merchant shares) and settles every waiter
+whose item it shows final. Each trade is read again ``first_poll`` seconds later, the gap growing by half each
+time up to ``max_interval``; the limiter paces the rest, so 1,000 items across 100 trades cost 100 reads a round
+instead of 1,000.
+
+The trades due at one moment are read together, one group per client token, with ``client._read_trades``: one
+``GET /client/trades/{id}`` each where that route serves, and where the session found it missing ONE scan of
+``GET /client/trades`` for the whole group (newest first, down to the oldest trade due) instead of one scan each.
 
 Callbacks meet polling here too: a verified callback fed to ``observe`` (``callback_handler(session=...)``
 does it) settles the waiters of the items it shows final at once, without a read. Polling remains the fallback
@@ -23,7 +27,6 @@ from typing import TYPE_CHECKING, Final, TypeGuard
 import attrs
 
 from ._errors import (
-    AssetPayError,
     InvalidResponseError,
     ItemNotFoundError,
     QueueTimeoutError,
@@ -130,7 +133,9 @@ class TradePoller:
         self._task: asyncio.Task[None] | None = None
         self._reads: set[asyncio.Task[None]] = set()
         self.reads = 0
-        """Trade reads this poller made (for tests and benchmarks)."""
+        """Trades this poller read successfully (for tests and benchmarks): one per trade per round, whether
+        it came from its own ``GET /client/trades/{id}`` or from a shared scan of the list (which costs one
+        request per page, not per trade)."""
 
     # -- waiters --------------------------------------------------------------------------------------
 
@@ -247,16 +252,19 @@ class TradePoller:
             while self._watches:
                 now = self.loop.time()
                 waits = []
+                due: dict[str, list[_Watch]] = {}
                 for watch in list(self._watches.values()):
                     if watch.reading or not watch.waiters:  # settled: its waiters are leaving
                         continue
                     if watch.next_at <= now:
                         watch.reading = True
-                        task = self.loop.create_task(self._read(watch))
-                        self._reads.add(task)
-                        task.add_done_callback(self._reads.discard)
+                        due.setdefault(watch.client.token_fingerprint, []).append(watch)
                     else:
                         waits.append(watch.next_at - now)
+                for group in due.values():
+                    task = self.loop.create_task(self._read(group))
+                    self._reads.add(task)
+                    task.add_done_callback(self._reads.discard)
                 self._wakeup.clear()
                 try:
                     async with asyncio.timeout(min(waits) if waits else None):
@@ -269,29 +277,47 @@ class TradePoller:
             if self._reads:
                 await asyncio.gather(*self._reads, return_exceptions=True)
 
-    async def _read(self, watch: _Watch) -> None:
+    async def _read(self, group: list[_Watch]) -> None:
+        """Read the due trades of one client token together; each watch is settled as its result comes."""
+        pending = {watch.trade_id: watch for watch in group}
+
+        def on_read(trade_id: str, result: Trade | Exception) -> None:
+            watch = pending.pop(trade_id, None)
+            if watch is not None:
+                self._done(watch, result)
+
         try:
-            trade = await watch.client.get_trade(watch.trade_id)
-        except _TRANSIENT as exc:
-            logger.debug("reading trade %s failed, polling again: %s", watch.trade_id, exc)
-        except InvalidResponseError as exc:
-            logger.debug(
-                "reading trade %s gave no envelope, polling again: %s", watch.trade_id, exc
-            )
-        except AssetPayError as exc:  # a definite answer about this trade (or a closed session)
-            self._fail(watch, exc)
+            await group[0].client._read_trades(list(pending), on_read)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every waiter must end, even on a bug
-            self._fail(watch, exc)
-        else:
-            self.reads += 1
-            self._settle(watch, trade)
+            for watch in list(pending.values()):
+                on_read(watch.trade_id, exc)
         finally:
-            watch.reading = False
-            watch.next_at = self.loop.time() + watch.interval
-            watch.interval = min(watch.max_interval, watch.interval * 1.5)
-            self._wakeup.set()
+            for watch in pending.values():  # cancelled before its answer: poll it again later
+                self._schedule(watch)
+
+    def _done(self, watch: _Watch, result: Trade | Exception) -> None:
+        try:
+            if isinstance(result, Trade):
+                self.reads += 1
+                self._settle(watch, result)
+            elif isinstance(result, _TRANSIENT):
+                logger.debug("reading trade %s failed, polling again: %s", watch.trade_id, result)
+            elif isinstance(result, InvalidResponseError):
+                logger.debug(
+                    "reading trade %s gave no envelope, polling again: %s", watch.trade_id, result
+                )
+            else:  # a definite answer about this trade (or a closed session), or a bug
+                self._fail(watch, result)
+        finally:
+            self._schedule(watch)
+
+    def _schedule(self, watch: _Watch) -> None:
+        watch.reading = False
+        watch.next_at = self.loop.time() + watch.interval
+        watch.interval = min(watch.max_interval, watch.interval * 1.5)
+        self._wakeup.set()
 
     def _settle(self, watch: _Watch, trade: Trade) -> None:
         watch.last = trade
