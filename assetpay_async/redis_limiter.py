@@ -554,7 +554,9 @@ class RedisLimiter:
     async def _beat_loop(self) -> None:
         """Announce this process to its peers every ``heartbeat`` seconds, and learn how many they are."""
         loop = asyncio.get_running_loop()
-        while True:
+        # Closing cancels this task, but some redis-py releases (5.x) swallow a cancellation that arrives
+        # during a command: the flag ends the loop all the same, so aclose() never waits on it forever.
+        while not self._closed:
             try:
                 count = await self._peers_script.beat(self._peers_key, self._member)
             except _BACKEND_ERRORS as exc:
@@ -567,6 +569,8 @@ class RedisLimiter:
             else:
                 self._announced = True
                 self._peers_seen(loop.time(), count)
+            if self._closed:
+                return
             await asyncio.sleep(self._heartbeat)
 
     def _peers_seen(self, now: float, count: int) -> None:

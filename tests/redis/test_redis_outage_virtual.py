@@ -325,3 +325,42 @@ async def test_the_registry_is_its_own_class_and_passes_its_options_on() -> None
     assert lim.stats().paused_for == pytest.approx(3.0, abs=0.01)
     await registry.aclose()
     await client.aclose()
+
+
+class CancelSwallowingRedis(fakeredis.FakeAsyncRedis):
+    """A client whose commands swallow a cancellation that arrives mid-command, as redis-py 5.x did."""
+
+    slow = False
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if self.slow:
+            try:
+                await asyncio.sleep(0.5)
+            except asyncio.CancelledError:
+                pass  # the bug being survived: the cancellation is lost
+        return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+
+
+def test_aclose_ends_even_when_the_client_swallows_the_heartbeats_cancellation() -> None:
+    """Regression: with redis 5.3 the heartbeat lost its cancellation and aclose() waited forever."""
+
+    async def main(server: fakeredis.FakeServer) -> None:
+        client = CancelSwallowingRedis(server=server)
+        lim = limiter(client)
+        await lim.acquire()  # starts the worker and the heartbeat
+        client.slow = True
+        await asyncio.sleep(1.2)  # the heartbeat is now inside a (slow) command
+        beat = lim._beat
+        assert beat is not None
+        closing = asyncio.ensure_future(lim.aclose())
+        done, _ = await asyncio.wait({closing}, timeout=30.0)
+        client.slow = False
+        while (
+            not beat.done()
+        ):  # without the fix, end the stuck heartbeat so the test can fail cleanly
+            beat.cancel()
+            await asyncio.sleep(0.1)
+        await asyncio.gather(closing, return_exceptions=True)
+        assert done, "aclose() was still waiting for the heartbeat after 30 s"
+
+    virtual(main)
