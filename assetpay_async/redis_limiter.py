@@ -556,7 +556,7 @@ class RedisLimiter:
         loop = asyncio.get_running_loop()
         # Closing cancels this task, but some redis-py releases (5.x) swallow a cancellation that arrives
         # during a command: the flag ends the loop all the same, so aclose() never waits on it forever.
-        while not self._closed:
+        while not self._stopping():
             try:
                 count = await self._peers_script.beat(self._peers_key, self._member)
             except _BACKEND_ERRORS as exc:
@@ -569,9 +569,13 @@ class RedisLimiter:
             else:
                 self._announced = True
                 self._peers_seen(loop.time(), count)
-            if self._closed:
+            if self._stopping():
                 return
             await asyncio.sleep(self._heartbeat)
+
+    def _stopping(self) -> bool:
+        """Whether `aclose` began (read afresh after each await of the heartbeat)."""
+        return self._closed
 
     def _peers_seen(self, now: float, count: int) -> None:
         if self._sharing_at(now) or self._outage_seen:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import itertools
 import logging
 from collections.abc import Callable, Coroutine
@@ -334,10 +335,10 @@ class CancelSwallowingRedis(fakeredis.FakeAsyncRedis):
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         if self.slow:
-            try:
+            with contextlib.suppress(
+                asyncio.CancelledError
+            ):  # the bug survived: the cancellation is lost
                 await asyncio.sleep(0.5)
-            except asyncio.CancelledError:
-                pass  # the bug being survived: the cancellation is lost
         return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
 
