@@ -24,8 +24,8 @@ import logging
 import os
 import sqlite3
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Final, TypedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final, TypedDict
 
 import attrs
 
@@ -508,40 +508,42 @@ class CancelBatch:
         rest: deque[tuple[int, proto.RequestSpec]] = deque()
         for index, spec in queue:
             entry = entries.get(spec.path)
-            trade_id, item_id = self._pairs[index]
             if entry is None:
                 rest.append((index, spec))
             elif entry.state is journal.PairState.SENT:
                 self._sent_before.add(index)
                 first.append((index, spec))
-            elif entry.state is journal.PairState.CANCELLED and entry.record is not None:
-                await self._finish(
-                    CancelOutcome(
-                        index,
-                        trade_id,
-                        item_id,
-                        OutcomeKind.CANCELLED,
-                        result=journal.result_from_record(entry.record),
-                        detail=OutcomeDetail.FROM_JOURNAL,
-                    )
-                )
-            elif entry.state is journal.PairState.FAILED and entry.record is not None:
-                await self._finish(
-                    CancelOutcome(
-                        index,
-                        trade_id,
-                        item_id,
-                        OutcomeKind.FAILED,
-                        error=journal.error_from_record(entry.record),
-                        detail=OutcomeDetail.FROM_JOURNAL,
-                    )
-                )
+            elif entry.record is not None:  # decided: cancelled or failed for good
+                await self._finish(self._from_journal(index, entry.state, entry.record))
             else:  # a row without its record: treat it as possibly sent
                 self._sent_before.add(index)
                 first.append((index, spec))
         if first:
             logger.info("resuming: %d pair(s) may have been sent by an earlier run", len(first))
         return first, rest
+
+    def _from_journal(
+        self, index: int, state: journal.PairState, record: Mapping[str, Any]
+    ) -> CancelOutcome:
+        """The outcome an earlier run decided for pair ``index``, rebuilt from its journal record."""
+        trade_id, item_id = self._pairs[index]
+        if state is journal.PairState.CANCELLED:
+            return CancelOutcome(
+                index,
+                trade_id,
+                item_id,
+                OutcomeKind.CANCELLED,
+                result=journal.result_from_record(record),
+                detail=OutcomeDetail.FROM_JOURNAL,
+            )
+        return CancelOutcome(
+            index,
+            trade_id,
+            item_id,
+            OutcomeKind.FAILED,
+            error=journal.error_from_record(record),
+            detail=OutcomeDetail.FROM_JOURNAL,
+        )
 
     async def _run_workers(self, queue: deque[_Job] | deque[_Job | _TradeJob]) -> None:
         jobs: deque[_Job | _TradeJob] = deque(queue)
