@@ -261,7 +261,7 @@ def _take_lock(name: str) -> IO[bytes]:
     except BlockingIOError:
         lock.close()
         raise JournalLockedError(
-            f"the journal {name!r} is in use by another run; nothing was sent (wait for it to end, "
+            f"the journal {name!r} is in use by another run (wait for it to end, "
             "or use another journal file)"
         ) from None
     except OSError as exc:
