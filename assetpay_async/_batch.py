@@ -345,7 +345,7 @@ class CancelBatch(WholeTrades):
     async def _settle(self, outcome: CancelOutcome) -> CancelOutcome:
         """Confirm a likely cancel by reading the trade: the item's status says how it ended, if final."""
         try:
-            trade = await self._client.get_trade(outcome.trade_id)  # type: ignore[arg-type]
+            trade = await self._client.get_trade(outcome.trade_id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the read failed: it stays in doubt

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 from collections.abc import Awaitable, Callable
-from typing import TypedDict
+from typing import Any, Final, TypedDict
 
 import attrs
 
-from ._errors import AssetPayError, SessionClosedError
+from ._errors import APIError, AssetPayError, SessionClosedError
 from ._models import CancelResult
 
 __all__ = [
@@ -20,7 +21,9 @@ __all__ = [
     "OutcomeDetail",
     "OutcomeKind",
     "ProgressCallback",
+    "error_dict",
     "outcome_of",
+    "ref_text",
 ]
 
 
@@ -74,14 +77,19 @@ class BatchStoppedError(AssetPayError):
         self.cause = cause
 
 
+def ref_text(ref: object) -> str:
+    """A pair's ref as text: a string as given, anything else (a ``uuid.UUID``) as ``str()`` of it."""
+    return ref if isinstance(ref, str) else str(ref)
+
+
 @attrs.frozen
 class CancelOutcome:
     """The end of one pair.
 
     Attributes:
         index: position in the input.
-        trade_id: the trade id as given.
-        item_id: the item id as given.
+        trade_id: the trade ref as given, as text (a ``uuid.UUID`` as its canonical string).
+        item_id: the item ref as given, as text.
         kind: how it ended.
         result: the cancel result when ``kind`` is CANCELLED.
         error: the typed error when FAILED or UNKNOWN (None when the batch was cancelled mid-flight);
@@ -93,8 +101,8 @@ class CancelOutcome:
     """
 
     index: int
-    trade_id: object
-    item_id: object
+    trade_id: str = attrs.field(converter=ref_text)
+    item_id: str = attrs.field(converter=ref_text)
     kind: OutcomeKind
     result: CancelResult | None = None
     error: BaseException | None = None
@@ -105,6 +113,49 @@ class CancelOutcome:
     @property
     def ok(self) -> bool:
         return self.kind is OutcomeKind.CANCELLED
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: enums as their values, the result as a dict, the error as
+        ``{type, key, code, message, ambiguous}`` (``key``/``code`` None for errors that have none; a
+        token-shaped string in a message is replaced by ``[redacted]``)."""
+        result = self.result
+        return {
+            "index": self.index,
+            "trade_id": self.trade_id,
+            "item_id": self.item_id,
+            "kind": self.kind.value,
+            "result": None
+            if result is None
+            else {
+                "trade_id": str(result.trade_id),
+                "item_id": str(result.item_id),
+                "status": str(result.status.value),
+                "external_id": result.external_id,
+                "request_id": result.request_id,
+            },
+            "error": None if self.error is None else error_dict(self.error),
+            "duplicate_of": self.duplicate_of,
+            "reschedules": self.reschedules,
+            "detail": None if self.detail is None else self.detail.value,
+        }
+
+
+# A token (JWT-shaped: three base64url parts) or a bearer credential in a message: never in a result row.
+_TOKENISH: Final = re.compile(
+    r"(?:Bearer\s+\S+)|(?:[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"
+)
+
+
+def error_dict(error: BaseException) -> dict[str, Any]:
+    """``{type, key, code, message, ambiguous}`` for an outcome's error, JSON-ready and without secrets."""
+    message = error.message if isinstance(error, APIError) else str(error)
+    return {
+        "type": type(error).__name__,
+        "key": error.key if isinstance(error, APIError) else None,
+        "code": error.code if isinstance(error, APIError) else None,
+        "message": _TOKENISH.sub("[redacted]", message),
+        "ambiguous": isinstance(error, AssetPayError) and error.ambiguous,
+    }
 
 
 @attrs.frozen
