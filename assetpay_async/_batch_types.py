@@ -47,7 +47,9 @@ class OutcomeDetail(enum.StrEnum):
     """Decided by an earlier run of the same journal; not sent again (``result``/``error`` as recorded then)."""
     LIKELY_CANCELLED = "likely-cancelled"
     """UNKNOWN, leaning cancelled: an earlier run's attempt may have been accepted and this run's answer is
-    TRADE_NOT_CANCELLABLE, which is also what an item already cancelled (and reverted) answers."""
+    TRADE_NOT_CANCELLABLE, which is also what an item already cancelled (and reverted) answers. The batch
+    reads the trade first; this stays only when the read cannot tell (the item still open, or no read), and
+    the pair stays possibly sent in a journal (the next run asks again)."""
     CONFIRMED_BY_READ = "confirmed-by-read"
     """Settled by reading the trade after an answer that left it in doubt (TRADE_NOT_CANCELLABLE after an
     earlier attempt): CANCELLED when the item is ``reverted``, FAILED when it ended otherwise (delivered)."""
