@@ -174,7 +174,8 @@ class CancelBatch(WholeTrades):
         """Items a whole-trade cancel of this batch cancelled that no pair listed, each once.
 
         They joined the trade after its read, or the read was stale (``whole_trades`` only; see
-        ``docs/following.md``). Their users must be refunded like the others'. Empty in the usual case.
+        ``docs/following.md``). Their users must be refunded like the others'. With a journal, those an
+        earlier run of it found are included. Empty in the usual case.
         """
         return list(self._ledger.unlisted)
 

@@ -76,6 +76,8 @@ class PairLedger:
             JournalError: the journal is damaged.
         """
         entries = self.journal.read_entries() if self.journal is not None else {}
+        if self.journal is not None:
+            self.unlisted.extend(self.journal.read_unlisted())  # found by an earlier run
         first: deque[Job] = deque()
         rest: deque[Job] = deque()
         decided: list[CancelOutcome] = []
@@ -113,6 +115,13 @@ class PairLedger:
                 raise journal.JournalError(f"cannot write the journal: {exc}") from exc
             self._journaled.update(fresh)
         self.in_flight.update(indices)
+
+    def add_unlisted(self, results: list[CancelResult]) -> None:
+        """Keep (and journal) items a whole-trade cancel cancelled that no pair listed."""
+        self.unlisted.extend(results)
+        if self.journal is not None:
+            for result in results:
+                self._record(self.journal.record_unlisted, result)
 
     def record_cancelled(self, index: int, result: CancelResult) -> None:
         if self.journal is not None and index in self.plan.path_of:

@@ -112,7 +112,7 @@ class WholeTrades:
                 row.trade_id,
                 row.item_id,
             )
-        self._ledger.unlisted.extend(unlisted)
+        self._ledger.add_unlisted(unlisted)
         return bool(unlisted)
 
     async def _apply_rows(

@@ -64,6 +64,10 @@ _SCHEMA: Final = (
     " state TEXT NOT NULL,"
     " record TEXT,"
     " sends INTEGER NOT NULL DEFAULT 0)",
+    # Items a whole-trade cancel cancelled that no pair listed (kept so that a resumed run reports them too).
+    "CREATE TABLE IF NOT EXISTS unlisted ("
+    " trade_id TEXT NOT NULL, item_id TEXT NOT NULL, record TEXT NOT NULL,"
+    " PRIMARY KEY (trade_id, item_id))",
 )
 
 
@@ -189,6 +193,28 @@ class Journal:
             ) from None
         return entries
 
+    def read_unlisted(self) -> list[CancelResult]:
+        """The items whole-trade cancels of this journal's runs cancelled that no pair listed.
+
+        Raises:
+            JournalError: a damaged page or record.
+        """
+        try:
+            rows = self._db.execute("SELECT record FROM unlisted ORDER BY rowid").fetchall()
+            return [result_from_record(_load(record) or {}) for (record,) in rows]
+        except (sqlite3.Error, ValueError, TypeError, KeyError) as exc:
+            raise JournalError(
+                f"the journal {self._name!r} is damaged ({type(exc).__name__}: {exc}); nothing was "
+                "trusted from it: move it aside and check the trades before running again"
+            ) from None
+
+    def record_unlisted(self, result: CancelResult) -> None:
+        """Keep an item a whole-trade cancel cancelled that no pair listed."""
+        self._write(
+            "INSERT OR REPLACE INTO unlisted (trade_id, item_id, record) VALUES (?, ?, ?)",
+            (str(result.trade_id), str(result.item_id), json.dumps(_result_record(result))),
+        )
+
     def mark_sent(self, path: str) -> None:
         """Record that an attempt for ``path`` is about to go on the wire (committed before this returns)."""
         self._write(_MARK_SENT, (path,))
@@ -204,14 +230,7 @@ class Journal:
 
     def mark_cancelled(self, path: str, result: CancelResult) -> None:
         """Record AssetPay's acceptance."""
-        record = {
-            "trade_id": str(result.trade_id),
-            "item_id": str(result.item_id),
-            "status": result.status.value,
-            "external_id": result.external_id,
-            "request_id": result.request_id,
-        }
-        self._set(path, PairState.CANCELLED, record)
+        self._set(path, PairState.CANCELLED, _result_record(result))
 
     def mark_failed(self, path: str, error: e.APIError) -> None:
         """Record AssetPay's definite refusal."""
@@ -377,6 +396,16 @@ def _check_entry(entry: JournalEntry) -> None:
         result_from_record(entry.record)
     elif entry.state is PairState.FAILED:
         error_from_record(entry.record)
+
+
+def _result_record(result: CancelResult) -> dict[str, Any]:
+    return {
+        "trade_id": str(result.trade_id),
+        "item_id": str(result.item_id),
+        "status": str(result.status.value),
+        "external_id": result.external_id,
+        "request_id": result.request_id,
+    }
 
 
 def error_record(error: e.APIError) -> dict[str, Any]:

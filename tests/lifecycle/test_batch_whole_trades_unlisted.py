@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -116,5 +117,35 @@ def test_an_item_that_joined_after_the_read_is_warned_about_and_reported(
         assert [(r.trade_id, r.item_id) for r in batch.unlisted] == [(trade_id, joined)]
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert any(trade_id in r.getMessage() and joined in r.getMessage() for r in warnings)
+
+    run_virtual(main())
+
+
+def test_an_unlisted_cancel_is_kept_in_the_journal_and_reported_by_a_resume(tmp_path: Path) -> None:
+    trade_id = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+    listed = [str(uuid.UUID(int=k + 1)) for k in range(2)]
+    joined = str(uuid.UUID(int=99))
+    db = tmp_path / "batch.journal"
+
+    def respond(request: RecordedRequest) -> Reply:
+        if request.method == "GET":
+            return Reply(200, success_body(_trade(trade_id, listed)))
+        return _cancelled(trade_id, [*listed, joined])
+
+    async def main() -> None:
+        async with ScriptedServer() as server:
+            server.respond = respond
+            async with new_session(server.url) as session:
+                client = session.client(make_token())
+                pairs = [(trade_id, i) for i in listed]
+                first = CancelBatch(client, pairs, whole_trades=True, journal=db)
+                await first.run()
+                sent = len(server.requests)
+                again = CancelBatch(client, pairs, whole_trades=True, journal=db)
+                outcomes = await again.run()
+            assert len(server.requests) == sent  # decided: nothing sent again
+        assert [o.detail for o in outcomes] == [OutcomeDetail.FROM_JOURNAL] * 2
+        assert [(r.trade_id, r.item_id) for r in first.unlisted] == [(trade_id, joined)]
+        assert [(r.trade_id, r.item_id) for r in again.unlisted] == [(trade_id, joined)]
 
     run_virtual(main())
