@@ -187,10 +187,7 @@ class Journal:
                 _check_entry(entry)
                 entries[str(path)] = entry
         except (sqlite3.Error, ValueError, TypeError, KeyError) as exc:
-            raise JournalError(
-                f"the journal {self._name!r} is damaged ({type(exc).__name__}: {exc}); nothing was "
-                "trusted from it: move it aside and check the trades before running again"
-            ) from None
+            raise self._damaged(exc) from None
         return entries
 
     def read_unlisted(self) -> list[CancelResult]:
@@ -203,10 +200,7 @@ class Journal:
             rows = self._db.execute("SELECT record FROM unlisted ORDER BY rowid").fetchall()
             return [result_from_record(_load(record) or {}) for (record,) in rows]
         except (sqlite3.Error, ValueError, TypeError, KeyError) as exc:
-            raise JournalError(
-                f"the journal {self._name!r} is damaged ({type(exc).__name__}: {exc}); nothing was "
-                "trusted from it: move it aside and check the trades before running again"
-            ) from None
+            raise self._damaged(exc) from None
 
     def record_unlisted(self, result: CancelResult) -> None:
         """Keep an item a whole-trade cancel cancelled that no pair listed."""
@@ -239,6 +233,12 @@ class Journal:
     def mark_open(self, path: str) -> None:
         """Forget a pair whose answer proved nothing happened (it is sent again by the next run)."""
         self._write("DELETE FROM pairs WHERE path = ?", (path,))
+
+    def _damaged(self, exc: Exception) -> JournalError:
+        return JournalError(
+            f"the journal {self._name!r} is damaged ({type(exc).__name__}: {exc}); nothing was "
+            "trusted from it: move it aside and check the trades before running again"
+        )
 
     def close(self) -> None:
         """Close the journal and release it (every change is committed already)."""
