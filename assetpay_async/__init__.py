@@ -36,7 +36,7 @@ from ._errors import (
     TransportError,
     WaitTimeoutError,
 )
-from ._journal import JournalError, JournalMismatchError
+from ._journal import JournalError, JournalLockedError, JournalMismatchError
 from ._limiting import (
     LimiterPolicy,
     LimiterRegistry,
@@ -88,6 +88,7 @@ __all__ = [
     "InvalidResponseError",
     "ItemNotFoundError",
     "JournalError",
+    "JournalLockedError",
     "JournalMismatchError",
     "LimiterBackendError",
     "LimiterPolicy",

@@ -11,59 +11,55 @@ pointless: a refused token or a disabled account, or K transport failures in a r
 
 With ``whole_trades`` a trade whose every undelivered item is among the pairs is cancelled with one whole-trade
 request (after one read of the trade to check that), and each of its pairs gets its outcome from its row.
+
+The batch is three parts: pure planning (``_batch_plan``), the pair ledger that owns what was sent, decided and
+journaled (``_batch_ledger``), and this runner (workers, stopping, progress); the whole-trade route is in
+``_batch_trades``, and the rules of what proves an item was not cancelled in ``_cancel_rules``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import enum
-import functools
 import inspect
 import logging
 import os
-import sqlite3
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final, TypedDict
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
+from . import _cancel_rules as rules
 from . import _journal as journal
 from . import _protocol as proto
+from ._batch_ledger import PairLedger
+from ._batch_plan import Job, TradeJob, delay_for, grouped, plan_pairs, settle_by_read
+from ._batch_trades import WholeTrades
+from ._batch_types import (
+    BatchOptions,
+    BatchProgress,
+    BatchStoppedError,
+    CancelOutcome,
+    OutcomeDetail,
+    OutcomeKind,
+    ProgressCallback,
+)
 from ._errors import (
-    AccountDisabledError,
     APIError,
-    APIValidationError,
     AssetPayError,
-    AuthenticationError,
     CancelTooSoonError,
-    ForbiddenError,
     InvalidRequestError,
     InvalidResponseError,
-    ItemNotFoundError,
-    NotCancellableError,
-    QueueTimeoutError,
-    RateLimitedError,
-    ServerError,
-    SessionClosedError,
-    TradeNotFoundError,
     TransportError,
 )
-from ._models import (
-    CancelResult,
-    CancelStatus,
-    Trade,
-    TradeCancelItem,
-    TradeCancelResult,
-    TradeItem,
-)
+from ._models import CancelResult, Trade
 from ._quota import RouteGroup
 
 if TYPE_CHECKING:
     from ._interfaces import BatchCaller
 
 __all__ = [
+    "BatchOptions",
     "BatchProgress",
     "BatchStoppedError",
     "CancelBatch",
@@ -74,243 +70,11 @@ __all__ = [
 
 logger = logging.getLogger("assetpay_async._batch")
 
-CANCEL_AGE: Final = dt.timedelta(minutes=30)
-"""AssetPay refuses to cancel an item younger than this (measured from the trade's ``createdAt``)."""
-
 DEFAULT_MAX_TRANSPORT_FAILURES: Final = 20
 """Pairs in a row that fail with nothing getting through before a batch stops (``max_transport_failures``)."""
 
-# Errors that end a batch at once: every further pair would draw the same answer.
-_FATAL: Final = (AuthenticationError, AccountDisabledError)
-# A refusal about the item itself: recorded as decided in a journal (TOO_SOON is not: it passes with time).
-_TRANSIENT_API: Final = (
-    RateLimitedError,
-    ServerError,
-    AuthenticationError,
-    AccountDisabledError,
-    CancelTooSoonError,
-)
-# Non-ambiguous answers proving the attempts of this run did nothing (the pair is sent again by the next run).
-_NOTHING_HAPPENED: Final = (
-    RateLimitedError,
-    AuthenticationError,
-    AccountDisabledError,
-    CancelTooSoonError,
-    QueueTimeoutError,
-    TransportError,
-    SessionClosedError,
-    InvalidResponseError,
-)
-# After an attempt of an earlier run that may have been accepted, only these prove nothing was cancelled
-# (the token may differ between runs, so a 401 proves nothing about the earlier attempt).
-_PROVES_NOT_CANCELLED: Final = (
-    CancelTooSoonError,
-    ItemNotFoundError,
-    TradeNotFoundError,
-    ForbiddenError,
-    APIValidationError,
-)
 
-
-class OutcomeKind(enum.StrEnum):
-    """How one pair of a batch ended."""
-
-    CANCELLED = "cancelled"
-    """The marketplace accepted the cancel (the item becomes ``reverted`` later)."""
-    FAILED = "failed"
-    """A definite failure: ``error`` says why; nothing was cancelled."""
-    UNKNOWN = "unknown"
-    """Outcome unknown: a request may have reached AssetPay but no answer came back. Check the trade."""
-    NOT_ATTEMPTED = "not-attempted"
-    """The batch was cancelled, closed or stopped before this pair was sent."""
-
-
-class OutcomeDetail(enum.StrEnum):
-    """More about how a pair ended, when the kind alone does not say it all."""
-
-    FROM_JOURNAL = "from-journal"
-    """Decided by an earlier run of the same journal; not sent again (``result``/``error`` as recorded then)."""
-    LIKELY_CANCELLED = "likely-cancelled"
-    """UNKNOWN, leaning cancelled: an earlier run's attempt may have been accepted and this run's answer is
-    TRADE_NOT_CANCELLABLE, which is also what an item already cancelled (and reverted) answers."""
-    BATCH_STOPPED = "batch-stopped"
-    """NOT_ATTEMPTED because the batch stopped early.
-
-    Its ``error`` is a [`BatchStoppedError`][assetpay_async.BatchStoppedError].
-    """
-
-
-class BatchStoppedError(AssetPayError):
-    """The batch stopped before sending this pair: continuing was pointless.
-
-    Attributes:
-        reason: what stopped it, in words.
-        cause: the error that stopped it (an ``AuthenticationError``, ``AccountDisabledError``,
-            or the last of the transport failures in a row).
-    """
-
-    def __init__(self, reason: str, *, cause: BaseException) -> None:
-        super().__init__(f"the batch stopped: {reason}; this pair was not sent")
-        self.reason = reason
-        self.cause = cause
-
-
-@attrs.frozen
-class CancelOutcome:
-    """The end of one pair.
-
-    Attributes:
-        index: position in the input.
-        trade_id: the trade id as given.
-        item_id: the item id as given.
-        kind: how it ended.
-        result: the cancel result when ``kind`` is CANCELLED.
-        error: the typed error when FAILED or UNKNOWN (None when the batch was cancelled mid-flight);
-            [`SessionClosedError`][assetpay_async.SessionClosedError] for a pair NOT_ATTEMPTED because the
-            session was closed.
-        duplicate_of: index of the earlier identical pair whose outcome this one shares.
-        reschedules: how many times a too-young item was re-tried once eligible.
-        detail: more about the outcome (from the journal, likely cancelled, batch stopped), or None.
-    """
-
-    index: int
-    trade_id: object
-    item_id: object
-    kind: OutcomeKind
-    result: CancelResult | None = None
-    error: BaseException | None = None
-    duplicate_of: int | None = None
-    reschedules: int = 0
-    detail: OutcomeDetail | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.kind is OutcomeKind.CANCELLED
-
-
-@attrs.frozen
-class BatchProgress:
-    """Passed to the progress callback after every finished pair.
-
-    Attributes:
-        done: pairs finished (duplicates included).
-        total: pairs in the batch.
-        failures: pairs that ended FAILED or UNKNOWN so far.
-        rate: cancels finished per second over the last few seconds.
-        rate_limited: 429s the merchant's cancel limiter has seen so far (shared with other batches).
-    """
-
-    done: int
-    total: int
-    failures: int
-    rate: float
-    rate_limited: int
-
-
-ProgressCallback = Callable[[BatchProgress], Awaitable[None] | None]
-
-
-class BatchOptions(TypedDict, total=False):
-    """The options of a batch, spelled once: the keyword arguments that
-    [`AssetPayClient.batch`][assetpay_async.AssetPayClient.batch] and
-    [`AssetPayClient.cancel_withdrawal_items`][assetpay_async.AssetPayClient.cancel_withdrawal_items] pass on
-    to [`CancelBatch`][assetpay_async.CancelBatch], which documents them and holds their defaults."""
-
-    workers: int
-    on_progress: ProgressCallback | None
-    reschedule_too_soon: bool
-    max_reschedule_wait: float
-    journal: str | os.PathLike[str] | None
-    max_transport_failures: int | None
-    whole_trades: bool
-
-
-def _outcome_of(
-    index: int, trade_id: object, item_id: object, exc: BaseException, reschedules: int
-) -> CancelOutcome:
-    ambiguous = isinstance(exc, AssetPayError) and exc.ambiguous
-    if ambiguous:
-        kind = OutcomeKind.UNKNOWN
-    elif isinstance(exc, SessionClosedError):  # closed before this pair was sent
-        kind = OutcomeKind.NOT_ATTEMPTED
-    else:
-        kind = OutcomeKind.FAILED
-    return CancelOutcome(
-        index,
-        trade_id,
-        item_id,
-        kind,
-        error=exc,
-        reschedules=reschedules,
-    )
-
-
-_Job = tuple[int, proto.RequestSpec]
-"""One pair to cancel on its own: its index and its cancel request."""
-
-
-@attrs.frozen
-class _TradeJob:
-    """Two or more pairs of one trade ref, which may go as one whole-trade cancel (``whole_trades``)."""
-
-    trade_id: object
-    members: tuple[_Job, ...]
-
-
-def _is_open(item: TradeItem) -> bool:
-    """Whether a whole-trade cancel would try ``item`` (an unknown or missing status counts as open)."""
-    return item.status is None or not item.status.terminal
-
-
-def _plan_whole_trade(
-    trade: Trade, members: Iterable[tuple[_Job, object]]
-) -> tuple[list[tuple[_Job, TradeItem]], list[_Job]]:
-    """Split a trade's requested pairs into those one whole-trade cancel covers and those sent one by one.
-
-    The whole-trade cancel tries every item of the trade not in a final status, so it is planned only when
-    the requested pairs name every one of those items (at least two): it must never cancel an item nobody
-    asked for. Requested items that are final, or not in the trade at all, go one by one (they get their own
-    answer). Without a plan, every pair goes one by one.
-    """
-    covered: list[tuple[_Job, TradeItem]] = []
-    alone: list[_Job] = []
-    for job, item_id in members:
-        item = trade.item(proto.parse_id(item_id, "item_id"))
-        if item is not None and _is_open(item):
-            covered.append((job, item))
-        else:
-            alone.append(job)
-    open_ids = {item.id for item in trade.items if _is_open(item)}
-    asked = {item.id for _, item in covered}
-    if str(trade.type) != "withdraw" or len(open_ids) < 2 or not open_ids <= asked:
-        return [], [job for job, _ in members]
-    return covered, alone
-
-
-def _row_error(row: TradeCancelItem, result: TradeCancelResult) -> APIError:
-    """The typed error of a ``failed`` row: the class its ``reason`` key maps to (``APIError`` if unknown)."""
-    cls = proto.error_class(row.reason, None, 200)
-    return cls(
-        f"AssetPay did not cancel item {row.item_id!r} of trade {result.trade_id!r} in the whole-trade "
-        f"cancel ({row.reason or 'no reason given'})",
-        http_status=200,
-        code=None,
-        key=row.reason,
-        request_id=result.request_id,
-    )
-
-
-def _row_result(row: TradeCancelItem, result: TradeCancelResult) -> CancelResult:
-    return CancelResult(
-        trade_id=result.trade_id,
-        item_id=row.item_id,
-        status=row.status,
-        external_id=row.external_id,
-        request_id=result.request_id,
-    )
-
-
-class CancelBatch:
+class CancelBatch(WholeTrades):
     """One batch of cancels for one client.
 
     Create with [`AssetPayClient.batch`][assetpay_async.AssetPayClient.batch]; run with `run`.
@@ -332,9 +96,12 @@ class CancelBatch:
             [`cancel_withdrawal_trade`][assetpay_async.AssetPayClient.cancel_withdrawal_trade] request
             instead of one per item; each pair still gets its own outcome, from its row of the answer. It
             never cancels an item not asked for: a trade only partly asked for (or whose read fails) is
-            cancelled item by item. A requested item missing from the answer's rows is sent again on its
-            own. Costs one trade read per such trade (a list search where the single-trade route is
-            missing); see ``docs/following.md``.
+            cancelled item by item. The whole-trade cancel names the trade by AssetPay's id of the trade
+            that was read, never by the pair's ref. A requested item missing from the answer's rows is
+            sent again on its own; an item in the answer that no pair listed (it joined after the read)
+            is logged as a WARNING and reported in `unlisted` (and its trade's pairs say
+            ``UNLISTED_CANCELLED``). Costs one trade read per such trade (a list search where the
+            single-trade route is missing); see ``docs/following.md``.
     """
 
     def __init__(
@@ -366,25 +133,16 @@ class CancelBatch:
         self._on_progress = on_progress
         self._reschedule = reschedule_too_soon
         self._max_reschedule_wait = max_reschedule_wait
-        self._journal_path = None if journal is None else os.fspath(journal)
+        self._journal_path = journal
         self._max_transport_failures = max_transport_failures
         self._whole_trades = whole_trades
-        self._wait_first: dict[
-            int, tuple[float, int]
-        ] = {}  # too young in a whole-trade cancel: (delay, tries)
-        self._outcomes: list[CancelOutcome | None] = [None] * len(self._pairs)
-        self._dup_of: dict[int, int] = {}
-        self._dups: dict[int, list[int]] = {}
-        self._in_flight: set[int] = set()
+        self._plan = plan_pairs(self._pairs)
+        self._ledger = PairLedger(self._pairs, self._plan, self._stop)
+        self._wait_first: dict[int, tuple[float, int]] = {}  # too young in a whole-trade cancel
         self._done_times: deque[float] = deque(maxlen=64)
         self._done = 0
         self._failures = 0
         self._ran = False
-        self._db: sqlite3.Connection | None = None
-        self._path_of: dict[int, str] = {}
-        # Possibly sent by an earlier run of the journal, or by a whole-trade cancel whose answer left it out.
-        self._sent_before: set[int] = set()
-        self._journaled: set[int] = set()  # recorded as possibly sent by this run
         self._lost_in_a_row = 0
         self._stopped: BatchStoppedError | None = None
         self._current: dict[asyncio.Task[None], int] = {}
@@ -409,25 +167,17 @@ class CancelBatch:
     @property
     def outcomes(self) -> list[CancelOutcome]:
         """One outcome per pair, in input order; pairs not finished yet show as NOT_ATTEMPTED or UNKNOWN."""
-        return [self._outcome(i) for i in range(len(self._pairs))]
+        return [self._ledger.outcome(i) for i in range(len(self._pairs))]
 
-    def _outcome(self, index: int) -> CancelOutcome:
-        first = self._dup_of.get(index)
-        if first is not None:
-            trade_id, item_id = self._pairs[index]
-            original = self._outcome(first)
-            return attrs.evolve(
-                original, index=index, trade_id=trade_id, item_id=item_id, duplicate_of=first
-            )
-        outcome = self._outcomes[index]
-        if outcome is not None:
-            return outcome
-        in_flight = index in self._in_flight or index in self._sent_before
-        return CancelOutcome(
-            index,
-            *self._pairs[index],
-            OutcomeKind.UNKNOWN if in_flight else OutcomeKind.NOT_ATTEMPTED,
-        )
+    @property
+    def unlisted(self) -> list[CancelResult]:
+        """Items a whole-trade cancel of this batch cancelled that no pair listed, each once.
+
+        They joined the trade after its read, or the read was stale (``whole_trades`` only; see
+        ``docs/following.md``). Their users must be refunded like the others'. With a journal, those an
+        earlier run of it found are included. Empty in the usual case.
+        """
+        return list(self._ledger.unlisted)
 
     async def run(self) -> list[CancelOutcome]:
         """Cancel every pair; return one outcome per pair in input order.
@@ -436,154 +186,44 @@ class CancelBatch:
         pairs not started are NOT_ATTEMPTED, `outcomes` reports all of it, and CancelledError propagates.
 
         Raises:
-            JournalError: the journal cannot be used, or (``JournalMismatchError``) was written for other
-                pairs, another merchant or another endpoint; nothing was sent.
+            JournalError: the journal cannot be used: damaged, held by another run (``JournalLockedError``),
+                or (``JournalMismatchError``) written for other pairs, another merchant or another
+                endpoint; nothing was sent.
         """
         if self._ran:
             raise InvalidRequestError("a CancelBatch runs once; create a new one")
         self._ran = True
-        first_of: dict[str, int] = {}  # by request path: the canonical ids, already checked
-        queue: deque[tuple[int, proto.RequestSpec]] = deque()
-        invalid: list[CancelOutcome] = []
-        for index, (trade_id, item_id) in enumerate(self._pairs):
-            try:
-                spec = proto.cancel_request(trade_id, item_id)
-            except InvalidRequestError as exc:
-                invalid.append(_outcome_of(index, trade_id, item_id, exc, 0))
-                continue
-            key = spec.path
-            if key in first_of:
-                self._dup_of[index] = first_of[key]
-                self._dups.setdefault(first_of[key], []).append(index)
-                continue
-            first_of[key] = index
-            self._path_of[index] = key
-            queue.append((index, spec))
+        queue = self._plan.queue
+        ledger = self._ledger
         if self._journal_path is not None:
             # Before any outcome is reported: a journal that does not fit stops the batch with nothing done.
-            self._db = journal.open_journal(
-                self._journal_path,
-                merchant_id=self._client.merchant_id,
-                endpoint=self._client.session.base_url,
-                digest=journal.pairs_digest(first_of),
-                pairs=len(first_of),
+            ledger.open_journal(
+                self._journal_path, self._client.merchant_id, self._client.session.base_url
             )
         try:
-            for outcome in invalid:
+            first: deque[Job] = deque()
+            decided: list[CancelOutcome] = []
+            if ledger.journal is not None:
+                first, queue, decided = ledger.resume(queue)  # before anything is sent
+            for outcome in [*self._plan.invalid, *decided]:
                 await self._finish(outcome)
-            if self._db is not None:
-                # Possibly-sent pairs are resolved before anything else is sent.
-                first, queue = await self._resume(self._db, queue)
-                await self._run_workers(first)
+            await self._run_workers(first)  # possibly-sent pairs are resolved first
             if self._stopped is None:
-                await self._run_workers(self._grouped(queue) if self._whole_trades else queue)
+                await self._run_workers(
+                    grouped(queue, self._pairs) if self._whole_trades else queue
+                )
             if self._stopped is not None:
-                await self._finish_stopped()
+                for outcome in ledger.left_by_stop(self._stopped):
+                    await self._finish(outcome)
         finally:
-            if self._db is not None:
-                journal.close(self._db)
-                self._db = None
+            ledger.close_journal()
         return self.outcomes
 
-    def _grouped(self, queue: deque[_Job]) -> deque[_Job | _TradeJob]:
-        """The pairs in input order, those of a trade ref with two or more pairs as one job at its first pair."""
-        by_trade: dict[str, list[_Job]] = {}
-        for job in queue:
-            trade_id, _ = self._pairs[job[0]]
-            by_trade.setdefault(proto.canonical_id(trade_id, "trade_id"), []).append(job)
-        grouped: deque[_Job | _TradeJob] = deque()
-        for jobs in by_trade.values():
-            if len(jobs) == 1:
-                grouped.append(jobs[0])
-            else:
-                grouped.append(_TradeJob(self._pairs[jobs[0][0]][0], tuple(jobs)))
-        return grouped  # in input order: a dict keeps the order of first appearance
-
-    async def _resume(
-        self, db: sqlite3.Connection, queue: deque[tuple[int, proto.RequestSpec]]
-    ) -> tuple[deque[tuple[int, proto.RequestSpec]], deque[tuple[int, proto.RequestSpec]]]:
-        """Report what the journal decided; return the possibly-sent pairs and the ones never sent."""
-        entries = journal.read_entries(db)
-        first: deque[tuple[int, proto.RequestSpec]] = deque()
-        rest: deque[tuple[int, proto.RequestSpec]] = deque()
-        for index, spec in queue:
-            entry = entries.get(spec.path)
-            if entry is None:
-                rest.append((index, spec))
-            elif entry.state is journal.PairState.SENT:
-                self._sent_before.add(index)
-                first.append((index, spec))
-            elif entry.record is not None:  # decided: cancelled or failed for good
-                await self._finish(self._from_journal(index, entry.state, entry.record))
-            else:  # a row without its record: treat it as possibly sent
-                self._sent_before.add(index)
-                first.append((index, spec))
-        if first:
-            logger.info("resuming: %d pair(s) may have been sent by an earlier run", len(first))
-        return first, rest
-
-    def _from_journal(
-        self, index: int, state: journal.PairState, record: Mapping[str, Any]
-    ) -> CancelOutcome:
-        """The outcome an earlier run decided for pair ``index``, rebuilt from its journal record."""
-        trade_id, item_id = self._pairs[index]
-        if state is journal.PairState.CANCELLED:
-            return CancelOutcome(
-                index,
-                trade_id,
-                item_id,
-                OutcomeKind.CANCELLED,
-                result=journal.result_from_record(record),
-                detail=OutcomeDetail.FROM_JOURNAL,
-            )
-        return CancelOutcome(
-            index,
-            trade_id,
-            item_id,
-            OutcomeKind.FAILED,
-            error=journal.error_from_record(record),
-            detail=OutcomeDetail.FROM_JOURNAL,
-        )
-
-    async def _run_workers(self, queue: deque[_Job] | deque[_Job | _TradeJob]) -> None:
-        jobs: deque[_Job | _TradeJob] = deque(queue)
-        deciding = 0  # whole-trade jobs under way: they may give pairs back to the queue
-        changed = asyncio.Event()
-
-        async def worker() -> None:
-            nonlocal deciding
-            me = asyncio.current_task()
-            while self._stopped is None:
-                if not jobs:
-                    if deciding == 0:
-                        return
-                    changed.clear()
-                    await changed.wait()
-                    continue
-                job = jobs.popleft()
-                if isinstance(job, _TradeJob):
-                    if me is not None:
-                        self._current[me] = job.members[0][0]
-                    deciding += 1
-                    try:
-                        jobs.extendleft(reversed(await self._cancel_trade(job)))
-                    finally:
-                        deciding -= 1
-                        changed.set()
-                        if me is not None:
-                            self._current.pop(me, None)
-                    continue
-                index, spec = job
-                if me is not None:
-                    self._current[me] = index
-                try:
-                    await self._cancel_one(index, spec)
-                finally:
-                    if me is not None:
-                        self._current.pop(me, None)
-
-        pairs = sum(len(j.members) if isinstance(j, _TradeJob) else 1 for j in jobs)
-        tasks = [asyncio.create_task(worker()) for _ in range(min(self._workers, pairs))]
+    async def _run_workers(self, queue: deque[Job] | deque[Job | TradeJob]) -> None:
+        jobs: deque[Job | TradeJob] = deque(queue)
+        pairs = sum(len(j.members) if isinstance(j, TradeJob) else 1 for j in jobs)
+        state = _Jobs(jobs)
+        tasks = [asyncio.create_task(self._worker(state)) for _ in range(min(self._workers, pairs))]
         try:
             if tasks:
                 # return_exceptions: a worker cancelled by a stop ends quietly; a cancellation of run() itself
@@ -595,22 +235,32 @@ class CancelBatch:
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _finish_stopped(self) -> None:
-        """Give every pair the stop left without an outcome one: UNKNOWN if it may have been sent."""
-        for index in sorted(self._path_of):
-            if self._outcomes[index] is not None:
+    async def _worker(self, state: _Jobs) -> None:
+        me = asyncio.current_task()
+        while self._stopped is None:
+            if not state.jobs:
+                if state.deciding == 0:
+                    return
+                state.changed.clear()
+                await state.changed.wait()
                 continue
-            if index in self._in_flight or index in self._sent_before:
-                outcome = CancelOutcome(index, *self._pairs[index], OutcomeKind.UNKNOWN)
-            else:
-                outcome = CancelOutcome(
-                    index,
-                    *self._pairs[index],
-                    OutcomeKind.NOT_ATTEMPTED,
-                    error=self._stopped,
-                    detail=OutcomeDetail.BATCH_STOPPED,
-                )
-            await self._finish(outcome)
+            job = state.jobs.popleft()
+            if me is not None:
+                self._current[me] = job.members[0][0] if isinstance(job, TradeJob) else job[0]
+            try:
+                if isinstance(job, TradeJob):
+                    # A whole-trade job may give pairs back to the queue: the others wait for it.
+                    state.deciding += 1
+                    try:
+                        state.jobs.extendleft(reversed(await self._cancel_trade(job)))
+                    finally:
+                        state.deciding -= 1
+                        state.changed.set()
+                else:
+                    await self._cancel_one(*job)
+            finally:
+                if me is not None:
+                    self._current.pop(me, None)
 
     def _stop(self, reason: str, cause: BaseException) -> None:
         """Stop taking pairs; abandon those still waiting for quota (never sent); let those on the wire end."""
@@ -620,38 +270,12 @@ class CancelBatch:
         logger.warning("stopping the batch: %s", reason)
         me = asyncio.current_task()
         for task, index in list(self._current.items()):
-            if task is not me and index not in self._in_flight:
+            if task is not me and index not in self._ledger.in_flight:
                 task.cancel()
-
-    def _on_send(self, index: int) -> None:
-        if self._db is not None and index not in self._journaled:
-            try:  # committed before the attempt is sent; if it cannot be, the attempt is not sent
-                journal.mark_sent(self._db, self._path_of[index])
-            except sqlite3.Error as exc:
-                raise journal.JournalError(f"cannot write the journal: {exc}") from exc
-            self._journaled.add(index)
-        self._in_flight.add(index)
-
-    def _on_send_all(self, indices: list[int]) -> None:
-        """``_on_send`` for the pairs of one whole-trade cancel: all marked possibly sent in one commit."""
-        fresh = [i for i in indices if i not in self._journaled]
-        if self._db is not None and fresh:
-            try:
-                journal.mark_sent_all(self._db, [self._path_of[i] for i in fresh])
-            except sqlite3.Error as exc:
-                raise journal.JournalError(f"cannot write the journal: {exc}") from exc
-            self._journaled.update(fresh)
-        self._in_flight.update(indices)
-
-    def _record(self, write: Callable[..., None], *args: object) -> None:
-        """A journal write after the answer: on failure the answer still counts, but the batch stops."""
-        try:
-            write(*args)
-        except sqlite3.Error as exc:
-            self._stop(f"the journal cannot be written ({exc})", exc)
 
     async def _cancel_one(self, index: int, spec: proto.RequestSpec) -> None:
         trade_id, item_id = self._pairs[index]
+        ledger = self._ledger
         reschedules = 0
         waiting = self._wait_first.pop(index, None)
         if waiting is not None:  # too young in a whole-trade cancel: wait until it is old enough
@@ -664,15 +288,15 @@ class CancelBatch:
                 result = await self._client._call(
                     spec,
                     proto.cancel_decoder(trade_id, item_id),
-                    on_send=lambda: self._on_send(index),
+                    on_send=lambda: ledger.on_send(index),
                 )
             except CancelTooSoonError as exc:
-                self._in_flight.discard(index)
+                ledger.in_flight.discard(index)
                 self._lost_in_a_row = 0
-                self._record_error(index, exc)
+                ledger.record_error(index, exc)
                 delay = await self._eligible_in(trade_id) if self._reschedule else None
                 if delay is None or reschedules >= 3:
-                    await self._finish(self._failure(index, exc, reschedules))
+                    await self._finish(ledger.failure(index, exc, reschedules))
                     return
                 reschedules += 1
                 logger.debug("trade %s is too young; cancelling again in %.1fs", trade_id, delay)
@@ -680,24 +304,14 @@ class CancelBatch:
                 continue
             except asyncio.CancelledError:
                 raise
-            except journal.JournalError as exc:  # raised by _on_send: this pair was not sent
-                self._stop(str(exc), exc)
-                trade_id, item_id = self._pairs[index]
-                outcome = CancelOutcome(
-                    index, trade_id, item_id, OutcomeKind.NOT_ATTEMPTED, error=exc
-                )
-                await self._finish(outcome)
+            except journal.JournalError as exc:  # raised by on_send: this pair was not sent
+                await self._not_sent([index], exc)
                 return
             except Exception as exc:  # every pair must end with an outcome, even on a bug
-                self._in_flight.discard(index)
-                self._record_error(index, exc)
-                await self._finish(self._failure(index, exc, reschedules))
-                self._after_failure(exc)
+                await self._failed(index, exc, reschedules)
                 return
-            self._in_flight.discard(index)
             self._lost_in_a_row = 0
-            if self._db is not None:
-                self._record(journal.mark_cancelled, self._db, self._path_of[index], result)
+            ledger.record_cancelled(index, result)
             await self._finish(
                 CancelOutcome(
                     index,
@@ -710,155 +324,59 @@ class CancelBatch:
             )
             return
 
-    async def _cancel_trade(self, job: _TradeJob) -> list[_Job]:
-        """Cancel a trade's pairs with one whole-trade request where that is safe; return the pairs left to
-        cancel one by one."""
-        members = list(job.members)
-        try:
-            trade = await self._client.get_trade(job.trade_id)  # type: ignore[arg-type]
-        except asyncio.CancelledError:
-            raise
-        except (
-            Exception
-        ) as exc:  # any failure to read: the pairs go one by one, as without the option
-            logger.debug("cannot read trade %s for a whole-trade cancel: %s", job.trade_id, exc)
-            return members
-        covered, alone = _plan_whole_trade(trade, [(m, self._pairs[m[0]][1]) for m in members])
-        if not covered:
-            return members
-        indices = [index for (index, _), _ in covered]
-        me = asyncio.current_task()
-        if me is not None:
-            # A stop leaves the task alone once this pair (and so every covered pair) is on the wire.
-            self._current[me] = indices[0]
-        try:
-            result = await self._client._call(
-                proto.cancel_trade_request(job.trade_id),
-                functools.partial(
-                    proto.decode_trade_cancel,
-                    trade_ref=proto.parse_id(job.trade_id, "trade_id"),
-                ),
-                on_send=lambda: self._on_send_all(indices),
-            )
-        except asyncio.CancelledError:
-            raise
-        except journal.JournalError as exc:  # raised by _on_send_all: nothing was sent
-            self._stop(str(exc), exc)
-            for index in indices:
-                await self._finish(
-                    CancelOutcome(index, *self._pairs[index], OutcomeKind.NOT_ATTEMPTED, error=exc)
-                )
-            return alone
-        except (
-            CancelTooSoonError
-        ) as exc:  # the whole trade is too young: as a TOO_SOON row for each pair
-            self._lost_in_a_row = 0
-            return alone + await self._too_soon_in_trade(trade, indices, exc)
-        except Exception as exc:  # every pair of the request shares its error
-            for index in indices:
-                self._in_flight.discard(index)
-                self._record_error(index, exc)
-                await self._finish(self._failure(index, exc, 0))
-                self._after_failure(exc)
-            return alone
-        self._lost_in_a_row = 0
-        again: list[_Job] = []
-        for (index, spec), item in covered:
-            self._in_flight.discard(index)
-            row = result.item(item.id) or result.item(
-                proto.parse_id(self._pairs[index][1], "item_id")
-            )
-            if row is None:  # not tried: sent again on its own, as possibly sent already
-                self._sent_before.add(index)
-                again.append((index, spec))
-            elif row.cancelled:
-                cancelled = _row_result(row, result)
-                if self._db is not None:
-                    self._record(journal.mark_cancelled, self._db, self._path_of[index], cancelled)
-                await self._finish(
-                    CancelOutcome(
-                        index, *self._pairs[index], OutcomeKind.CANCELLED, result=cancelled
-                    )
-                )
-            elif row.status is CancelStatus.FAILED:
-                error = _row_error(row, result)
-                if isinstance(error, CancelTooSoonError):
-                    again += await self._too_soon_in_trade(trade, [index], error)
-                    continue
-                self._record_error(index, error)
-                await self._finish(self._failure(index, error, 0))
-                self._after_failure(error)
-            else:  # a row status this SDK does not know: it may have been cancelled
-                unknown = InvalidResponseError(
-                    f"the whole-trade cancel answered status {str(row.status)!r} for item "
-                    f"{row.item_id!r}",
-                    http_status=200,
-                    content_type=None,
-                    snippet="",
-                    request_id=result.request_id,
-                )
-                unknown.ambiguous = True
-                await self._finish(self._failure(index, unknown, 0))
-        return alone + again
-
-    async def _too_soon_in_trade(
-        self, trade: Trade, indices: list[int], error: CancelTooSoonError
-    ) -> list[_Job]:
-        """Pairs a whole-trade cancel found too young: FAILED, or (``reschedule_too_soon``) given back to
-        be cancelled one by one once the trade read moments ago says they are old enough."""
-        delay = self._delay_for(trade) if self._reschedule else None
-        again: list[_Job] = []
+    async def _not_sent(self, indices: list[int], exc: journal.JournalError) -> None:
+        """The journal could not record the pairs as possibly sent: they were not sent; the batch stops."""
+        self._stop(str(exc), exc)
         for index in indices:
-            self._in_flight.discard(index)
-            self._record_error(index, error)
-            if delay is None:
-                await self._finish(self._failure(index, error, 0))
-            else:
-                self._wait_first[index] = (delay, 1)
-                again.append((index, proto.cancel_request(*self._pairs[index])))
-        return again
-
-    def _failure(self, index: int, exc: BaseException, reschedules: int) -> CancelOutcome:
-        trade_id, item_id = self._pairs[index]
-        outcome = _outcome_of(index, trade_id, item_id, exc, reschedules)
-        if index not in self._sent_before or outcome.kind is not OutcomeKind.FAILED:
-            return outcome
-        # An earlier run's attempt may have been accepted: only a few answers prove it was not.
-        if isinstance(exc, _PROVES_NOT_CANCELLED):
-            return outcome
-        if isinstance(exc, NotCancellableError):
-            return attrs.evolve(
-                outcome, kind=OutcomeKind.UNKNOWN, detail=OutcomeDetail.LIKELY_CANCELLED
+            await self._finish(
+                CancelOutcome(index, *self._pairs[index], OutcomeKind.NOT_ATTEMPTED, error=exc)
             )
-        return attrs.evolve(outcome, kind=OutcomeKind.UNKNOWN)
 
-    def _record_error(self, index: int, exc: BaseException) -> None:
-        """Write what an error says about the pair to the journal (if any)."""
-        db = self._db
-        if db is None or index not in self._path_of:
-            return
-        path = self._path_of[index]
-        ambiguous = isinstance(exc, AssetPayError) and exc.ambiguous
-        if ambiguous:
-            return  # stays possibly sent
-        if index in self._sent_before:
-            if isinstance(exc, _PROVES_NOT_CANCELLED) and isinstance(exc, APIError):
-                if isinstance(exc, CancelTooSoonError):
-                    self._record(journal.mark_open, db, path)
-                else:
-                    self._record(journal.mark_failed, db, path, exc)
-            return  # otherwise it stays possibly sent: the earlier attempt may have been accepted
-        if isinstance(exc, APIError) and not isinstance(exc, _TRANSIENT_API):
-            if exc.http_status < 500:
-                self._record(journal.mark_failed, db, path, exc)
-            return  # an unknown 5xx: it stays possibly sent
-        if isinstance(exc, _NOTHING_HAPPENED):
-            self._record(journal.mark_open, db, path)  # sent again by the next run
-        # Anything else (a 5xx, a bug): it stays possibly sent.
+    async def _failed(self, index: int, exc: BaseException, reschedules: int) -> None:
+        """Pair ``index`` ended with ``exc``: record it, settle a likely cancel by a read, finish it."""
+        ledger = self._ledger
+        ledger.in_flight.discard(index)
+        ledger.record_error(index, exc)
+        outcome = ledger.failure(index, exc, reschedules)
+        if outcome.detail is OutcomeDetail.LIKELY_CANCELLED:
+            outcome = await self._settle(outcome)
+        await self._finish(outcome)
+        self._after_failure(exc)
+
+    async def _settle(self, outcome: CancelOutcome) -> CancelOutcome:
+        """Confirm a likely cancel by reading the trade: the item's status says how it ended, if final."""
+        try:
+            trade = await self._client.get_trade(outcome.trade_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the read failed: it stays in doubt
+            logger.debug("cannot read trade %s to settle a cancel: %s", outcome.trade_id, exc)
+            return outcome
+        try:
+            settled = settle_by_read(trade, outcome.item_id)
+        except AssetPayError:
+            return outcome
+        if settled is None:
+            return outcome
+        detail = OutcomeDetail.CONFIRMED_BY_READ
+        if isinstance(settled, CancelResult):
+            self._ledger.record_cancelled(outcome.index, settled)
+            return CancelOutcome(
+                outcome.index,
+                outcome.trade_id,
+                outcome.item_id,
+                OutcomeKind.CANCELLED,
+                result=settled,
+                reschedules=outcome.reschedules,
+                detail=detail,
+            )
+        if isinstance(outcome.error, APIError):
+            self._ledger.record_failed(outcome.index, outcome.error)
+        return attrs.evolve(outcome, kind=OutcomeKind.FAILED, detail=detail)
 
     def _after_failure(self, exc: BaseException) -> None:
-        if isinstance(exc, _FATAL):
-            key = exc.key or type(exc).__name__
+        if rules.ends_batch(exc):
+            key = getattr(exc, "key", None) or type(exc).__name__
             self._stop(f"AssetPay refused the client token ({key}): {type(exc).__name__}", exc)
             return
         lost = isinstance(exc, TransportError) or (
@@ -886,19 +404,11 @@ class CancelBatch:
         return self._delay_for(trade)
 
     def _delay_for(self, trade: Trade) -> float | None:
-        """Seconds until ``trade`` is old enough to cancel, or None when that cannot be known or is too far."""
-        if trade.created_at is None:
-            return None
-        # A small margin covers clock skew between us and AssetPay; a second TOO_SOON just reschedules again.
-        delay = (
-            trade.created_at + CANCEL_AGE - self._client.session.wall_clock()
-        ).total_seconds() + 2.0
-        delay = max(delay, 1.0)
-        return delay if delay <= self._max_reschedule_wait else None
+        now = self._client.session.wall_clock()
+        return delay_for(trade, now, self._max_reschedule_wait)
 
     async def _finish(self, outcome: CancelOutcome) -> None:
-        self._outcomes[outcome.index] = outcome
-        finished = 1 + len(self._dups.get(outcome.index, ()))
+        finished = self._ledger.finish(outcome)
         self._done += finished
         if outcome.kind in (OutcomeKind.FAILED, OutcomeKind.UNKNOWN):
             self._failures += finished
@@ -922,3 +432,12 @@ class CancelBatch:
             return 0.0
         span = self._done_times[-1] - self._done_times[0]
         return (len(self._done_times) - 1) / span if span > 0 else 0.0
+
+
+class _Jobs:
+    """The jobs the workers of one phase share, and the whole-trade jobs still deciding."""
+
+    def __init__(self, jobs: deque[Job | TradeJob]) -> None:
+        self.jobs = jobs
+        self.deciding = 0
+        self.changed = asyncio.Event()

@@ -13,7 +13,11 @@ SQLite from the standard library, WAL mode, one short transaction per change. Th
 and synchronous: a commit costs tens of microseconds, nothing the event loop notices at 60 cancels a minute.
 
 The journal also names what it was written for -- the merchant, the API root and a digest of the pairs -- and
-refuses to be used for anything else (``JournalMismatchError``).
+refuses to be used for anything else (``JournalMismatchError``). It is held by one run at a time: an exclusive
+``flock`` on a lock file beside it (``<journal>.lock``), taken before the journal is read and released when the
+run closes it or its process dies (the operating system drops the lock of a killed process; the file left
+behind means nothing). A second run meets ``JournalLockedError`` and sends nothing. A damaged file or record
+is a ``JournalError``, never a raw ``sqlite3``/``json`` error.
 """
 
 from __future__ import annotations
@@ -21,33 +25,33 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import os
 import sqlite3
+import sys
 from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import attrs
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+else:
+    import fcntl
 
 from . import _errors as e
 from . import _protocol as proto
 from ._models import CancelResult, CancelStatus
 
 __all__ = [
+    "Journal",
     "JournalEntry",
     "JournalError",
+    "JournalLockedError",
     "JournalMismatchError",
     "PairState",
-    "close",
     "error_from_record",
     "error_record",
-    "mark_cancelled",
-    "mark_failed",
-    "mark_open",
-    "mark_sent",
-    "mark_sent_all",
-    "open_journal",
     "pairs_digest",
-    "read_entries",
     "result_from_record",
 ]
 
@@ -60,11 +64,26 @@ _SCHEMA: Final = (
     " state TEXT NOT NULL,"
     " record TEXT,"
     " sends INTEGER NOT NULL DEFAULT 0)",
+    # Items a whole-trade cancel cancelled that no pair listed (kept so that a resumed run reports them too).
+    "CREATE TABLE IF NOT EXISTS unlisted ("
+    " trade_id TEXT NOT NULL, item_id TEXT NOT NULL, record TEXT NOT NULL,"
+    " PRIMARY KEY (trade_id, item_id))",
 )
 
 
-class JournalError(e.InvalidRequestError):
-    """The journal cannot be used: not a journal, unreadable, or from a newer SDK. Nothing was sent."""
+class JournalError(e.AssetPayError):
+    """The journal cannot be used: not a journal, damaged, unreadable, or from a newer SDK.
+
+    Raised by [`CancelBatch.run`][assetpay_async.CancelBatch.run] before anything is sent. Not an
+    [`InvalidRequestError`][assetpay_async.InvalidRequestError]: the arguments may be fine, the file is not.
+    """
+
+
+class JournalLockedError(JournalError):
+    """Another run holds the journal (in this process or another): this run sent nothing.
+
+    Wait for the other run to end (a killed run releases it at once), or use another journal file.
+    """
 
 
 class JournalMismatchError(JournalError):
@@ -108,21 +127,192 @@ def pairs_digest(paths: Iterable[str]) -> str:
     return digest.hexdigest()
 
 
-def open_journal(
-    path: str | Path, *, merchant_id: str, endpoint: str, digest: str, pairs: int
-) -> sqlite3.Connection:
-    """Open (or create) the journal at ``path`` for this batch.
+class Journal:
+    """An open batch journal, held by this run until [`close`][assetpay_async._journal.Journal.close].
 
-    Raises:
-        JournalMismatchError: it was written for another merchant, endpoint or set of pairs.
-        JournalError: the file is not a journal, or cannot be opened.
+    Create with [`Journal.open`][assetpay_async._journal.Journal.open]. Every write is committed before its
+    method returns; a write that fails raises ``JournalError`` (the caller decides what that stops).
     """
+
+    def __init__(self, db: sqlite3.Connection, lock: IO[bytes], name: str) -> None:
+        self._db = db
+        self._lock = lock
+        self._name = name
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        merchant_id: str,
+        endpoint: str,
+        digest: str,
+        pairs: int,
+    ) -> Journal:
+        """Take the journal at ``path`` for this batch (creating it), or fail with nothing sent.
+
+        Raises:
+            JournalLockedError: another run holds it.
+            JournalMismatchError: it was written for another merchant, endpoint or set of pairs.
+            JournalError: the file is not a journal, is damaged, or cannot be opened.
+        """
+        name = os.fspath(path)
+        lock = _take_lock(name)
+        try:
+            db = _connect(name)
+        except BaseException:
+            lock.close()
+            raise
+        try:
+            _prepare(
+                db, name, merchant_id=merchant_id, endpoint=endpoint, digest=digest, pairs=pairs
+            )
+        except BaseException:
+            db.close()
+            lock.close()
+            raise
+        return cls(db, lock, name)
+
+    def read_entries(self) -> dict[str, JournalEntry]:
+        """Every recorded pair, by request path.
+
+        Raises:
+            JournalError: a damaged page or record (nothing is trusted from a journal that cannot be read).
+        """
+        entries = {}
+        try:
+            rows = self._db.execute("SELECT path, state, record, sends FROM pairs").fetchall()
+            for path, state, record, sends in rows:
+                entry = JournalEntry(PairState(state), _load(record), int(sends))
+                _check_entry(entry)
+                entries[str(path)] = entry
+        except (sqlite3.Error, ValueError, TypeError, KeyError) as exc:
+            raise self._damaged(exc) from None
+        return entries
+
+    def read_unlisted(self) -> list[CancelResult]:
+        """The items whole-trade cancels of this journal's runs cancelled that no pair listed.
+
+        Raises:
+            JournalError: a damaged page or record.
+        """
+        try:
+            rows = self._db.execute("SELECT record FROM unlisted ORDER BY rowid").fetchall()
+            return [result_from_record(_load(record) or {}) for (record,) in rows]
+        except (sqlite3.Error, ValueError, TypeError, KeyError) as exc:
+            raise self._damaged(exc) from None
+
+    def record_unlisted(self, result: CancelResult) -> None:
+        """Keep an item a whole-trade cancel cancelled that no pair listed."""
+        self._write(
+            "INSERT OR REPLACE INTO unlisted (trade_id, item_id, record) VALUES (?, ?, ?)",
+            (str(result.trade_id), str(result.item_id), json.dumps(_result_record(result))),
+        )
+
+    def mark_sent(self, path: str) -> None:
+        """Record that an attempt for ``path`` is about to go on the wire (committed before this returns)."""
+        self._write(_MARK_SENT, (path,))
+
+    def mark_sent_all(self, paths: Iterable[str]) -> None:
+        """`mark_sent` for the pairs of one whole-trade cancel, in one transaction: all of them or none."""
+        try:
+            with _transaction(self._db):
+                for path in paths:
+                    self._db.execute(_MARK_SENT, (path,))
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot write the journal: {exc}") from exc
+
+    def mark_cancelled(self, path: str, result: CancelResult) -> None:
+        """Record AssetPay's acceptance."""
+        self._set(path, PairState.CANCELLED, _result_record(result))
+
+    def mark_failed(self, path: str, error: e.APIError) -> None:
+        """Record AssetPay's definite refusal."""
+        self._set(path, PairState.FAILED, error_record(error))
+
+    def mark_open(self, path: str) -> None:
+        """Forget a pair whose answer proved nothing happened (it is sent again by the next run)."""
+        self._write("DELETE FROM pairs WHERE path = ?", (path,))
+
+    def _damaged(self, exc: Exception) -> JournalError:
+        return JournalError(
+            f"the journal {self._name!r} is damaged ({type(exc).__name__}: {exc}); nothing was "
+            "trusted from it: move it aside and check the trades before running again"
+        )
+
+    def close(self) -> None:
+        """Close the journal and release it (every change is committed already)."""
+        try:
+            self._db.close()
+        finally:
+            self._lock.close()  # closing the descriptor drops the flock
+
+    def _set(self, path: str, state: PairState, record: Mapping[str, Any]) -> None:
+        self._write(
+            "INSERT INTO pairs (path, state, record, sends) VALUES (?, ?, ?, 1) "
+            "ON CONFLICT (path) DO UPDATE SET state = excluded.state, record = excluded.record",
+            (path, state.value, json.dumps(record)),
+        )
+
+    def _write(self, statement: str, parameters: tuple[object, ...]) -> None:
+        try:
+            self._db.execute(statement, parameters)
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot write the journal: {exc}") from exc
+
+
+_MARK_SENT: Final = (
+    "INSERT INTO pairs (path, state, record, sends) VALUES (?, 'sent', NULL, 1) "
+    "ON CONFLICT (path) DO UPDATE SET state = 'sent', record = NULL, sends = sends + 1"
+)
+
+
+def _take_lock(name: str) -> IO[bytes]:
+    """The lock file beside the journal, opened and exclusively locked (non-blocking)."""
     try:
-        db = sqlite3.connect(
-            str(path), isolation_level=None
+        lock = open(name + ".lock", "ab")  # noqa: SIM115 - held open for the whole run
+    except OSError as exc:
+        raise JournalError(
+            f"cannot open the journal's lock file {name + '.lock'!r}: {exc}"
+        ) from None
+    try:
+        _lock_exclusively(lock)
+    except BlockingIOError:
+        lock.close()
+        raise JournalLockedError(
+            f"the journal {name!r} is in use by another run (wait for it to end, "
+            "or use another journal file)"
+        ) from None
+    except OSError as exc:
+        lock.close()
+        raise JournalError(f"cannot lock the journal {name!r}: {exc}") from None
+    return lock
+
+
+def _lock_exclusively(lock: IO[bytes]) -> None:
+    """An OS lock the process holds until it closes ``lock`` or dies; BlockingIOError if held elsewhere."""
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+        try:
+            msvcrt.locking(lock.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError as exc:
+            raise BlockingIOError(str(exc)) from None
+    else:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _connect(name: str) -> sqlite3.Connection:
+    try:
+        return sqlite3.connect(
+            name, isolation_level=None
         )  # autocommit; explicit transactions below
     except sqlite3.Error as exc:
-        raise JournalError(f"cannot open the journal {str(path)!r}: {exc}") from None
+        raise JournalError(f"cannot open the journal {name!r}: {exc}") from None
+
+
+def _prepare(
+    db: sqlite3.Connection, name: str, *, merchant_id: str, endpoint: str, digest: str, pairs: int
+) -> None:
+    """Set the journal up, create its tables, and check it was written for this batch."""
     try:
         db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a commit is in the operating system's hands when it returns, which is all a
@@ -144,18 +334,12 @@ def open_journal(
             if not meta:
                 db.executemany("INSERT INTO meta VALUES (?, ?)", wanted.items())
             else:
-                _check(meta, wanted, path)
-    except JournalError:
-        db.close()
-        raise
+                _check(meta, wanted, name)
     except sqlite3.Error as exc:
-        db.close()
-        raise JournalError(f"{str(path)!r} is not a usable batch journal: {exc}") from None
-    return db
+        raise JournalError(f"{name!r} is not a usable batch journal: {exc}") from None
 
 
-def _check(meta: Mapping[str, str], wanted: Mapping[str, str], path: str | Path) -> None:
-    name = str(path)
+def _check(meta: Mapping[str, str], wanted: Mapping[str, str], name: str) -> None:
     if meta.get("version") != SCHEMA_VERSION:
         raise JournalError(
             f"the journal {name!r} has format version {meta.get('version')!r}; this SDK writes "
@@ -195,65 +379,33 @@ class _transaction:
         self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
 
 
-def read_entries(db: sqlite3.Connection) -> dict[str, JournalEntry]:
-    """Every recorded pair, by request path."""
-    entries = {}
-    for path, state, record, sends in db.execute("SELECT path, state, record, sends FROM pairs"):
-        entries[path] = JournalEntry(
-            PairState(state), None if record is None else json.loads(record), int(sends)
-        )
-    return entries
+def _load(record: object) -> Mapping[str, Any] | None:
+    if record is None:
+        return None
+    loaded = json.loads(str(record))
+    if not isinstance(loaded, dict):
+        raise TypeError(f"a record is a {type(loaded).__name__}, not an object")
+    return loaded
 
 
-def mark_sent(db: sqlite3.Connection, path: str) -> None:
-    """Record that an attempt for ``path`` is about to go on the wire (committed before this returns)."""
-    db.execute(
-        "INSERT INTO pairs (path, state, record, sends) VALUES (?, 'sent', NULL, 1) "
-        "ON CONFLICT (path) DO UPDATE SET state = 'sent', record = NULL, sends = sends + 1",
-        (path,),
-    )
+def _check_entry(entry: JournalEntry) -> None:
+    """Rebuild a decided entry's result or error once, so that a damaged record fails here, as a whole."""
+    if entry.record is None:
+        return
+    if entry.state is PairState.CANCELLED:
+        result_from_record(entry.record)
+    elif entry.state is PairState.FAILED:
+        error_from_record(entry.record)
 
 
-def mark_sent_all(db: sqlite3.Connection, paths: Iterable[str]) -> None:
-    """`mark_sent` for the pairs of one whole-trade cancel, in one transaction: all of them or none."""
-    with _transaction(db):
-        for path in paths:
-            mark_sent(db, path)
-
-
-def mark_cancelled(db: sqlite3.Connection, path: str, result: CancelResult) -> None:
-    """Record AssetPay's acceptance."""
-    record = {
+def _result_record(result: CancelResult) -> dict[str, Any]:
+    return {
         "trade_id": str(result.trade_id),
         "item_id": str(result.item_id),
-        "status": result.status.value,
+        "status": str(result.status.value),
         "external_id": result.external_id,
         "request_id": result.request_id,
     }
-    _set(db, path, PairState.CANCELLED, record)
-
-
-def mark_failed(db: sqlite3.Connection, path: str, error: e.APIError) -> None:
-    """Record AssetPay's definite refusal."""
-    _set(db, path, PairState.FAILED, error_record(error))
-
-
-def mark_open(db: sqlite3.Connection, path: str) -> None:
-    """Forget a pair whose answer proved nothing happened (it is sent again by the next run)."""
-    db.execute("DELETE FROM pairs WHERE path = ?", (path,))
-
-
-def _set(db: sqlite3.Connection, path: str, state: PairState, record: Mapping[str, Any]) -> None:
-    db.execute(
-        "INSERT INTO pairs (path, state, record, sends) VALUES (?, ?, ?, 1) "
-        "ON CONFLICT (path) DO UPDATE SET state = excluded.state, record = excluded.record",
-        (path, state.value, json.dumps(record)),
-    )
-
-
-def close(db: sqlite3.Connection) -> None:
-    """Close the journal (every change is committed already)."""
-    db.close()
 
 
 def error_record(error: e.APIError) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any, Final, TypeVar
 import attrs
 
 from . import _errors as e
+from ._cancel_rules import proves_not_cancelled
 from ._converter import ShapeError, decode
 from ._models import CancelResult, Trade, TradeCancelResult, TradePage
 from ._quota import RouteGroup
@@ -202,21 +203,6 @@ _BY_CODE: Final[dict[int, type[e.APIError]]] = {
 }
 
 
-# After a lost response, an earlier attempt may have cancelled the item, so the final error leaves the
-# outcome unknown -- unless the error proves no attempt could have succeeded either.
-_PROVES_NOT_CANCELLED: Final[frozenset[type[e.APIError]]] = frozenset(
-    {
-        e.CancelTooSoonError,
-        e.ItemNotFoundError,
-        e.TradeNotFoundError,
-        e.ForbiddenError,
-        e.AuthenticationError,
-        e.AccountDisabledError,
-        e.APIValidationError,
-    }
-)
-
-
 def error_class(key: str | None, code: int | None, http_status: int) -> type[e.APIError]:
     """The exception class for an error envelope: by key, else by code, else by HTTP status."""
     if http_status == 429:  # whatever the key says, the server refused for rate: pause, do not fail
@@ -345,7 +331,10 @@ def decode_envelope(
         "key": key,
         "request_id": request_id,
         "details": details,
-        "ambiguous": status >= 500 or (ambiguous and cls not in _PROVES_NOT_CANCELLED),
+        # After a lost response an earlier attempt may have cancelled the item: the outcome is unknown, unless
+        # the error proves no attempt could have (the rules shared with the batch, in _cancel_rules).
+        "ambiguous": status >= 500
+        or (ambiguous and not proves_not_cancelled(cls, same_token=True)),
     }
     if cls is e.RateLimitedError:
         kwargs["retry_after"] = parse_retry_after(headers.get("retry-after"))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import sqlite3
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -202,5 +204,31 @@ def test_header_only_and_wrong_header_files_send_nothing(
         assert message in run.err
         assert "not a UUID" not in run.err
         assert world.sandbox.requests == ()
+
+    on_world(test)
+
+
+def test_a_damaged_journal_is_one_line_and_exit_2_with_nothing_sent(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Issue 19.7: a damaged record is a JournalError (exit 2), not a traceback of json or sqlite3."""
+    source, journal = tmp_path / "items.csv", tmp_path / "batch.journal"
+
+    async def test(world: World) -> None:
+        pairs = [(world.eligible.id, i.id) for i in world.eligible.items[:2]]
+        source.write_text(_csv(pairs))
+        argv = ["cancel-batch", *FAST_QUOTA, "--journal", str(journal), str(source)]
+        first = await world.run(argv, capsys)
+        assert first.code == ExitCode.OK
+        with closing(sqlite3.connect(journal)) as db, db:
+            db.execute("UPDATE pairs SET record = '{truncated'")
+        sent = len(world.sandbox.requests)
+        run = await world.run(argv, capsys)
+        assert run.code == ExitCode.USAGE
+        lines = [line for line in run.err.splitlines() if line.strip()]
+        assert len(lines) == 1, run.err
+        assert "is damaged" in lines[0]
+        assert "Traceback" not in run.err
+        assert len(world.sandbox.requests) == sent
 
     on_world(test)

@@ -123,3 +123,52 @@ def test_ctrl_c_during_cancel_reports_that_the_outcome_is_unknown() -> None:
     assert proc.returncode == ExitCode.INTERRUPTED, err
     body = json.loads(out)
     assert (body["ok"], body["interrupted"], body["state"]) == (False, True, "unknown")
+
+
+def test_two_runs_on_one_journal_the_second_ends_at_once_and_a_killed_holder_releases_it(
+    tmp_path: Path,
+) -> None:
+    """Issue 19.1 with real processes: the journal's lock is the OS's, so SIGKILL cannot leave it held."""
+    source, journal = tmp_path / "items.csv", tmp_path / "batch.journal"
+    with sandbox_in_thread() as world:
+        sandbox = world.sandbox
+        trade = sandbox.add_trade(world.user, items=4, age=3600.0)
+        pairs = [(trade.id, i.id) for i in trade.items]
+        source.write_text("trade_id,item_id\n" + "".join(f"{t},{i}\n" for t, i in pairs))
+        slow = sandbox.faults.add("latency", group="cancel-item", delay=3.0)
+        env = os.environ | {"ASSETPAY_CLIENT_TOKEN": world.token, "COLUMNS": "120"}
+        argv = [*CLI, "cancel-batch", "--quota", "60/1", "--latency-margin", "0", "--workers", "1"]
+        argv += ["--base-url", sandbox.base_url, "--journal", str(journal), str(source)]
+
+        def cancels() -> list[str]:
+            return [r.path for r in sandbox.requests if r.group is RouteGroup.CANCEL_ITEM]
+
+        with subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        ) as holder:
+            _wait_for(lambda: slow.fired >= 1)  # the holder has a cancel on the wire
+            second = subprocess.run(  # noqa: S603 - our own interpreter and module
+                argv, check=False, env=env, capture_output=True, text=True, timeout=60
+            )
+            assert holder.poll() is None  # still running: the second run met a live holder
+            holder.send_signal(signal.SIGKILL)
+            holder.wait(timeout=20)
+        sent_by_holder = cancels()
+        assert len(sent_by_holder) == len(set(sent_by_holder))  # the second run sent nothing
+        sandbox.faults.remove(slow)
+        third = subprocess.run(  # noqa: S603 - our own interpreter and module
+            argv, check=False, env=env, capture_output=True, text=True, timeout=60
+        )
+        accepted = Counter(
+            r.path
+            for r in sandbox.requests
+            if r.group is RouteGroup.CANCEL_ITEM and r.status == 200
+        )
+
+    world.assert_no_secret(second.stdout + second.stderr + third.stdout + third.stderr)
+    assert second.returncode == ExitCode.USAGE, second.stderr
+    message = [line for line in second.stderr.splitlines() if line.strip()]
+    assert len(message) == 1, second.stderr
+    assert "in use by another run" in message[0]
+    assert third.returncode == ExitCode.OK, third.stderr  # the killed holder's lock went with it
+    assert set(accepted) == {_path(t, i) for t, i in pairs}

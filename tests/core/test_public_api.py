@@ -31,6 +31,7 @@ PUBLIC_NAMES = [
     "InvalidResponseError",
     "ItemNotFoundError",
     "JournalError",
+    "JournalLockedError",
     "JournalMismatchError",
     "LimiterBackendError",
     "LimiterPolicy",

@@ -80,7 +80,8 @@ def test_a_300_item_mixed_batch_gives_each_pair_its_outcome_with_zero_429s() -> 
 
             assert [o.index for o in outcomes] == list(range(300))
             for outcome, pair, want in zip(outcomes, pairs, expected, strict=True):
-                assert (outcome.trade_id, outcome.item_id) == pair
+                # Issue 22: the refs as text (a refused None or 42 as "None", "42"; strings as given).
+                assert (outcome.trade_id, outcome.item_id) == (str(pair[0]), str(pair[1]))
                 if want is None:
                     assert outcome.kind is OutcomeKind.CANCELLED, outcome
                     assert outcome.result is not None

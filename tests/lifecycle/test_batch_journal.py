@@ -124,31 +124,34 @@ def test_possibly_sent_pairs_are_resolved_first_and_not_cancellable_leans_cancel
             await asyncio.sleep(2.0)
             pairs = [(t.id, t.items[0].id) for t in (fresh, gone, open_)]
             paths = [_path(p) for p in pairs]
-            conn = journal.open_journal(
+            conn = journal.Journal.open(
                 db,
                 merchant_id=w.merchant.id,
                 endpoint=w.session.base_url,
                 digest=journal.pairs_digest(paths),
                 pairs=3,
             )
-            journal.mark_sent(conn, paths[1])
-            journal.mark_sent(conn, paths[2])
-            journal.close(conn)
+            conn.mark_sent(paths[1])
+            conn.mark_sent(paths[2])
+            conn.close()
             before = len(w.sandbox.requests)
             # The first two cancels to arrive are slow: a pair sent alongside them would be answered first.
             w.sandbox.faults.add("latency", group="cancel-item", times=2, delay=1.0)
 
             outcomes = await CancelBatch(client, pairs, workers=8, journal=db).run()
 
-            order = [r.path for r in w.sandbox.requests[before:]]
+            order = [r.path for r in w.sandbox.requests[before:] if r.method == "POST"]
             # Possibly-sent pairs are resolved (answered) before anything else is sent, even with 8 workers.
             assert set(order[:2]) == {paths[1], paths[2]}
             assert order[2:] == [paths[0]]
-            assert outcomes[1].kind is OutcomeKind.UNKNOWN
-            assert outcomes[1].detail is OutcomeDetail.LIKELY_CANCELLED
-            assert isinstance(outcomes[1].error, NotCancellableError)
+            # Issue 19.7: TRADE_NOT_CANCELLABLE after an earlier attempt leans cancelled, and a read of the
+            # trade settles it (the item is reverted): recorded, so no later run sends it again.
+            assert outcomes[1].kind is OutcomeKind.CANCELLED
+            assert outcomes[1].detail is OutcomeDetail.CONFIRMED_BY_READ
+            assert outcomes[1].result is not None
+            assert outcomes[1].result.item_id == gone.items[0].id
             assert [outcomes[0].kind, outcomes[2].kind] == [OutcomeKind.CANCELLED] * 2
-            assert _states(db)[paths[1]] == "sent"  # still unresolved: a next run asks again
+            assert _states(db)[paths[1]] == "cancelled"
 
     run_virtual(main())
 
@@ -257,17 +260,17 @@ def test_a_journal_that_cannot_be_written_stops_the_batch_before_sending(
 ) -> None:
     """A pair is never sent unrecorded: when the commit fails, the pair is not sent and the batch stops."""
     db = tmp_path / "batch.journal"
-    real = journal.mark_sent
+    real = journal.Journal.mark_sent
     calls = 0
 
-    def failing_third(conn: sqlite3.Connection, path: str) -> None:
+    def failing_third(conn: journal.Journal, path: str) -> None:
         nonlocal calls
         calls += 1
         if calls == 3:
             raise sqlite3.OperationalError("disk I/O error")
         real(conn, path)
 
-    monkeypatch.setattr(journal, "mark_sent", failing_third)
+    monkeypatch.setattr(journal.Journal, "mark_sent", failing_third)
 
     async def main() -> None:
         async with lifecycle_world() as w:
@@ -295,7 +298,7 @@ def test_an_answer_that_cannot_be_recorded_still_counts_and_stops_the_batch(
     def broken(*_: object) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(journal, "mark_cancelled", broken)
+    monkeypatch.setattr(journal.Journal, "mark_cancelled", broken)
 
     async def main() -> None:
         async with lifecycle_world() as w:
