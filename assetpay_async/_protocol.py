@@ -217,6 +217,11 @@ _PROVES_NOT_CANCELLED: Final[frozenset[type[e.APIError]]] = frozenset(
 )
 
 
+def proves_not_cancelled(error: BaseException) -> bool:
+    """Whether ``error`` proves that no attempt of the call could have cancelled anything."""
+    return type(error) in _PROVES_NOT_CANCELLED
+
+
 def error_class(key: str | None, code: int | None, http_status: int) -> type[e.APIError]:
     """The exception class for an error envelope: by key, else by code, else by HTTP status."""
     if http_status == 429:  # whatever the key says, the server refused for rate: pause, do not fail
