@@ -23,6 +23,7 @@ from typing import Any, Final
 
 import attrs
 
+from ._envelope import proves_not_cancelled
 from ._errors import (
     AssetPayError,
     AuthenticationError,
@@ -32,7 +33,6 @@ from ._errors import (
     RequestTimeoutError,
     TransportError,
 )
-from ._protocol import proves_not_cancelled
 from ._quota import Quota
 
 __all__ = [

@@ -202,15 +202,7 @@ class Requester:
         loop = asyncio.get_running_loop()
         fresh: SecretToken | None = None  # a reissued token the replay goes out with
         while True:
-            step = state.next_wait(loop.time())
-            if isinstance(step, rt.Fail):
-                raise step.error
-            if isinstance(step, rt.Acquire):
-                try:
-                    queued = await self._closable(limiter.acquire(max_wait=step.max_wait), state)
-                except QueueTimeoutError as exc:
-                    raise state.queue_timed_out(exc).error from None
-                state.granted(queued, loop.time())
+            await self._grant(state, limiter)
             if on_send is not None:
                 on_send()
             secret = fresh or (token if isinstance(token, SecretToken) else await token.current())
@@ -236,6 +228,19 @@ class Requester:
                 assert answer.raw is not None  # noqa: S101 - Finish follows an answer
                 assert answer.envelope is not None  # noqa: S101
                 return decode(answer.envelope, answer.raw.status)
+
+    async def _grant(self, state: rt.CallState, limiter: RateLimiter) -> None:
+        """Make sure the call holds a grant for its next attempt: keep the one it has, or wait for one."""
+        loop = asyncio.get_running_loop()
+        step = state.next_wait(loop.time())
+        if isinstance(step, rt.Fail):
+            raise step.error
+        if isinstance(step, rt.Acquire):
+            try:
+                queued = await self._closable(limiter.acquire(max_wait=step.max_wait), state)
+            except QueueTimeoutError as exc:
+                raise state.queue_timed_out(exc).error from None
+            state.granted(queued, loop.time())
 
     async def _attempt(
         self,
