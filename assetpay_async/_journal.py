@@ -63,7 +63,7 @@ _SCHEMA: Final = (
 )
 
 
-class JournalError(e.InvalidRequestError):
+class JournalError(e.AssetPayError):
     """The journal cannot be used: not a journal, unreadable, or from a newer SDK. Nothing was sent."""
 
 
