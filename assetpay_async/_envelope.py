@@ -171,32 +171,10 @@ def decode_envelope(
         APIError: (a subclass of) for an error envelope.
         InvalidResponseError: when there is no envelope at all.
     """
-    content_type = headers.get("content-type")
     request_id = headers.get("x-request-id") or sent_request_id
 
     def invalid(reason: str) -> e.AssetPayError:
-        if status == 429:
-            return e.RateLimitedError(
-                f"HTTP 429 without an AssetPay envelope ({reason}); body starts {_snippet(body)[:80]!r}",
-                http_status=status,
-                code=None,
-                key=None,
-                request_id=request_id,
-                retry_after=parse_retry_after(headers.get("retry-after")),
-                ambiguous=ambiguous,
-            )
-        if status in _MISSING_ROUTE_STATUSES:
-            reason += f"; {MISSING_ROUTE_HINT}"
-        error = e.InvalidResponseError(
-            reason,
-            http_status=status,
-            content_type=content_type,
-            snippet=_snippet(body),
-            request_id=request_id,
-        )
-        # After a lost response an earlier attempt may have acted too.
-        error.ambiguous = ambiguous or _server_may_have_acted(status)
-        return error
+        return _no_envelope(reason, status, headers, body, request_id, ambiguous=ambiguous)
 
     if truncated:
         raise invalid("response body larger than the SDK reads")
@@ -222,17 +200,65 @@ def decode_envelope(
         raise invalid("error envelope without an error object")
     if 200 <= status < 300:
         raise invalid(f"error envelope on HTTP {status}")
+    raise _api_error(error, status, headers, request_id, ambiguous=ambiguous)
+
+
+def _no_envelope(
+    reason: str,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    request_id: str,
+    *,
+    ambiguous: bool,
+) -> e.AssetPayError:
+    """The error of an answer without an AssetPay envelope: a 429 whatever its body, else invalid."""
+    if status == 429:
+        return e.RateLimitedError(
+            f"HTTP 429 without an AssetPay envelope ({reason}); body starts {_snippet(body)[:80]!r}",
+            http_status=status,
+            code=None,
+            key=None,
+            request_id=request_id,
+            retry_after=parse_retry_after(headers.get("retry-after")),
+            ambiguous=ambiguous,
+        )
+    if status in _MISSING_ROUTE_STATUSES:
+        reason += f"; {MISSING_ROUTE_HINT}"
+    error = e.InvalidResponseError(
+        reason,
+        http_status=status,
+        content_type=headers.get("content-type"),
+        snippet=_snippet(body),
+        request_id=request_id,
+    )
+    # After a lost response an earlier attempt may have acted too.
+    error.ambiguous = ambiguous or _server_may_have_acted(status)
+    return error
+
+
+def _message_of(error: Mapping[str, Any]) -> str:
+    raw_message = error.get("message")
+    if isinstance(raw_message, list):
+        return "; ".join(str(m) for m in raw_message)
+    if isinstance(raw_message, str):
+        return raw_message
+    return "(no message)"
+
+
+def _api_error(
+    error: Mapping[str, Any],
+    status: int,
+    headers: Mapping[str, str],
+    request_id: str,
+    *,
+    ambiguous: bool,
+) -> e.APIError:
+    """The typed error of an error envelope's ``error`` object."""
     raw_key = error.get("key")
     key = raw_key if isinstance(raw_key, str) and raw_key else None
     raw_code = error.get("code")
     code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
-    raw_message = error.get("message")
-    if isinstance(raw_message, list):
-        message = "; ".join(str(m) for m in raw_message)
-    elif isinstance(raw_message, str):
-        message = raw_message
-    else:
-        message = "(no message)"
     details = error.get("details") if isinstance(error.get("details"), dict) else None
     cls = error_class(key, code, status)
     kwargs: dict[str, Any] = {
@@ -250,7 +276,7 @@ def decode_envelope(
         kwargs["fields"] = (
             {str(k): str(v) for k, v in fields.items()} if isinstance(fields, dict) else None
         )
-    raise cls(message[:2000], **kwargs)
+    return cls(_message_of(error)[:2000], **kwargs)
 
 
 def is_missing_route(error: BaseException) -> bool:
