@@ -15,12 +15,20 @@ from assetpay_async import (
     AuthenticationError,
     CancelResult,
     CancelTooSoonError,
+    Quota,
     TransportError,
 )
+from assetpay_async import _protocol as proto
+from assetpay_async._http import NotSentError, RawResponse
 from assetpay_async._interfaces import TokenSource
+from assetpay_async._limiting import LimiterPolicy, MemoryLimiterRegistry
+from assetpay_async._quota import RouteGroup
 from assetpay_async._tokens import SecretToken
+from assetpay_async._transport import Requester
+from assetpay_async._wire import WireRequest
 from assetpay_async.testing import run_virtual
 from tests.support.core import (
+    FAST_RETRY,
     HANG_UP,
     ITEM_ID,
     MERCHANT,
@@ -31,7 +39,10 @@ from tests.support.core import (
     cancel_ok,
     make_token,
     new_session,
+    success_body,
 )
+
+CANCEL_PATH = f"/client/trading/withdraw/{TRADE_ID}/items/{ITEM_ID}/cancel"
 
 FIRST = make_token(steam_id="76561198000000011")
 SECOND = make_token(steam_id="76561198000000022")
@@ -160,3 +171,61 @@ def test_without_a_latency_margin_a_refused_retry_takes_a_new_grant() -> None:
             return session.limiter_stats().granted
 
     assert run_virtual(scenario()) == 4
+
+
+class ScriptedTransport:
+    """A transport of the test's own (no sockets): each attempt gets the next scripted outcome."""
+
+    def __init__(self, *outcomes: RawResponse | Exception) -> None:
+        self._outcomes = list(outcomes)
+        self.sent: list[WireRequest] = []
+        self.closed = False
+
+    async def send(self, request: WireRequest) -> RawResponse:
+        self.sent.append(request)
+        outcome = self._outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def test_the_transport_seam_can_be_replaced() -> None:
+    """The requester talks to whatever transport it is given: refused twice, then answered, one grant."""
+    answer = {"tradeId": str(TRADE_ID), "itemId": str(ITEM_ID), "status": "cancelled"}
+    transport = ScriptedTransport(
+        NotSentError("refused"),
+        NotSentError("refused"),
+        RawResponse(200, {"content-type": "application/json"}, success_body(answer), 0.01),
+    )
+
+    async def scenario() -> tuple[CancelResult, int]:
+        registry = MemoryLimiterRegistry()
+        requester = Requester(
+            base_url="https://api.example",
+            http_session=None,
+            timeout=5.0,
+            connect_timeout=1.0,
+            max_connections=4,
+            retry=FAST_RETRY,
+            registry=registry,
+            quotas={RouteGroup.CANCEL_ITEM: Quota(10, 60.0)},
+            policy=LimiterPolicy.EVEN,
+            latency_margin=1.0,
+            max_queue_wait=None,
+            transport=transport,
+        )
+        call = proto.cancel_item_call(TRADE_ID, ITEM_ID)
+        result = await requester.call(SecretToken(FIRST), MERCHANT, call.spec, call.decode)
+        granted = requester.limiter(MERCHANT, RouteGroup.CANCEL_ITEM).stats().granted
+        await requester.aclose()
+        await registry.aclose()
+        return result, granted
+
+    result, granted = run_virtual(scenario())
+    assert result.trade_id == str(TRADE_ID)
+    assert [r.url for r in transport.sent] == [f"https://api.example{CANCEL_PATH}"] * 3
+    assert granted == 1
+    assert transport.closed
