@@ -273,7 +273,7 @@ class CancelBatch(WholeTrades):
             if task is not me and index not in self._ledger.in_flight:
                 task.cancel()
 
-    async def _cancel_one(self, index: int, spec: proto.RequestSpec) -> None:
+    async def _cancel_one(self, index: int, call: proto.Call[CancelResult]) -> None:
         trade_id, item_id = self._pairs[index]
         ledger = self._ledger
         reschedules = 0
@@ -285,11 +285,7 @@ class CancelBatch(WholeTrades):
             try:
                 # In flight only from the first attempt on the wire: a pair still queued for quota when the
                 # batch is cancelled was never sent (NOT_ATTEMPTED), not "maybe sent" (UNKNOWN).
-                result = await self._client._call(
-                    spec,
-                    proto.cancel_decoder(trade_id, item_id),
-                    on_send=lambda: ledger.on_send(index),
-                )
+                result = await self._client._send(call, on_send=lambda: ledger.on_send(index))
             except CancelTooSoonError as exc:
                 ledger.in_flight.discard(index)
                 self._lost_in_a_row = 0

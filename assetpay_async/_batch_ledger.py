@@ -81,15 +81,15 @@ class PairLedger:
         first: deque[Job] = deque()
         rest: deque[Job] = deque()
         decided: list[CancelOutcome] = []
-        for index, spec in queue:
-            entry = entries.get(spec.path)
+        for index, call in queue:
+            entry = entries.get(call.spec.path)
             if entry is None:
-                rest.append((index, spec))
+                rest.append((index, call))
             elif entry.state is not journal.PairState.SENT and entry.record is not None:
                 decided.append(from_journal(index, self.pairs[index], entry.state, entry.record))
             else:  # possibly sent (or a row without its record): resolved before anything else
                 self.sent_before.add(index)
-                first.append((index, spec))
+                first.append((index, call))
         if first:
             logger.info("resuming: %d pair(s) may have been sent by an earlier run", len(first))
         return first, rest, decided

@@ -43,7 +43,7 @@ __all__ = [
 CANCEL_AGE: Final = dt.timedelta(minutes=30)
 """AssetPay refuses to cancel an item younger than this (measured from the trade's ``createdAt``)."""
 
-Job = tuple[int, proto.RequestSpec]
+Job = tuple[int, proto.Call[CancelResult]]
 """One pair to cancel on its own: its index and its cancel request."""
 
 
@@ -133,18 +133,18 @@ def plan_pairs(pairs: Sequence[tuple[object, object]]) -> PairPlan:
     first_of: dict[str, int] = {}
     for index, (trade_id, item_id) in enumerate(pairs):
         try:
-            spec = proto.cancel_request(trade_id, item_id)
+            call = proto.cancel_item_call(trade_id, item_id)
         except InvalidRequestError as exc:
             plan.invalid.append(outcome_of(index, trade_id, item_id, exc, 0))
             continue
-        key = spec.path
+        key = call.spec.path
         if key in first_of:
             plan.dup_of[index] = first_of[key]
             plan.dups.setdefault(first_of[key], []).append(index)
             continue
         first_of[key] = index
         plan.path_of[index] = key
-        plan.queue.append((index, spec))
+        plan.queue.append((index, call))
     return plan
 
 

@@ -10,7 +10,6 @@ was not listed (it joined after the read) is logged and reported in ``CancelBatc
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from typing import TYPE_CHECKING
 
@@ -78,10 +77,8 @@ class WholeTrades:
             self._current[me] = indices[0]
         try:
             # AssetPay's id of the trade that was read, never the pair's ref: the plan was made on it.
-            result = await self._client._call(
-                proto.cancel_trade_request(trade.id),
-                functools.partial(proto.decode_trade_cancel, trade_ref=trade.id),
-                on_send=lambda: self._ledger.on_send_all(indices),
+            result = await self._client._send(
+                proto.cancel_trade_call(trade.id), on_send=lambda: self._ledger.on_send_all(indices)
             )
         except asyncio.CancelledError:
             raise
@@ -178,5 +175,5 @@ class WholeTrades:
                 await self._finish(self._ledger.failure(index, error, 0))
             else:
                 self._wait_first[index] = (delay, 1)
-                again.append((index, proto.cancel_request(*self._pairs[index])))
+                again.append((index, proto.cancel_item_call(*self._pairs[index])))
         return again

@@ -15,6 +15,7 @@ from . import _poller
 from . import _protocol as proto
 from ._batch import BatchOptions, CancelBatch, CancelOutcome
 from ._errors import (
+    AssetPayError,
     InvalidRequestError,
     InvalidResponseError,
     TradeNotFoundError,
@@ -34,7 +35,7 @@ from ._refs import names
 from ._tokens import SecretToken
 
 if TYPE_CHECKING:
-    from ._interfaces import SessionView
+    from ._interfaces import SessionView, TokenSource
     from ._transport import Requester
 
 __all__ = ["AssetPayClient"]
@@ -72,7 +73,11 @@ class AssetPayClient:
     __slots__ = ("_merchant_id", "_requester", "_session", "_token")
 
     def __init__(
-        self, session: SessionView, requester: Requester, token: SecretToken, merchant_id: str
+        self,
+        session: SessionView,
+        requester: Requester,
+        token: SecretToken | TokenSource,
+        merchant_id: str,
     ) -> None:
         self._session = session
         self._requester = requester
@@ -90,11 +95,13 @@ class AssetPayClient:
 
     @property
     def token_fingerprint(self) -> str:
-        """A short hash of the token, safe to log."""
-        return self._token.fingerprint
+        """A short hash of the token, safe to log (for a token source: an id of that source)."""
+        if isinstance(self._token, SecretToken):
+            return self._token.fingerprint
+        return f"source:{id(self._token):x}"
 
     def __repr__(self) -> str:
-        return f"<AssetPayClient merchant={self._merchant_id!r} token={self._token.fingerprint}>"
+        return f"<AssetPayClient merchant={self._merchant_id!r} token={self.token_fingerprint}>"
 
     async def cancel_withdrawal_item(
         self,
@@ -120,12 +127,8 @@ class AssetPayClient:
             QueueTimeoutError: no quota within ``max_queue_wait``; nothing was sent.
             TransportError: the network failed after retries (``ambiguous`` if it may have been sent).
         """
-        spec = proto.cancel_request(trade_id, item_id)
-        return await self._call(
-            spec,
-            proto.cancel_decoder(trade_id, item_id),
-            max_queue_wait=max_queue_wait,
-        )
+        call = proto.cancel_item_call(trade_id, item_id)
+        return await self._send_cancel(call, max_queue_wait)
 
     async def cancel_withdrawal_trade(
         self,
@@ -151,11 +154,37 @@ class AssetPayClient:
             QueueTimeoutError: no quota within ``max_queue_wait``; nothing was sent.
             TransportError: the network failed after retries (``ambiguous`` if it may have been sent).
         """
-        spec = proto.cancel_trade_request(trade_id)
-        decode = functools.partial(
-            proto.decode_trade_cancel, trade_ref=proto.parse_id(trade_id, "trade_id")
+        call = proto.cancel_trade_call(trade_id)
+        return await self._send_cancel(call, max_queue_wait)
+
+    async def _send_cancel(self, call: proto.Call[T], max_queue_wait: float | None) -> T:
+        """Send a cancel; when its answer names another trade or item than a ref that may be a UUID-shaped
+        externalId, resolve the ref with one read before calling it a mismatch."""
+        try:
+            return await self._send(call, max_queue_wait=max_queue_wait)
+        except proto.RefsUnconfirmed as unconfirmed:
+            if unconfirmed.trade_ref is None:
+                raise
+            try:
+                trade = await self.get_trade(unconfirmed.trade_ref, type=None)
+            except AssetPayError as exc:
+                raise unconfirmed from exc  # still unknown: the ambiguous mismatch stands
+            if not proto.confirm_cancel(unconfirmed, trade):
+                raise
+            result: T = unconfirmed.result
+            return result
+
+    async def _send(
+        self,
+        call: proto.Call[T],
+        *,
+        max_queue_wait: float | None = None,
+        on_send: Callable[[], None] | None = None,
+    ) -> T:
+        """Run one call object (request and decoder) with this client's token."""
+        return await self._call(
+            call.spec, call.decode, max_queue_wait=max_queue_wait, on_send=on_send
         )
-        return await self._call(spec, decode, max_queue_wait=max_queue_wait)
 
     async def get_trade(
         self,

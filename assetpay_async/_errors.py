@@ -1,32 +1,47 @@
 """Every exception the SDK raises, in one tree.
 
 ```
-AssetPayError                      base of everything below; ``ambiguous`` = outcome unknown
-├── ConfigurationError             (also ValueError) a bad argument to the session, a policy or a quota
-├── InvalidRequestError            (also ValueError) bad input, refused before sending or spending quota
-├── SessionClosedError             the session was closed (or never usable on this loop)
-├── MerchantMismatchError          (also ValueError) a token of another merchant, or self-contradicting
+AssetPayError                      base of everything below; ``ambiguous`` = outcome unknown; ``request_id``
+├── ConfigurationError             (also ValueError) every bad argument, refused before anything is sent
+│   ├── InvalidRequestError        ... a bad argument of a call: a ref, an option, a client token
+│   └── MerchantMismatchError      ... a token of another merchant, or with contradicting claims
+├── JournalError                   (_journal) a batch journal that cannot be used; nothing was sent
+│   ├── JournalMismatchError       ... written for other pairs, another merchant or another endpoint
+│   └── JournalLockedError         ... held by another run (this process or another); nothing was sent
+├── SessionClosedError             (also RuntimeError) the session was closed (or never usable on this loop)
 ├── QueueTimeoutError              waited longer than allowed for quota; nothing was sent
+├── BatchStoppedError              (_batch) a batch pair not sent because the batch stopped early
 ├── WaitTimeoutError               (also TimeoutError) an item did not reach a final status in time
 ├── LimiterBackendError            the shared limiter's store (Redis) failed and fallback is off
 ├── InvalidResponseError           no AssetPay envelope (HTML, empty, bad JSON, missing fields)
+│   └── RefsUnconfirmed            (_protocol, private) ... an answer naming other ids than a UUID-shaped ref
 ├── TransportError                 the request or its response was lost on the network
 │   └── RequestTimeoutError        ... because the request timed out on the wire
-└── APIError                       AssetPay answered with an error envelope
-    ├── CancelTooSoonError         TRADE_CANCEL_TOO_SOON (27): item younger than 30 minutes
-    ├── NotCancellableError        TRADE_NOT_CANCELLABLE (28), TRADE_CANCEL_UNSUPPORTED
-    ├── ForbiddenError             FORBIDDEN (1300): trade of another user
-    ├── ItemNotFoundError          ITEM_NOT_FOUND (2201)
-    ├── TradeNotFoundError         TRADE_NOT_FOUND (21)
-    ├── RateLimitedError           RATE_LIMITED (1005, formerly 1007); ``retry_after``
-    ├── AuthenticationError        UNAUTHORIZED, INVALID_TOKEN, MISSING_BEARER, TOKEN_EXPIRED, ...
-    ├── AccountDisabledError       ACCOUNT_DISABLED (1301)
-    ├── APIValidationError         VALIDATION_FAILED (1001); ``fields``
-    └── ServerError                any 5xx with an envelope (SERVER_ERROR, SYSTEM_MAINTENANCE, ...)
+├── APIError                       AssetPay answered with an error envelope
+│   ├── CancelTooSoonError         TRADE_CANCEL_TOO_SOON (27): item younger than 30 minutes
+│   ├── NotCancellableError        TRADE_NOT_CANCELLABLE (28), TRADE_CANCEL_UNSUPPORTED
+│   ├── ForbiddenError             FORBIDDEN (1300): trade of another user
+│   ├── ItemNotFoundError          ITEM_NOT_FOUND (2201)
+│   ├── TradeNotFoundError         TRADE_NOT_FOUND (21)
+│   ├── RateLimitedError           RATE_LIMITED (1005, formerly 1007); ``retry_after``
+│   ├── AuthenticationError        UNAUTHORIZED, INVALID_TOKEN, MISSING_BEARER, TOKEN_EXPIRED, ...
+│   ├── AccountDisabledError       ACCOUNT_DISABLED (1301)
+│   ├── APIValidationError         VALIDATION_FAILED (1001); ``fields``
+│   └── ServerError                any 5xx with an envelope (SERVER_ERROR, SYSTEM_MAINTENANCE, ...)
+└── CallbackError                  (_callback_core, via assetpay_async.callbacks) a callback not to trust
+    ├── CallbackAuthenticationError    401: not authenticated
+    │   ├── MissingSignatureError      no X-AssetPay-Signature header
+    │   ├── MalformedSignatureError    a header that does not parse
+    │   ├── SignatureMismatchError     no signature matches any secret
+    │   └── TimestampToleranceError    signed too long before or after now
+    ├── InvalidCallbackBodyError       kept for old ``except`` clauses; no longer raised
+    └── UnsignedTestPing               the unsigned test ping: answer 200, act on nothing
 ```
 
-Branch on the class (it follows the error ``key``, then the numeric ``code``); an unknown key is a plain
-[`APIError`][assetpay_async.APIError] that keeps everything the server said.
+Classes marked with a module live there (next to what raises them) and are exported by the package like the
+rest. Branch on the class (it follows the error ``key``, then the numeric ``code``); an unknown key is a plain
+[`APIError`][assetpay_async.APIError] that keeps everything the server said. ``docs/errors.md`` lists them all,
+and ``tests/core/test_core_error_tree.py`` checks that every exception class the package exposes is there.
 """
 
 from __future__ import annotations
@@ -76,23 +91,29 @@ class AssetPayError(Exception):
 
 
 class ConfigurationError(AssetPayError, ValueError):
-    """A bad configuration argument, raised by the constructor before anything is sent.
+    """A bad argument, raised before anything is sent and before any quota is spent.
 
-    Raised for every bad argument of [`AssetPaySession`][assetpay_async.AssetPaySession],
-    [`RetryPolicy`][assetpay_async.RetryPolicy] and [`Quota`][assetpay_async.Quota] (an unknown ``tier``, a
-    negative ``timeout``, a ``limiter`` that is neither a registry nor Redis, ...).
+    Every bad argument of the package raises it (or one of its subclasses): of
+    [`AssetPaySession`][assetpay_async.AssetPaySession] (an unknown ``tier``, a negative ``timeout``, a
+    ``base_url`` carrying credentials, a ``limiter`` that is neither a registry nor Redis, ...),
+    [`RetryPolicy`][assetpay_async.RetryPolicy], [`Quota`][assetpay_async.Quota], the limiters, and of every
+    call ([`InvalidRequestError`][assetpay_async.InvalidRequestError]). The message never repeats a secret.
     """
 
 
-class InvalidRequestError(AssetPayError, ValueError):
-    """Bad input (an id that is not a UUID, a bad option). Raised before anything is sent."""
+class InvalidRequestError(ConfigurationError):
+    """A bad argument of a call (a ref that cannot be one, a bad option, an unusable client token).
+
+    Raised before anything is sent. A [`ConfigurationError`][assetpay_async.ConfigurationError] (and a
+    ``ValueError``) like every bad argument.
+    """
 
 
 class SessionClosedError(AssetPayError, RuntimeError):
     """The session is closed, or cannot be used from the running event loop."""
 
 
-class MerchantMismatchError(AssetPayError, ValueError):
+class MerchantMismatchError(ConfigurationError):
     """A token that belongs to another merchant than the session's, or whose claims disagree."""
 
 

@@ -15,14 +15,15 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from ._limiter_types import LimiterStats
 from ._models import Trade
-from ._protocol import Envelope, RequestSpec
+from ._protocol import Call
 from ._quota import Quota, RouteGroup
+from ._tokens import SecretToken
 
-__all__ = ["BatchCaller", "ItemReader", "SessionView"]
+__all__ = ["BatchCaller", "ItemReader", "SessionView", "TokenSource"]
 
 T = TypeVar("T")
 
@@ -96,13 +97,35 @@ class BatchCaller(ItemReader, Protocol):
         """The session of the client."""
         ...
 
-    async def _call(
+    async def _send(
         self,
-        spec: RequestSpec,
-        decode: Callable[[Envelope, int], T],
+        call: Call[T],
         *,
         max_queue_wait: float | None = None,
         on_send: Callable[[], None] | None = None,
     ) -> T:
-        """Run one call through the session's request path."""
+        """Run one call object (request and decoder) through the session's request path."""
+        ...
+
+
+@runtime_checkable
+class TokenSource(Protocol):
+    """Where a call's credential comes from when it is not one fixed token.
+
+    [`Requester.call`][assetpay_async._transport.Requester.call] and
+    [`AssetPayClient`][assetpay_async.AssetPayClient] take a ``SecretToken`` or a ``TokenSource``. With a
+    source, the requester asks `current` right before each attempt goes on the wire (after the limiter's
+    grant). When AssetPay answers INVALID_TOKEN (1102, or an expired token: 1110/1111) and the call has not
+    been replayed yet, it asks `reissue` and, with a new token, sends again once within the same grant (no
+    second grant, not counted as a retry). A second refusal raises the
+    [`AuthenticationError`][assetpay_async.AuthenticationError] it got.
+    """
+
+    async def current(self) -> SecretToken:
+        """A token valid now (a merchant-mode source mints or renews it here; one issuance shared)."""
+        ...
+
+    async def reissue(self, rejected: SecretToken) -> SecretToken | None:
+        """After AssetPay refused ``rejected``: a new token, or None if none can be had (the call then raises
+        the error it got)."""
         ...

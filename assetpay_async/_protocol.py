@@ -7,27 +7,49 @@ plain header dicts, and responses come back as a status, a dict of lower-cased h
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import functools
 import json
-import math
 import uuid
-from collections.abc import Callable, Mapping
-from typing import Any, Final, TypeVar
+from collections.abc import Callable
+from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
 from . import _errors as e
-from ._cancel_rules import proves_not_cancelled
 from ._converter import ShapeError, decode
+from ._envelope import (
+    _BY_CODE,
+    _BY_KEY,
+    _SNIPPET_CHARS,
+    MISSING_ROUTE_HINT,
+    Envelope,
+    decode_envelope,
+    error_class,
+    is_missing_route,
+    parse_retry_after,
+)
 from ._models import CancelResult, Trade, TradeCancelResult, TradePage
 from ._quota import RouteGroup
-from ._refs import check_ref, names, segment_of
+from ._refs import check_ref, names, path_segment, segment_of
+
+__all__ = [
+    "MISSING_ROUTE_HINT",
+    "_BY_CODE",
+    "_BY_KEY",
+    "Call",
+    "Envelope",
+    "RefsUnconfirmed",
+    "RequestSpec",
+    "cancel_item_call",
+    "cancel_trade_call",
+    "confirm_cancel",
+    "decode_envelope",
+    "error_class",
+    "is_missing_route",
+    "parse_retry_after",
+]
 
 T = TypeVar("T")
-
-_SNIPPET_CHARS: Final = 200
 
 
 @attrs.frozen
@@ -66,27 +88,18 @@ def canonical_id(value: object, name: str) -> str:
 
 
 def cancel_request(trade_id: object, item_id: object) -> RequestSpec:
-    """The cancel call for one item. Raises [`InvalidRequestError`][assetpay_async.InvalidRequestError] for bad refs."""
-    trade = canonical_id(trade_id, "trade_id")
-    item = canonical_id(item_id, "item_id")
-    return RequestSpec(
-        method="POST",
-        path=f"/client/trading/withdraw/{trade}/items/{item}/cancel",
-        route_group=RouteGroup.CANCEL_ITEM,
-    )
+    """The request of `cancel_item_call`.
+
+    Raises:
+        InvalidRequestError: a bad ref, before anything is sent.
+    """
+    return cancel_item_call(trade_id, item_id).spec
 
 
 def cancel_trade_request(trade_id: object) -> RequestSpec:
-    """``POST /client/trading/withdraw/{tradeId}/cancel``: every undelivered item of the trade at once.
-
-    It draws on the item cancel's quota (AssetPay publishes none of its own: assume the stricter).
-    """
-    trade = canonical_id(trade_id, "trade_id")
-    return RequestSpec(
-        method="POST",
-        path=f"/client/trading/withdraw/{trade}/cancel",
-        route_group=RouteGroup.CANCEL_ITEM,
-    )
+    """The request of `cancel_trade_call`: every undelivered item of the trade at once, on the item cancel's
+    quota (AssetPay publishes none of its own: assume the stricter)."""
+    return cancel_trade_call(trade_id).spec
 
 
 def get_trade_request(trade_id: object) -> RequestSpec:
@@ -143,209 +156,6 @@ def new_request_id() -> str:
     return str(uuid.uuid4())
 
 
-def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date. None if absent or unreadable."""
-    if value is None:
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
-        now = now or dt.datetime.now(dt.UTC)
-        return max(0.0, (when - now).total_seconds())
-    if not math.isfinite(seconds) or seconds < 0:
-        return None
-    return seconds
-
-
-# Error classes by key first, then by numeric code (codes were renumbered between editions).
-_BY_KEY: Final[dict[str, type[e.APIError]]] = {
-    "TRADE_CANCEL_TOO_SOON": e.CancelTooSoonError,
-    "TRADE_NOT_CANCELLABLE": e.NotCancellableError,
-    "TRADE_CANCEL_UNSUPPORTED": e.NotCancellableError,
-    "FORBIDDEN": e.ForbiddenError,
-    "ITEM_NOT_FOUND": e.ItemNotFoundError,
-    "TRADE_NOT_FOUND": e.TradeNotFoundError,
-    "RATE_LIMITED": e.RateLimitedError,
-    "VALIDATION_FAILED": e.APIValidationError,
-    "SERVER_ERROR": e.ServerError,
-    "SYSTEM_MAINTENANCE": e.ServerError,
-    "SERVICE_UNAVAILABLE": e.ServerError,
-    "UNAUTHORIZED": e.AuthenticationError,
-    "INVALID_TOKEN": e.AuthenticationError,
-    "MISSING_BEARER": e.AuthenticationError,
-    "TOKEN_INVALID_OR_EXPIRED": e.AuthenticationError,
-    "TOKEN_EXPIRED": e.AuthenticationError,
-    "ACCOUNT_DISABLED": e.AccountDisabledError,
-}
-_BY_CODE: Final[dict[int, type[e.APIError]]] = {
-    27: e.CancelTooSoonError,
-    28: e.NotCancellableError,
-    21: e.TradeNotFoundError,
-    1300: e.ForbiddenError,
-    2201: e.ItemNotFoundError,
-    1001: e.APIValidationError,
-    1005: e.RateLimitedError,
-    1006: e.ServerError,
-    1009: e.ServerError,
-    1100: e.AuthenticationError,
-    1102: e.AuthenticationError,
-    1108: e.AuthenticationError,
-    1110: e.AuthenticationError,
-    1111: e.AuthenticationError,
-    1301: e.AccountDisabledError,
-}
-
-
-def error_class(key: str | None, code: int | None, http_status: int) -> type[e.APIError]:
-    """The exception class for an error envelope: by key, else by code, else by HTTP status."""
-    if http_status == 429:  # whatever the key says, the server refused for rate: pause, do not fail
-        return e.RateLimitedError
-    if key is not None and key in _BY_KEY:
-        return _BY_KEY[key]
-    if key is None and code is not None and code in _BY_CODE:
-        return _BY_CODE[code]
-    if key is None and code == 1007:  # RATE_LIMITED's old number, SYSTEM_MAINTENANCE's new one
-        return e.RateLimitedError if http_status == 429 else e.ServerError
-    if http_status == 429:
-        return e.RateLimitedError
-    if http_status >= 500:
-        return e.ServerError
-    return e.APIError
-
-
-def _snippet(body: bytes) -> str:
-    return body[: _SNIPPET_CHARS * 4].decode("utf-8", "replace")[:_SNIPPET_CHARS]
-
-
-@attrs.frozen
-class Envelope:
-    """A decoded success envelope."""
-
-    data: Any
-    request_id: str | None
-
-
-def _server_may_have_acted(status: int) -> bool:
-    """A 2xx means AssetPay acted on the call; a 5xx (an error envelope, a gateway's or a server's page) may
-    follow work the server did before it failed, so the outcome of a cancel is unknown."""
-    return 200 <= status < 300 or status >= 500
-
-
-def decode_envelope(
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    sent_request_id: str,
-    *,
-    ambiguous: bool = False,
-    truncated: bool = False,
-) -> Envelope:
-    """Decode any AssetPay response into its success envelope, or raise the typed error it stands for.
-
-    Args:
-        status: the HTTP status.
-        headers: the response headers, names lower-cased.
-        body: the body as read (its start only when ``truncated``).
-        sent_request_id: the ``X-Request-Id`` the SDK sent.
-        ambiguous: an earlier attempt of this call may have reached AssetPay (its response was lost).
-        truncated: the body was larger than the HTTP layer reads; it is refused whatever it starts with.
-
-    Raises:
-        RateLimitedError: for any HTTP 429, with an envelope or not (a proxy's or CDN's page is a rate limit
-            too).
-        APIError: (a subclass of) for an error envelope.
-        InvalidResponseError: when there is no envelope at all.
-    """
-    content_type = headers.get("content-type")
-    request_id = headers.get("x-request-id") or sent_request_id
-
-    def invalid(reason: str) -> e.AssetPayError:
-        if status == 429:
-            return e.RateLimitedError(
-                f"HTTP 429 without an AssetPay envelope ({reason}); body starts {_snippet(body)[:80]!r}",
-                http_status=status,
-                code=None,
-                key=None,
-                request_id=request_id,
-                retry_after=parse_retry_after(headers.get("retry-after")),
-                ambiguous=ambiguous,
-            )
-        error = e.InvalidResponseError(
-            reason,
-            http_status=status,
-            content_type=content_type,
-            snippet=_snippet(body),
-            request_id=request_id,
-        )
-        # After a lost response an earlier attempt may have acted too.
-        error.ambiguous = ambiguous or _server_may_have_acted(status)
-        return error
-
-    if truncated:
-        raise invalid("response body larger than the SDK reads")
-    if not body.strip():
-        raise invalid("empty response body")
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
-        raise invalid("response body is not JSON") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("success"), bool):
-        raise invalid("response is not an AssetPay envelope")
-    envelope_request_id = doc.get("requestId")
-    if isinstance(envelope_request_id, str) and envelope_request_id:
-        request_id = envelope_request_id
-    if doc["success"]:
-        if not 200 <= status < 300:
-            raise invalid(f"success envelope on HTTP {status}")
-        if "data" not in doc:
-            raise invalid("success envelope without data")
-        return Envelope(doc["data"], request_id)
-    error = doc.get("error")
-    if not isinstance(error, dict):
-        raise invalid("error envelope without an error object")
-    if 200 <= status < 300:
-        raise invalid(f"error envelope on HTTP {status}")
-    raw_key = error.get("key")
-    key = raw_key if isinstance(raw_key, str) and raw_key else None
-    raw_code = error.get("code")
-    code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else None
-    raw_message = error.get("message")
-    if isinstance(raw_message, list):
-        message = "; ".join(str(m) for m in raw_message)
-    elif isinstance(raw_message, str):
-        message = raw_message
-    else:
-        message = "(no message)"
-    details = error.get("details") if isinstance(error.get("details"), dict) else None
-    cls = error_class(key, code, status)
-    kwargs: dict[str, Any] = {
-        "http_status": status,
-        "code": code,
-        "key": key,
-        "request_id": request_id,
-        "details": details,
-        # After a lost response an earlier attempt may have cancelled the item: the outcome is unknown, unless
-        # the error proves no attempt could have (the rules shared with the batch, in _cancel_rules).
-        "ambiguous": status >= 500
-        or (ambiguous and not proves_not_cancelled(cls, same_token=True)),
-    }
-    if cls is e.RateLimitedError:
-        kwargs["retry_after"] = parse_retry_after(headers.get("retry-after"))
-    elif cls is e.APIValidationError:
-        fields = error.get("fields")
-        kwargs["fields"] = (
-            {str(k): str(v) for k, v in fields.items()} if isinstance(fields, dict) else None
-        )
-    raise cls(message[:2000], **kwargs)
-
-
 def structure(data: Any, cls: type[T], *, what: str, status: int, request_id: str | None) -> T:
     """Decode ``data`` into ``cls``; a bad shape becomes ``InvalidResponseError``, never a cattrs error."""
     try:
@@ -384,6 +194,105 @@ def _mismatch(what: str, data: Any, status: int, request_id: str | None) -> e.In
     return error
 
 
+class RefsUnconfirmed(e.InvalidResponseError, Generic[T]):
+    """A cancel's answer names another trade or item than the refs, where a ref may be a UUID-shaped
+    externalId (the answer names AssetPay's ids): the mismatch is not proven until a read resolves the ref.
+
+    An [`InvalidResponseError`][assetpay_async.InvalidResponseError] (``ambiguous``) like the mismatch it
+    stands for, so a caller that does not resolve refs fails closed; the client's cancel methods resolve it
+    with one read ([`confirm_cancel`][assetpay_async._protocol.confirm_cancel]).
+
+    Attributes:
+        result: the decoded answer.
+        trade_ref: the trade ref the call named.
+        item_ref: the item ref it named (None for a whole-trade cancel).
+    """
+
+    def __init__(
+        self,
+        mismatch: e.InvalidResponseError,
+        result: T,
+        *,
+        trade_ref: str | None,
+        item_ref: str | None,
+    ) -> None:
+        super().__init__(
+            mismatch.args[0],
+            http_status=mismatch.http_status,
+            content_type=mismatch.content_type,
+            snippet=mismatch.snippet,
+            request_id=mismatch.request_id,
+        )
+        self.ambiguous = mismatch.ambiguous
+        self.result = result
+        self.trade_ref = trade_ref
+        self.item_ref = item_ref
+
+
+def confirm_cancel(error: RefsUnconfirmed[Any], trade: Trade) -> bool:
+    """Whether ``trade`` (read by the call's trade ref) shows the answer named what the call did.
+
+    The answer's trade id must be ``trade``'s id; for an item cancel, the answer's item must be an item of
+    ``trade`` that the item ref names (by its id or its externalId).
+    """
+    result = error.result
+    if error.trade_ref is None or names(result.trade_id, trade.id, None) is not True:
+        return False
+    if error.item_ref is None:
+        return True
+    item = next((it for it in trade.items if names(result.item_id, it.id, None) is True), None)
+    return item is not None and names(error.item_ref, item.id, item.external_id) is True
+
+
+@attrs.frozen
+class Call(Generic[T]):
+    """One request and the decoder of its answer, built together from refs parsed once.
+
+    Attributes:
+        spec: what goes on the wire.
+        decode: turns the success envelope and HTTP status into the result (checked against the refs).
+        trade_ref: the trade ref as sent (checked), if the call names one.
+        item_ref: the item ref as sent, if the call names one.
+    """
+
+    spec: RequestSpec
+    decode: Callable[[Envelope, int], T]
+    trade_ref: str | None = None
+    item_ref: str | None = None
+
+
+def cancel_item_call(trade_id: object, item_id: object) -> Call[CancelResult]:
+    """``POST /client/trading/withdraw/{trade}/items/{item}/cancel`` and its checked decoder.
+
+    Raises:
+        InvalidRequestError: a bad ref, before anything is sent.
+    """
+    trade = check_ref(trade_id, "trade_id")
+    item = check_ref(item_id, "item_id")
+    spec = RequestSpec(
+        method="POST",
+        path=f"/client/trading/withdraw/{path_segment(trade)}/items/{path_segment(item)}/cancel",
+        route_group=RouteGroup.CANCEL_ITEM,
+    )
+    decoder = functools.partial(decode_cancel, trade_ref=trade, item_ref=item)
+    return Call(spec, decoder, trade, item)
+
+
+def cancel_trade_call(trade_id: object) -> Call[TradeCancelResult]:
+    """``POST /client/trading/withdraw/{trade}/cancel`` (every undelivered item) and its checked decoder.
+
+    Raises:
+        InvalidRequestError: a bad ref, before anything is sent.
+    """
+    trade = check_ref(trade_id, "trade_id")
+    spec = RequestSpec(
+        method="POST",
+        path=f"/client/trading/withdraw/{path_segment(trade)}/cancel",
+        route_group=RouteGroup.CANCEL_ITEM,
+    )
+    return Call(spec, functools.partial(decode_trade_cancel, trade_ref=trade), trade)
+
+
 def decode_cancel(
     envelope: Envelope, status: int, *, trade_ref: str | None = None, item_ref: str | None = None
 ) -> CancelResult:
@@ -408,37 +317,35 @@ def decode_cancel(
     result = structure(
         data, CancelResult, what="cancel result", status=status, request_id=envelope.request_id
     )
-    if item_ref is not None and names(item_ref, result.item_id, result.external_id) is False:
-        raise _mismatch(
+    item_named = None if item_ref is None else names(item_ref, result.item_id, result.external_id)
+    if item_named is False:
+        error = _mismatch(
             f"the cancel answer names item {result.item_id!r}, not {item_ref!r}",
             envelope.data,
             status,
             envelope.request_id,
         )
+        if result.external_id is not None:
+            raise error  # the answer names the item both ways, and neither is the ref
+        # A UUID-shaped item externalId the answer does not echo: a read can tell.
+        raise RefsUnconfirmed(error, result, trade_ref=trade_ref, item_ref=item_ref)
     # The answer carries the item's externalId, never the trade's: a caller that named the item by its
-    # externalId names the trade by its own too, and that may be UUID-shaped, so only AssetPay's ids are checked.
+    # externalId names the trade by its own too, so only a trade named with an item's id is checked.
     by_external_item = item_ref is not None and names(item_ref, result.item_id, None) is not True
     if (
         trade_ref is not None
         and not by_external_item
         and names(trade_ref, result.trade_id, None) is False
     ):
-        raise _mismatch(
+        error = _mismatch(
             f"the cancel answer names trade {result.trade_id!r}, not {trade_ref!r}",
             envelope.data,
             status,
             envelope.request_id,
         )
+        # The ref may be the trade's UUID-shaped externalId (the answer names AssetPay's id).
+        raise RefsUnconfirmed(error, result, trade_ref=trade_ref, item_ref=item_ref)
     return result
-
-
-def cancel_decoder(trade_id: object, item_id: object) -> Callable[[Envelope, int], CancelResult]:
-    """`decode_cancel` bound to the refs of one cancel (checked as `parse_id` does)."""
-    return functools.partial(
-        decode_cancel,
-        trade_ref=parse_id(trade_id, "trade_id"),
-        item_ref=parse_id(item_id, "item_id"),
-    )
 
 
 def decode_trade_cancel(
@@ -461,12 +368,14 @@ def decode_trade_cancel(
         request_id=envelope.request_id,
     )
     if trade_ref is not None and names(trade_ref, result.trade_id, None) is False:
-        raise _mismatch(
+        error = _mismatch(
             f"the cancel answer names trade {result.trade_id!r}, not {trade_ref!r}",
             envelope.data,
             status,
             envelope.request_id,
         )
+        # The ref may be the trade's UUID-shaped externalId (the answer names AssetPay's id).
+        raise RefsUnconfirmed(error, result, trade_ref=trade_ref, item_ref=None)
     return result
 
 
@@ -498,18 +407,4 @@ def decode_trade_page(envelope: Envelope, status: int) -> TradePage:
     """A page of ``GET /client/trades``."""
     return structure(
         envelope.data, TradePage, what="trade page", status=status, request_id=envelope.request_id
-    )
-
-
-_MISSING_ROUTE_STATUSES: Final = frozenset({404, 405})
-
-
-def is_missing_route(error: BaseException) -> bool:
-    """True for the answer of a route the server does not have: a 404 or 405 without an AssetPay envelope.
-
-    AssetPay's own "not found" (TRADE_NOT_FOUND) comes in an error envelope and is an
-    [`APIError`][assetpay_async.APIError].
-    """
-    return (
-        isinstance(error, e.InvalidResponseError) and error.http_status in _MISSING_ROUTE_STATUSES
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import sys
+import urllib.parse
 import warnings
 from collections.abc import Callable
 from types import TracebackType
@@ -69,6 +70,15 @@ def _registry_of(limiter: object) -> tuple[LimiterRegistry, RedisLimiterRegistry
     )
 
 
+def _group(group: RouteGroup | str) -> RouteGroup:
+    try:
+        return RouteGroup(group)
+    except ValueError:
+        raise ConfigurationError(
+            f"group must be one of {[g.value for g in RouteGroup]}, got {group!r}"
+        ) from None
+
+
 def _seconds(name: str, value: object, *, zero_ok: bool = False) -> float:
     ok = (
         not isinstance(value, bool)
@@ -82,6 +92,33 @@ def _seconds(name: str, value: object, *, zero_ok: bool = False) -> float:
             f"{name} must be a finite number of seconds {bound}, got {value!r}"
         )
     return float(value)  # type: ignore[arg-type]
+
+
+def _checked_base_url(base_url: object) -> str:
+    """``base_url`` if it is a usable API root; the messages never repeat it (it may carry a secret)."""
+    if not isinstance(base_url, str) or not base_url.startswith(("https://", "http://")):
+        raise ConfigurationError("base_url must start with https:// or http://")
+    problem = _base_url_problem(base_url)
+    if problem is not None:
+        base_url = ""  # out of this frame's locals: a traceback formatter may show them
+        raise ConfigurationError(problem)
+    return base_url
+
+
+def _base_url_problem(url: str) -> str | None:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        if parts.username is not None or parts.password is not None:
+            return (
+                "base_url must not carry credentials (user:password@): AssetPay authenticates each "
+                "call with the client token"
+            )
+        if not parts.hostname:
+            return "base_url has no host"
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        return "base_url is not a valid URL (a bad port or host)"
+    return None
 
 
 class AssetPaySession:
@@ -175,8 +212,11 @@ class AssetPaySession:
             or max_connections < 1
         ):
             raise ConfigurationError("max_connections must be an int >= 1")
-        if not isinstance(base_url, str) or not base_url.startswith(("https://", "http://")):
-            raise ConfigurationError("base_url must start with https:// or http://")
+        try:
+            base_url = _checked_base_url(base_url)
+        except ConfigurationError:
+            base_url = ""  # out of this frame's locals too: a traceback may show them
+            raise
         if merchant_id is not None and (not isinstance(merchant_id, str) or not merchant_id):
             raise ConfigurationError("merchant_id must be a non-empty string")
         if http_session is not None and not isinstance(http_session, aiohttp.ClientSession):
@@ -222,8 +262,12 @@ class AssetPaySession:
             MerchantMismatchError: the token belongs to another merchant than this session's.
         """
         self._requester.check_open()
-        secret = SecretToken(token)
-        del token  # from here on only the redacting holder: tracebacks may show locals
+        try:
+            secret = SecretToken(token)
+        finally:
+            del (
+                token
+            )  # only the redacting holder from here on, refused or not: tracebacks show locals
         merchant = merchant_of(secret)
         if merchant is None:
             if self._merchant_id is None:
@@ -262,14 +306,18 @@ class AssetPaySession:
         return self._wall_clock
 
     def quota(self, group: RouteGroup | str) -> Quota:
-        """The quota this session paces ``group`` to."""
-        return self._quotas[RouteGroup(group)]
+        """The quota this session paces ``group`` to.
+
+        Raises:
+            ConfigurationError: ``group`` is not a route group.
+        """
+        return self._quotas[_group(group)]
 
     def limiter_stats(self, group: RouteGroup | str = RouteGroup.CANCEL_ITEM) -> LimiterStats:
         """Counters of this merchant's limiter for ``group`` (shared with every session of the merchant)."""
         if self._merchant_id is None:
             raise InvalidRequestError("the session has no merchant yet: create a client first")
-        return self._requester.limiter(self._merchant_id, RouteGroup(group)).stats()
+        return self._requester.limiter(self._merchant_id, _group(group)).stats()
 
     async def aclose(self) -> None:
         """Close the session. Idempotent.
@@ -298,6 +346,10 @@ class AssetPaySession:
         await self.aclose()
 
     def __repr__(self) -> str:
+        if not hasattr(
+            self, "_requester"
+        ):  # a constructor that refused an argument: locals may show it
+            return "<AssetPaySession (not configured)>"
         quota = self._quotas[RouteGroup.CANCEL_ITEM]
         return (
             f"<AssetPaySession merchant={self._merchant_id!r} state={self._requester.state} "

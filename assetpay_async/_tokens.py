@@ -62,8 +62,15 @@ class SecretToken:
 
     @property
     def fingerprint(self) -> str:
-        """``sha256:`` and the first 8 hex digits of the token's SHA-256, safe to log."""
-        return "sha256:" + hashlib.sha256(self._value.encode()).hexdigest()[:8]
+        """``sha256:`` and the first 8 hex digits of the token's SHA-256, safe to log.
+
+        ``unset`` for an object whose constructor refused its value (a traceback formatter that captures
+        locals shows the half-built ``self`` of ``__init__``: its repr must not raise).
+        """
+        value = getattr(self, "_value", None)
+        if value is None:
+            return "unset"
+        return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:8]
 
     def __repr__(self) -> str:
         return f"SecretToken({self.fingerprint})"
@@ -71,10 +78,11 @@ class SecretToken:
     __str__ = __repr__
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, SecretToken) and other._value == self._value
+        mine = getattr(self, "_value", None)
+        return isinstance(other, SecretToken) and getattr(other, "_value", None) == mine
 
     def __hash__(self) -> int:
-        return hash(self._value)
+        return hash(getattr(self, "_value", None))
 
     def __reduce__(self) -> Any:
         raise TypeError("a client token is not picklable")

@@ -1,12 +1,12 @@
-"""The request path's one owner: quota, attempt, classification, retry and log of every call.
+"""The request path's one owner: quota, attempt, decoding and log of every call.
 
 A [`Requester`][assetpay_async._transport.Requester] belongs to one
 [`AssetPaySession`][assetpay_async.AssetPaySession]; every client and batch of the session calls through it.
-For one call it waits for a grant of the merchant's limiter, sends one attempt (``_http``), decodes the
-answer (``_protocol``), tells the limiter what came back, and decides whether the call is over, goes back
-into the queue (a 429) or is retried (a failure before sending, a lost response, a read's 5xx). It also owns
-the session's HTTP connection pool per event loop, and ends the session's calls that still wait for quota
-when the session is closed.
+For one call it waits for a grant of the merchant's limiter, sends one attempt through its transport
+(``_wire``), decodes the answer (``_protocol``), tells the limiter what came back, and does what the call's
+[`CallState`][assetpay_async._retry.CallState] (``_retry``, sans I/O) decides next: return, raise, sleep and
+retry, queue again after a 429, or replay with a reissued token. It ends the session's calls that still wait
+for quota when the session is closed.
 
 ``docs/architecture.md`` walks one cancel through it.
 """
@@ -16,9 +16,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import math
 import random
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
@@ -26,19 +25,20 @@ import attrs
 
 from . import _http
 from . import _protocol as proto
+from . import _retry as rt
 from ._errors import (
     AssetPayError,
-    ConfigurationError,
     QueueTimeoutError,
-    RateLimitedError,
-    RequestTimeoutError,
     SessionClosedError,
     TransportError,
 )
+from ._interfaces import TokenSource
 from ._limiter_types import LimiterPolicy, LimiterRegistry, RateLimiter
 from ._quota import Quota, RouteGroup
+from ._retry import DEFAULT_RETRY_AFTER_WINDOWS, RetryPolicy
 from ._tokens import SecretToken
 from ._trade_routes import TradeRoutes
+from ._wire import AiohttpTransport, Transport, WireRequest
 
 __all__ = ["DEFAULT_RETRY_AFTER_WINDOWS", "Requester", "RetryPolicy"]
 
@@ -46,73 +46,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 logger = logging.getLogger("assetpay_async")
 
-DEFAULT_RETRY_AFTER_WINDOWS = 3
-"""Without ``RetryPolicy.max_retry_after``, a ``Retry-After`` is believed up to this many quota windows."""
-
-
-def _non_negative(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ConfigurationError(
-            f"RetryPolicy.{attribute.name} must be a number >= 0, got {value!r}"
-        )
-    if not math.isfinite(value):
-        raise ConfigurationError(f"RetryPolicy.{attribute.name} must be finite, got {value!r}")
-
-
-def _optional_positive(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-        raise ConfigurationError(
-            f"RetryPolicy.{attribute.name} must be None or a positive finite number, got {value!r}"
-        )
-
-
-def _retry_count(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigurationError(f"RetryPolicy.{attribute.name} must be an int >= 0, got {value!r}")
-
-
-@attrs.frozen
-class RetryPolicy:
-    """What a call does after a failure: retries, their backoff, and how long 429s may hold it.
-
-    A cancel is retried after a failure before sending and after a lost response (a repeated cancel cannot
-    move money twice), never after an answer: a 5xx may follow a cancel the server carried out. A read
-    (``get_trade``, ``list_trades``) is also retried after a 5xx (a gateway's 502/503/504, an HTML error page,
-    a ``SERVER_ERROR`` envelope). Every retry waits for a grant of the limiter like a first attempt.
-
-    Attributes:
-        max_retries: retries after the first attempt.
-        backoff_base: the first retry waits up to this many seconds; each further one doubles it.
-        backoff_cap: no single wait exceeds this.
-        max_rate_limited_wait: a deadline, counted from a call's first 429: after 429s the call goes back into
-            the limiter's queue, but never waits past this many seconds; then it raises
-            [`RateLimitedError`][assetpay_async.RateLimitedError] (nothing is sent after the deadline).
-        max_retry_after: the longest ``Retry-After`` the SDK believes, in seconds; a longer one (a year, an
-            HTTP date in 9999) pauses the merchant's limiter for this long only. None (default) means
-            three windows of the route group's quota (three minutes for AssetPay's published quotas).
-
-    Raises:
-        ConfigurationError: a negative, non-finite or non-numeric value.
-    """
-
-    max_retries: int = attrs.field(default=3, validator=_retry_count)
-    backoff_base: float = attrs.field(default=0.2, validator=_non_negative)
-    backoff_cap: float = attrs.field(default=5.0, validator=_non_negative)
-    max_rate_limited_wait: float = attrs.field(default=300.0, validator=_non_negative)
-    max_retry_after: float | None = attrs.field(default=None, validator=_optional_positive)
-
-    def retry_after_bound(self, quota: Quota) -> float:
-        """The longest pause a ``Retry-After`` may cause under ``quota``."""
-        if self.max_retry_after is not None:
-            return float(self.max_retry_after)
-        return DEFAULT_RETRY_AFTER_WINDOWS * quota.period_seconds
-
 
 def _backoff(attempt: int, base: float, cap: float) -> float:
     """Full jitter: uniform in [0, min(cap, base * 2**(attempt-1))]."""
-    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+    return rt.backoff(attempt, base, cap, random.random())
 
 
 class _State(enum.Enum):
@@ -121,40 +58,17 @@ class _State(enum.Enum):
     CLOSED = "closed"
 
 
-class _LoopBinding:
-    """The HTTP session of one event loop, closed when that loop is shut down by ``asyncio.run``."""
+@attrs.frozen
+class _Answer:
+    """What one attempt brought back: the raw answer and its envelope, or the failure."""
 
-    __slots__ = ("http", "loop", "owned", "request_options", "sentinel", "slots")
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        http: aiohttp.ClientSession,
-        owned: bool,
-        slots: int,
-        request_options: Mapping[str, Any],
-    ) -> None:
-        self.loop = loop
-        self.http = http
-        self.owned = owned
-        self.request_options = request_options
-        # Taken before the request timeout starts, so waiting for a pooled connection is not a timeout.
-        self.slots = asyncio.Semaphore(slots)
-        self.sentinel: AsyncIterator[None] | None = None
-
-
-async def _close_at_loop_shutdown(binding: _LoopBinding) -> AsyncIterator[None]:
-    # asyncio.run() calls loop.shutdown_asyncgens() before closing the loop, which closes this generator:
-    # the HTTP session goes down with its loop instead of leaking sockets into the next asyncio.run().
-    try:
-        yield
-    finally:
-        if binding.owned and not binding.http.closed:
-            await binding.http.close()
+    action: rt.Action
+    raw: _http.RawResponse | None = None
+    envelope: proto.Envelope | None = None
 
 
 class Requester:
-    """Runs every call of one session: limiter, attempt, classification, retry, log.
+    """Runs every call of one session: limiter, attempt, decoding, the retry state machine's actions, log.
 
     Args:
         base_url: AssetPay's API root, without a trailing slash.
@@ -168,6 +82,8 @@ class Requester:
         policy: the limiters' spacing policy.
         latency_margin: the limiters' J.
         max_queue_wait: default bound on a call's wait for quota.
+        transport: what sends the attempts (default: an
+            [`AiohttpTransport`][assetpay_async._wire.AiohttpTransport] built from the HTTP settings).
     """
 
     def __init__(
@@ -184,19 +100,22 @@ class Requester:
         policy: LimiterPolicy,
         latency_margin: float,
         max_queue_wait: float | None,
+        transport: Transport | None = None,
     ) -> None:
         self._base_url = base_url
-        self._external_http = http_session
-        self._timeout = timeout
-        self._client_timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
-        self._max_connections = max_connections
+        self._aiohttp = AiohttpTransport(
+            http_session=http_session,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            max_connections=max_connections,
+        )
+        self._transport: Transport = transport if transport is not None else self._aiohttp
         self._retry = retry
         self._registry = registry
         self._quotas = dict(quotas)
         self._policy = policy
         self._latency_margin = latency_margin
         self._max_queue_wait = max_queue_wait
-        self._binding: _LoopBinding | None = None
         self._state = _State.UNOPENED
         self._waiting: dict[asyncio.Task[Any], int] = {}
         """This session's calls now waiting for quota (or a backoff), with their ``cancelling()`` count."""
@@ -219,8 +138,7 @@ class Requester:
     @property
     def owns_open_http(self) -> bool:
         """Whether an HTTP session this requester created is still open (for the unclosed warning)."""
-        binding = self._binding
-        return binding is not None and binding.owned and not binding.http.closed
+        return self._aiohttp.owns_open_http
 
     def check_open(self) -> None:
         if self._state is _State.CLOSED:
@@ -238,9 +156,24 @@ class Requester:
 
     # -- one call -------------------------------------------------------------------------------------
 
+    def _new_state(
+        self, spec: proto.RequestSpec, request_id: str, budget: float | None, can_reissue: bool
+    ) -> rt.CallState:
+        return rt.CallState(
+            self._retry,
+            self._retry.retry_after_bound(self._quotas[spec.route_group]),
+            repeatable=spec.repeatable,
+            safe=spec.safe,
+            budget=budget if budget is not None else self._max_queue_wait,
+            grant_margin=self._latency_margin,
+            can_reissue=can_reissue,
+            what=f"{spec.method} {spec.path}",
+            request_id=request_id,
+        )
+
     async def call(
         self,
-        token: SecretToken,
+        token: SecretToken | TokenSource,
         merchant_id: str,
         spec: proto.RequestSpec,
         decode: Callable[[proto.Envelope, int], T],
@@ -251,126 +184,109 @@ class Requester:
         """Run one call to its end: every attempt pays the limiter, every failure ends typed.
 
         Args:
-            token: the client token the call is made with.
+            token: the client token the call is made with, or a source of tokens (asked before each attempt;
+                reissued once within the grant when AssetPay refuses the token).
             merchant_id: whose quota it spends.
             spec: the call.
             decode: turns the success envelope and HTTP status into the result.
             max_queue_wait: seconds the call may wait for quota in all (default: the session's).
-            on_send: called as each granted attempt goes on the wire (a batch uses it to tell a pair that
-                may have reached AssetPay from one still queued for quota).
+            on_send: called as each attempt goes on the wire (a batch uses it to tell a pair that may have
+                reached AssetPay from one still queued for quota).
         """
         self.check_open()  # before a call takes quota it could never use
         limiter = self.limiter(merchant_id, spec.route_group)
-        retry = self._retry
-        budget = max_queue_wait if max_queue_wait is not None else self._max_queue_wait
         request_id = proto.new_request_id()
         headers = proto.request_headers(request_id)
+        source = None if isinstance(token, SecretToken) else token
+        state = self._new_state(spec, request_id, max_queue_wait, source is not None)
         loop = asyncio.get_running_loop()
-        maybe_sent = False  # an earlier attempt may have reached AssetPay
-        failures = 0
-        attempt = 0
-        queued_total = 0.0
-        limited: RateLimitedError | None = None  # the latest 429 of this call
-        limited_until = math.inf  # the max_rate_limited_wait deadline, from the first 429
+        fresh: SecretToken | None = None  # a reissued token the replay goes out with
         while True:
-            attempt += 1
-            max_wait = None if budget is None else max(0.0, budget - queued_total)
-            deadline_bound = False
-            if limited is not None:
-                left = limited_until - loop.time()
-                if left <= 0:
-                    raise limited
-                if max_wait is None or left < max_wait:
-                    max_wait, deadline_bound = left, True
-            try:
-                queued = await self._closable(limiter.acquire(max_wait=max_wait), maybe_sent)
-            except QueueTimeoutError as exc:
-                if limited is not None and deadline_bound:
-                    raise limited from None  # still rate limited when the deadline came
-                exc.ambiguous = maybe_sent
-                raise
-            queued_total += queued
+            await self._grant(state, limiter)
             if on_send is not None:
                 on_send()
-            raw: _http.RawResponse | None = None
-            envelope: proto.Envelope | None = None
-            lost: _http.NotSentError | _http.MaybeSentError | None = None
-            error: AssetPayError | None = None
-            try:
-                raw = await self._send(spec, headers, token)
-                envelope = proto.decode_envelope(
-                    raw.status,
-                    raw.headers,
-                    raw.body,
-                    request_id,
-                    ambiguous=maybe_sent,
-                    truncated=raw.truncated,
-                )
-            except SessionClosedError as exc:  # closed while this call was granted or retried
-                exc.ambiguous = maybe_sent
-                raise
-            except _http.TLSError as exc:
-                raise TransportError(
-                    f"TLS failure talking to AssetPay: {exc}", request_id=request_id
-                ) from None
-            except (_http.NotSentError, _http.MaybeSentError) as exc:
-                lost = exc
-            except AssetPayError as exc:
-                error = exc
-            _log(spec, attempt, queued, raw, error, lost, envelope, request_id)
-
-            if lost is not None:
-                maybe_sent = maybe_sent or isinstance(lost, _http.MaybeSentError)
-                failures += 1
-                if failures <= retry.max_retries and (
-                    spec.repeatable or isinstance(lost, _http.NotSentError)
-                ):
-                    await self._closable(self._sleep_backoff(failures), maybe_sent)
-                    continue
-                timed_out = isinstance(lost, _http.MaybeSentError) and lost.timed_out
-                cls = RequestTimeoutError if timed_out else TransportError
-                raise cls(
-                    f"{spec.method} {spec.path} failed after {attempt} attempt(s): {lost}",
-                    request_id=request_id,
-                    ambiguous=maybe_sent,
-                ) from None
-            if isinstance(error, RateLimitedError):
-                limiter.rate_limited(self._believed(error.retry_after, spec.route_group))
-                if limited is None:
-                    limited_until = loop.time() + retry.max_rate_limited_wait
-                limited = error
+            secret = fresh or (token if isinstance(token, SecretToken) else await token.current())
+            fresh = None
+            answer = await self._attempt(state, spec, headers, secret)
+            action = answer.action
+            if isinstance(action, rt.Requeue):
+                limiter.rate_limited(action.pause)
                 continue
-            limiter.succeeded()
-            if error is not None:
-                assert raw is not None  # noqa: S101 - an answer was decoded
-                if spec.safe and raw.status >= 500 and failures < retry.max_retries:
-                    failures += 1  # a read has no effect: a server failure is worth another try
-                    await self._closable(self._sleep_backoff(failures), maybe_sent)
-                    continue
-                raise error
-            assert raw is not None  # noqa: S101 - no error, so an answer was decoded
-            assert envelope is not None  # noqa: S101
-            return decode(envelope, raw.status)
+            if answer.raw is not None:
+                limiter.succeeded()
+            if isinstance(action, rt.Backoff):
+                await self._closable(asyncio.sleep(action.seconds), state)
+            elif isinstance(action, rt.Replay):
+                assert source is not None  # noqa: S101 - only a source can reissue
+                fresh = await source.reissue(secret)
+                if fresh is None:
+                    raise action.error
+                state.replaying(loop.time())
+            elif isinstance(action, rt.Fail):
+                raise action.error
+            elif isinstance(action, rt.Finish):
+                assert answer.raw is not None  # noqa: S101 - Finish follows an answer
+                assert answer.envelope is not None  # noqa: S101
+                return decode(answer.envelope, answer.raw.status)
 
-    def _believed(self, retry_after: float | None, group: RouteGroup) -> float | None:
-        """``Retry-After`` as the limiter is told: at most the policy's bound."""
-        if retry_after is None:
-            return None
-        bound = self._retry.retry_after_bound(self._quotas[group])
-        if retry_after > bound:
-            logger.debug(
-                "Retry-After %gs is longer than the %gs believed; pausing %gs",
-                retry_after,
-                bound,
-                bound,
+    async def _grant(self, state: rt.CallState, limiter: RateLimiter) -> None:
+        """Make sure the call holds a grant for its next attempt: keep the one it has, or wait for one."""
+        loop = asyncio.get_running_loop()
+        step = state.next_wait(loop.time())
+        if isinstance(step, rt.Fail):
+            raise step.error
+        if isinstance(step, rt.Acquire):
+            try:
+                queued = await self._closable(limiter.acquire(max_wait=step.max_wait), state)
+            except QueueTimeoutError as exc:
+                raise state.queue_timed_out(exc).error from None
+            state.granted(queued, loop.time())
+
+    async def _attempt(
+        self,
+        state: rt.CallState,
+        spec: proto.RequestSpec,
+        headers: Mapping[str, str],
+        token: SecretToken,
+    ) -> _Answer:
+        """Send one attempt on the grant the call holds, decode what came back, ask ``state`` what next."""
+        loop = asyncio.get_running_loop()
+        state.sending()
+        raw: _http.RawResponse | None = None
+        try:
+            self.check_open()
+            self._state = _State.OPEN
+            raw = await self._transport.send(
+                WireRequest(spec, self._base_url + spec.path, headers, token)
             )
-            return bound
-        return retry_after
+            # C2: the limiter's observe_wire(raw.wire_seconds) goes here.
+            envelope = proto.decode_envelope(
+                raw.status, raw.headers, raw.body, state.request_id or "", truncated=raw.truncated
+            )
+        except SessionClosedError as exc:  # closed while this call was granted or retried
+            raise state.mark(exc) from None
+        except _http.TLSError as exc:
+            raise TransportError(
+                f"TLS failure talking to AssetPay: {exc}", request_id=state.request_id
+            ) from None
+        except (_http.NotSentError, _http.MaybeSentError) as exc:
+            _log(spec, state, None, None, exc)
+            sent = isinstance(exc, _http.MaybeSentError)
+            timed_out = sent and exc.timed_out  # type: ignore[union-attr]
+            return _Answer(
+                state.lost(maybe_sent=sent, message=str(exc), now=loop.time(), timed_out=timed_out)
+            )
+        except AssetPayError as exc:
+            assert raw is not None  # noqa: S101 - only the decoder raises these here
+            _log(spec, state, raw, exc, None)
+            after = state.answered(raw.status, exc, loop.time())
+            if isinstance(after, rt.Requeue):
+                _log_bounded(exc, after.pause)
+            return _Answer(after, raw)
+        _log(spec, state, raw, None, None, envelope)
+        return _Answer(state.answered(raw.status, None, loop.time()), raw, envelope)
 
-    async def _sleep_backoff(self, failures: int) -> None:
-        await asyncio.sleep(_backoff(failures, self._retry.backoff_base, self._retry.backoff_cap))
-
-    async def _closable(self, waiting: Coroutine[Any, Any, R], maybe_sent: bool) -> R:
+    async def _closable(self, waiting: Coroutine[Any, Any, R], state: rt.CallState) -> R:
         """Await ``waiting`` (a limiter's grant, a backoff) so that closing the session ends it at once.
 
         A closed session starts no such wait (so a call whose connection went down with the session takes
@@ -380,9 +296,7 @@ class Requester:
         """
         if self._state is _State.CLOSED:
             waiting.close()
-            error = SessionClosedError("the AssetPaySession was closed during this call")
-            error.ambiguous = maybe_sent
-            raise error
+            raise state.mark(SessionClosedError("the AssetPaySession was closed during this call"))
         task = asyncio.current_task()
         assert task is not None  # noqa: S101 - called from a coroutine of a task
         cancelling = self._waiting[task] = task.cancelling()
@@ -394,110 +308,50 @@ class Requester:
                     "the AssetPaySession was closed while this call waited for quota; nothing was sent "
                     "by this attempt"
                 )
-                error.ambiguous = maybe_sent
-                raise error from None
+                raise state.mark(error) from None
             raise  # cancelled by its owner (too)
         finally:
             del self._waiting[task]
             self._closed_out.discard(task)
 
-    async def _send(
-        self, spec: proto.RequestSpec, headers: Mapping[str, str], token: SecretToken
-    ) -> _http.RawResponse:
-        """One attempt on the wire; the caller has been granted quota."""
-        binding = self._binding
-        if (
-            binding is None
-            or binding.loop is not asyncio.get_running_loop()
-            or binding.http.closed
-            or self._state is _State.CLOSED
-        ):
-            binding = await self.ensure_http()
-        async with binding.slots:
-            self.check_open()
-            return await _http.send(
-                binding.http,
-                self._base_url + spec.path,
-                spec,
-                headers,
-                token,
-                timeout=self._timeout,
-                options=binding.request_options,
-            )
-
     # -- lifecycle ------------------------------------------------------------------------------------
 
-    async def ensure_http(self) -> _LoopBinding:
-        """The HTTP session of the running loop, created on first use."""
+    async def ensure_http(self) -> None:
+        """Open the HTTP session of the running loop now (``async with AssetPaySession(...)``)."""
         self.check_open()
-        loop = asyncio.get_running_loop()
-        binding = self._binding
-        if binding is not None and binding.loop is loop and not binding.http.closed:
-            return binding
-        if binding is not None and binding.loop is not loop and binding.loop.is_running():
-            raise SessionClosedError(
-                "this AssetPaySession is in use on another event loop that is still running; "
-                "create one session per event loop"
-            )
-        if self._external_http is not None:
-            http = self._external_http
-            if http.closed:
-                raise SessionClosedError(
-                    "the aiohttp.ClientSession passed as http_session is closed"
-                )
-            http_loop = getattr(http, "_loop", loop)
-            if http_loop is not loop:
-                raise SessionClosedError(
-                    "the aiohttp.ClientSession passed as http_session belongs to another event loop"
-                )
-            binding = _LoopBinding(
-                loop,
-                http,
-                owned=False,
-                slots=self._max_connections,
-                request_options=_http.per_request_options(self._client_timeout),
-            )
-        else:
-            connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
-            http = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._client_timeout,
-                skip_auto_headers=_http.SKIP_AUTO_HEADERS,
-                raise_for_status=False,
-            )
-            binding = _LoopBinding(
-                loop, http, owned=True, slots=self._max_connections, request_options={}
-            )
-            sentinel = _close_at_loop_shutdown(binding)
-            await anext(sentinel)
-            binding.sentinel = sentinel
-        self._binding = binding
+        if self._transport is self._aiohttp:
+            await self._aiohttp.ensure_http()
         self._state = _State.OPEN
-        return binding
 
     async def aclose(self) -> None:
-        """End the calls waiting for quota, then close the HTTP session if this requester created it."""
+        """End the calls waiting for quota, then close the transport."""
         self._state = _State.CLOSED
         for task in list(self._waiting):
             if task not in self._closed_out and task.cancel():
                 self._closed_out.add(task)
-        binding, self._binding = self._binding, None
-        if binding is not None:
-            if binding.sentinel is not None:
-                await binding.sentinel.aclose()  # type: ignore[attr-defined]
-            if binding.owned and not binding.http.closed:
-                await binding.http.close()
+        await self._aiohttp.aclose()
+        if self._transport is not self._aiohttp:
+            await self._transport.aclose()
 
 
-def _log(  # noqa: PLR0917 - one private call site
+def _log_bounded(error: AssetPayError, pause: float | None) -> None:
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None and pause is not None and retry_after > pause:
+        logger.debug(
+            "Retry-After %gs is longer than the %gs believed; pausing %gs",
+            retry_after,
+            pause,
+            pause,
+        )
+
+
+def _log(  # noqa: PLR0917 - private, three call sites
     spec: proto.RequestSpec,
-    attempt: int,
-    queued: float,
+    state: rt.CallState,
     raw: _http.RawResponse | None,
     error: AssetPayError | None,
     lost: Exception | None,
-    envelope: proto.Envelope | None,
-    request_id: str,
+    envelope: proto.Envelope | None = None,
 ) -> None:
     """One DEBUG line per attempt: what was asked, what came back, how long it queued and took."""
     if not logger.isEnabledFor(logging.DEBUG):
@@ -510,9 +364,10 @@ def _log(  # noqa: PLR0917 - one private call site
         spec.route_group.value,
         raw.status if raw else "-",
         key or "-",
-        (envelope.request_id if envelope else error.request_id if error else None) or request_id,
-        attempt,
-        queued,
+        (envelope.request_id if envelope else error.request_id if error else None)
+        or state.request_id,
+        state.attempts,
+        state.queued_total,
         f"{raw.wire_seconds:.3f}s" if raw else "-",
         f" failure={lost}" if lost else "",
     )

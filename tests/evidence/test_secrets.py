@@ -173,7 +173,8 @@ def test_no_secret_in_any_log_repr_exception_or_sandbox_log(
 def test_the_sdks_own_http_session_verifies_tls() -> None:
     async def connector_ssl() -> object:
         async with AssetPaySession(cancel_quota=Quota(60, 60.0)) as session:
-            binding = session._requester._binding  # the HTTP session the SDK created for this loop
+            # the HTTP session the SDK created for this loop
+            binding = session._requester._aiohttp._binding
             assert binding is not None
             assert binding.owned
             connector = binding.http.connector
