@@ -94,13 +94,10 @@ def test_body_as_the_sandbox_builds_it_verifies() -> None:
         {"trade": None},
         {"trade": []},
         {"trade": {"id": TRADE_ID}},  # no type/status
-        {"trade": trade_payload(createdAt="last tuesday")},
-        {"trade": trade_payload(items=[{"appid": 730}])},  # item without id
-        {"trade": trade_payload(items="many")},
-        {"trade": trade_payload(totalPrice=10**400)},
+        {"trade": trade_payload(status="initiated", totalPrice=10**400)},
     ],
 )
-def test_unexpected_authentic_bodies_are_unknown_events_keeping_the_payload(
+def test_unreadable_authentic_bodies_that_may_be_gates_are_unknown_approval_requests(
     payload: object,
 ) -> None:
     event = _verify_any(json.dumps(payload).encode(), delivery_id="d-9")
@@ -108,7 +105,30 @@ def test_unexpected_authentic_bodies_are_unknown_events_keeping_the_payload(
     assert isinstance(event, UnknownCallbackEvent)
     assert event.payload == json.loads(json.dumps(payload))
     assert event.reason
-    assert not event.is_approval_request  # none of these is a withdrawal awaiting approval
+    # Not certainly a non-gate event: answered with the rejection, never with a plain 200.
+    assert event.is_approval_request
+    assert event.dedupe_key in ("approval:delivery:d-9", f"approval:{TRADE_ID}")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"trade": trade_payload(createdAt="last tuesday")},
+        {"trade": trade_payload(items=[{"appid": 730}])},  # item without id
+        {"trade": trade_payload(items="many")},
+        {"trade": trade_payload(totalPrice=10**400)},
+        {"trade": trade_payload(type="deposit", status="initiated", createdAt="soon")},
+    ],
+)
+def test_unreadable_trades_that_are_certainly_not_gates_are_plain_unknown_events(
+    payload: object,
+) -> None:
+    event = _verify_any(json.dumps(payload).encode(), delivery_id="d-9")
+
+    assert isinstance(event, UnknownCallbackEvent)
+    assert event.payload == json.loads(json.dumps(payload))
+    assert event.reason
+    assert not event.is_approval_request  # another status or another type, spelled out
     assert event.dedupe_key == "delivery:d-9"
 
 
@@ -232,15 +252,15 @@ def test_approve_answer_is_a_plain_2xx() -> None:
     assert json.loads(answer.body) == {"action": "approve"}
 
 
-def test_reject_answer_rejects_under_both_documented_rules() -> None:
+def test_reject_answer_is_the_one_rejection_answer() -> None:
     answer = ApprovalDecision.reject("user is banned").answer()
 
-    # "any 4xx but 408/429 rejects" ...
-    assert 400 <= answer.status < 500
-    assert answer.status not in (408, 429)
-    # ... and "{"action": "reject", "reason": ...}" rejects even where the status were ignored.
+    # What the official clients answer: a 2xx whose body is {"action": "reject", ...} rejects the gate, and
+    # acknowledges a delivery that was not a gate after all.
+    assert answer.status == 200
     assert json.loads(answer.body) == {"action": "reject", "reason": "user is banned"}
     assert answer.content_type == "application/json"
+    assert answer.headers == {"Content-Type": "application/json"}
 
 
 @pytest.mark.parametrize("reason", ["", "   "])
@@ -262,11 +282,14 @@ def test_unsigned_ping_is_recognised_and_answered_2xx(body: bytes) -> None:
     assert caught.value.http_status == 200
 
 
-def test_ping_exposes_no_event_even_with_a_valid_signature() -> None:
+def test_a_signed_ping_shaped_body_is_a_delivery_not_a_ping() -> None:
     body = b'{"test": true}'
 
-    with pytest.raises(UnsignedTestPing):
-        verify_callback(body, signed_headers(body), SECRET, now=NOW)
+    event = verify_callback(body, signed_headers(body), SECRET, now=NOW)
+
+    # Only an unsigned body is the ping; a signed one of no known shape may be a gate: rejected.
+    assert isinstance(event, UnknownCallbackEvent)
+    assert event.is_approval_request
 
 
 @pytest.mark.parametrize(
