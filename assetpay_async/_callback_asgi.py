@@ -11,7 +11,7 @@ from typing import Any, Final, Protocol
 
 from ._callback_events import CallbackAnswer
 
-__all__ = ["MAX_BODY", "ASGIApp", "Handler", "asgi_app"]
+__all__ = ["MAX_BODY", "ASGIApp", "CallbackASGIApp", "Handler", "asgi_app"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -36,10 +36,22 @@ _NOT_POST: Final = CallbackAnswer.json(
 _TOO_LARGE: Final = CallbackAnswer.json(413, {"error": "body too large"})
 
 
-def asgi_app(processor: Handler) -> ASGIApp:
-    """The ASGI application answering every ``POST`` with ``processor.handle``."""
+class CallbackASGIApp:
+    """The ASGI application answering every ``POST`` with ``processor.handle``.
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    A class, not a function: Starlette's ``Route`` (and FastAPI's ``add_route``) serve a callable object as an
+    ASGI application, where a plain function would be taken for a request handler.
+    """
+
+    __slots__ = ("_processor",)
+
+    def __init__(self, processor: Handler) -> None:
+        self._processor = processor
+
+    def __repr__(self) -> str:
+        return f"<CallbackASGIApp {self._processor!r}>"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
             return
@@ -54,10 +66,13 @@ def asgi_app(processor: Handler) -> ASGIApp:
         if body is _TOO_LARGE_BODY:
             await _send(send, _TOO_LARGE)
             return
-        answer = await processor.handle(body, _headers(scope))
+        answer = await self._processor.handle(body, _headers(scope))
         await _send(send, answer)
 
-    return app
+
+def asgi_app(processor: Handler) -> CallbackASGIApp:
+    """The ASGI application over ``processor``."""
+    return CallbackASGIApp(processor)
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
-from ._callback_asgi import ASGIApp, asgi_app
+from ._callback_asgi import CallbackASGIApp, asgi_app
 from ._callback_core import DEFAULT_TOLERANCE, check_tolerance, secret_keys, verify_callback
 from ._callback_dedupe import DedupeStore, MemoryDedupeStore
 from ._callback_errors import CallbackError, UnsignedTestPing
@@ -178,11 +178,12 @@ class CallbackProcessor:
             settle_waiters(self._session, event)
         return await self._event(event)
 
-    def asgi(self) -> ASGIApp:
-        """A plain ASGI application answering with this processor (mount it in Starlette or FastAPI).
+    def asgi(self) -> CallbackASGIApp:
+        """A plain ASGI application answering with this processor, for Starlette, FastAPI or any ASGI server.
 
-        It answers ``POST`` at whatever path it is mounted on (``405`` to other methods, ``413`` to a body
-        over 1 MiB) and needs no ASGI library.
+        Route it at your callback path (``app.add_route("/assetpay/callback", processor.asgi())`` in FastAPI
+        or Starlette, ``Route(path, processor.asgi())``) or ``Mount`` it. It answers every ``POST`` (``405`` to
+        other methods, ``413`` to a body over 1 MiB) and imports no ASGI library.
         """
         return asgi_app(self)
 
