@@ -12,8 +12,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from assetpay_async import AssetPaySession, Quota, TradeStatus
-from assetpay_async.callbacks import CallbackEvent, callback_handler
-from assetpay_async.sandbox import Sandbox
+from assetpay_async.callbacks import CallbackEvent, OtherEvent, callback_handler
+from assetpay_async.sandbox import DEFAULT_START, Sandbox
 from assetpay_async.testing import run_virtual
 
 PATH = "/assetpay/callback"
@@ -109,3 +109,52 @@ def test_sandbox_wrong_secret_is_refused_with_401() -> None:
     assert len(sandbox.deliveries) == 2 * 5  # both copies, every attempt refused
     assert {attempt.status for attempt in sandbox.deliveries} == {401}
     assert ledger.events == []
+
+
+# --- the sandbox's clock on a real event loop ------------------------------------------------------------
+
+
+async def test_on_a_real_loop_sandbox_callbacks_pass_a_handler_on_the_system_clock() -> None:
+    # Issue 22: Sandbox() started its clock at 2026-01-01, so a handler with the default clock refused every
+    # sandbox callback as months old. No now= here: the handler reads the system clock.
+    received: list[OtherEvent] = []
+
+    async def on_other(event: OtherEvent) -> None:
+        received.append(event)
+
+    app = web.Application()
+    app.router.add_post(PATH, callback_handler(NEW_SECRET, _never, on_other=on_other))
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with Sandbox(seed=8, callback_attempts=1) as sb:
+            merchant = sb.add_merchant(callback_url=str(server.make_url(PATH)), secret=NEW_SECRET)
+            delivered = await sb.crypto_deposit(merchant, deposit_id="cd-1")
+            skew = abs((sb.clock.wall() - dt.datetime.now(dt.UTC)).total_seconds())
+    finally:
+        await server.close()
+
+    assert [attempt.status for attempt in sb.deliveries] == [200]
+    assert delivered
+    assert [event.delivery_id for event in received] == [sb.deliveries[0].delivery_id]
+    assert skew < 60
+
+
+def test_on_virtual_time_and_when_given_the_start_is_kept() -> None:
+    async def main() -> tuple[dt.datetime, dt.datetime]:
+        async with Sandbox(seed=1) as default, Sandbox(seed=1, start=_GIVEN) as given:
+            return default.clock.start, given.clock.start
+
+    assert run_virtual(main()) == (DEFAULT_START, _GIVEN)
+
+
+async def test_a_given_start_is_kept_on_a_real_loop_too() -> None:
+    async with Sandbox(seed=1, start=_GIVEN) as sb:
+        assert sb.clock.start == _GIVEN
+
+
+_GIVEN = dt.datetime(2030, 5, 6, 7, 8, tzinfo=dt.UTC)
+
+
+async def _never(event: CallbackEvent) -> None:
+    raise AssertionError(f"no trade event expected, got {event!r}")
