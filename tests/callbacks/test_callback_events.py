@@ -314,3 +314,61 @@ def test_a_ping_shaped_body_smuggling_a_trade_is_not_trusted() -> None:
     assert not is_test_ping(json.loads(body))
     with pytest.raises(MissingSignatureError):
         verify_callback(body, {}, SECRET, now=NOW)
+
+
+# --- the item-level view --------------------------------------------------------------------------------
+
+OTHER_ITEM = "9b2f4c1e-0a55-4e7b-8a8e-3c2d1b0a9f88"
+
+
+def test_item_statuses_show_each_item_while_the_trade_is_still_active() -> None:
+    items = [
+        {"id": ITEM_ID, "appid": 730, "status": "reverted"},
+        {"id": OTHER_ITEM, "appid": 730, "status": "active"},
+    ]
+    event = _verify(callback_body(status="active", items=items))
+
+    # The trade's status says nothing of the reverted item: a refund keyed on it would miss it.
+    assert event.status is TradeStatus.ACTIVE
+    assert event.item_statuses == {ITEM_ID: TradeStatus.REVERTED, OTHER_ITEM: TradeStatus.ACTIVE}
+    assert [item.id for item in event.items_with_status(TradeStatus.REVERTED)] == [ITEM_ID]
+    assert [item.id for item in event.items_with_status("REVERTED", "active")] == [
+        ITEM_ID,
+        OTHER_ITEM,
+    ]
+
+
+def test_an_item_without_its_own_status_shares_the_trades() -> None:
+    event = _verify(
+        callback_body(type="deposit", status="completed", items=[{"id": ITEM_ID, "appid": 730}])
+    )
+
+    assert event.item_statuses == {ITEM_ID: TradeStatus.COMPLETED}
+    assert [item.id for item in event.items_with_status(TradeStatus.COMPLETED)] == [ITEM_ID]
+
+
+def test_to_dict_is_json_ready_for_every_event_kind() -> None:
+    trade = _verify(callback_body(status="reverted"), delivery_id="d-1")
+    crypto = _verify_any(
+        json.dumps({"withdrawal": {"id": "cw-1", "status": "completed", "amount": "1"}}).encode()
+    )
+    unknown = _verify_any(b"not json")
+
+    documents = [json.loads(json.dumps(e.to_dict())) for e in (trade, crypto, unknown)]
+
+    assert documents[0]["kind"] == "trade"
+    assert documents[0]["delivery_id"] == "d-1"
+    assert documents[0]["timestamp"] == "2026-07-31T12:00:00.000Z"
+    assert documents[0]["item_statuses"] == {ITEM_ID: "completed"}  # the item's own status
+    assert documents[0]["trade"]["id"] == TRADE_ID
+    assert documents[1] == {
+        "kind": "withdrawal",
+        "delivery_id": "delivery-1",
+        "timestamp": "2026-07-31T12:00:00.000Z",
+        "status": "completed",
+        "is_approval_request": False,
+        "withdrawal": {"id": "cw-1", "status": "completed", "amount": "1"},
+    }
+    assert documents[2]["kind"] == "unknown"
+    assert documents[2]["payload"] is None
+    assert documents[2]["is_approval_request"] is True

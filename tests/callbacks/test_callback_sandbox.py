@@ -158,3 +158,49 @@ _GIVEN = dt.datetime(2030, 5, 6, 7, 8, tzinfo=dt.UTC)
 
 async def _never(event: CallbackEvent) -> None:
     raise AssertionError(f"no trade event expected, got {event!r}")
+
+
+# --- item reverts: the item-level view ------------------------------------------------------------------
+
+
+def test_every_item_revert_is_seen_item_by_item_though_the_trade_stays_active() -> None:
+    # Issue 22: a handler refunding on event.status == REVERTED saw 4 of 5 item reverts as an "active" trade.
+    by_item: set[tuple[str, str]] = set()
+    by_trade_status: set[tuple[str, str]] = set()
+
+    async def on_event(event: CallbackEvent) -> None:
+        for item in event.items_with_status(TradeStatus.REVERTED):
+            by_item.add((event.trade.id, item.id))
+        if event.status == TradeStatus.REVERTED:  # the trap: only the last callback says so
+            by_trade_status.update((event.trade.id, i) for i in event.item_statuses)
+
+    async def main() -> tuple[str, list[str]]:
+        async with Sandbox(seed=9) as sb:
+            app = web.Application()
+            app.router.add_post(PATH, callback_handler(NEW_SECRET, on_event, now=sb.clock.wall))
+            server = TestServer(app, host="127.0.0.1")
+            await server.start_server()
+            try:
+                merchant = sb.add_merchant(
+                    callback_url=str(server.make_url(PATH)), secret=NEW_SECRET
+                )
+                user = sb.add_user(merchant)
+                trade = sb.add_trade(user, items=5, age=dt.timedelta(hours=1))
+                async with AssetPaySession(
+                    cancel_quota=Quota(60, 60.0), base_url=sb.base_url
+                ) as session:
+                    client = session.client(sb.token(user))
+                    for item in trade.items[:4]:
+                        await client.cancel_withdrawal_item(trade.id, item.id)
+                sb.advance(10)
+                await sb.settle()
+            finally:
+                await server.close()
+            return trade.id, [item.id for item in trade.items]
+
+    trade_id, item_ids = run_virtual(main())
+
+    assert by_item == {(trade_id, item_id) for item_id in item_ids[:4]}
+    assert (
+        by_trade_status == set()
+    )  # the fifth item is still active: the trade never became reverted
