@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Final, Self
 
 import attrs
 
+from ._converter import converter
 from ._errors import ConfigurationError
 from ._models import Trade, TradeItem, TradeStatus, TradeType
 
@@ -142,8 +143,15 @@ class CallbackEvent:
             "status": self.status.value,
             "is_approval_request": self.is_approval_request,
             "item_statuses": {key: value.value for key, value in self.item_statuses.items()},
-            "trade": dict(self.payload.get("trade", {})),
+            "trade": self._trade_json(),
         }
+
+    def _trade_json(self) -> dict[str, Any]:
+        sent = self.payload.get("trade")
+        if isinstance(sent, Mapping):
+            return dict(sent)
+        unstructured: dict[str, Any] = converter().unstructure(self.trade)  # an event built by hand
+        return unstructured
 
 
 def _text(value: object) -> str | None:

@@ -372,3 +372,13 @@ def test_to_dict_is_json_ready_for_every_event_kind() -> None:
     assert documents[2]["kind"] == "unknown"
     assert documents[2]["payload"] is None
     assert documents[2]["is_approval_request"] is True
+
+
+def test_to_dict_of_an_event_built_by_hand_holds_its_trade() -> None:
+    sent = _verify(callback_body(status="reverted"))
+    by_hand = CallbackEvent(sent.delivery_id, sent.timestamp, sent.trade)
+
+    document = json.loads(json.dumps(by_hand.to_dict()))
+
+    assert document["trade"]["id"] == TRADE_ID
+    assert document["trade"]["status"] == "reverted"
