@@ -65,18 +65,13 @@ async def test_a_too_soon_item_is_reported_and_the_exit_status_is_1(
     monkeypatch.chdir(work)
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     async with Sandbox(seed=12) as sb:  # a real loop: the recipe runs its own in a thread
-        merchant = sb.add_merchant("verified")
-        user = sb.add_user(merchant)
-        young = sb.add_trade(user, age=dt.timedelta(minutes=1))
-        monkeypatch.setenv("ASSETPAY_CLIENT_TOKEN", sb.token(user))
-        monkeypatch.setenv("ASSETPAY_API_SECRET", merchant.secret)
-        monkeypatch.setenv("ASSETPAY_BASE_URL", sb.base_url)
-        argv = ["--port", str(free_port()), "--timeout", "5", young.id, young.items[0].id]
+        young = _too_young_item(sb, monkeypatch)
+        argv = ["--port", str(free_port()), "--timeout", "5", *young]
         status = await asyncio.to_thread(recipe.cli, argv)
 
     out = capsys.readouterr().out
     assert status == 1
-    assert f"NOT CANCELLED  {young.items[0].id}: TRADE_CANCEL_TOO_SOON" in out
+    assert f"NOT CANCELLED  {young[1]}: TRADE_CANCEL_TOO_SOON" in out
     assert "refunded 0 of 1 item(s); 1 not cancelled, 0 still waiting" in out
     assert _names(work) == []  # nothing written where it was run
     [ledger] = scratch.glob("assetpay-refunds-*/refunds.sqlite3")
@@ -91,19 +86,24 @@ async def test_the_ledger_goes_where_db_says(
     db = tmp_path / "ledgers" / "mine.sqlite3"
     db.parent.mkdir()
     async with Sandbox(seed=13) as sb:
-        merchant = sb.add_merchant("verified")
-        user = sb.add_user(merchant)
-        young = sb.add_trade(user, age=dt.timedelta(minutes=1))
-        monkeypatch.setenv("ASSETPAY_CLIENT_TOKEN", sb.token(user))
-        monkeypatch.setenv("ASSETPAY_API_SECRET", merchant.secret)
-        monkeypatch.setenv("ASSETPAY_BASE_URL", sb.base_url)
-        argv = ["--db", str(db), "--port", str(free_port()), young.id, young.items[0].id]
+        argv = ["--db", str(db), "--port", str(free_port()), *_too_young_item(sb, monkeypatch)]
         status = await asyncio.to_thread(recipe.cli, argv)
 
     assert status == 1
     assert db.exists()
     assert _names(tmp_path) == ["ledgers"]
     assert f"ledger: {db}" in capsys.readouterr().out
+
+
+def _too_young_item(sb: Sandbox, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """A minute-old trade's (trade id, item id), and the recipe's environment pointing at the sandbox."""
+    merchant = sb.add_merchant("verified")
+    user = sb.add_user(merchant)
+    young = sb.add_trade(user, age=dt.timedelta(minutes=1))
+    monkeypatch.setenv("ASSETPAY_CLIENT_TOKEN", sb.token(user))
+    monkeypatch.setenv("ASSETPAY_API_SECRET", merchant.secret)
+    monkeypatch.setenv("ASSETPAY_BASE_URL", sb.base_url)
+    return young.id, young.items[0].id
 
 
 def _names(folder: Path) -> list[str]:
