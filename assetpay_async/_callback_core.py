@@ -1,7 +1,7 @@
 """The sans-I/O core of callbacks: verify a delivery and decode its event.
 
 Nothing here touches the network or a framework: every function takes bytes and headers and returns values or
-raises a `CallbackError`. The values live in [`_callback_events`][assetpay_async._callback_events];
+raises a `CallbackError`. The values live in `_callback_events`;
 [`CallbackProcessor`][assetpay_async.callbacks.CallbackProcessor] answers AssetPay on top.
 """
 
