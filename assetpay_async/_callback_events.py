@@ -1,7 +1,7 @@
-"""The values of callbacks: errors, verified events, approval decisions and framework-neutral answers.
+"""The values of callbacks: verified events, approval decisions and framework-neutral answers.
 
-Nothing here touches the network: `_callback_core` verifies and decodes a
-delivery into these, `_callback_processor` answers AssetPay with them.
+Nothing here touches the network: `_callback_core` verifies and decodes a delivery into these (or raises one
+of the errors in `_callback_errors`), `_callback_processor` answers AssetPay with them.
 """
 
 from __future__ import annotations
