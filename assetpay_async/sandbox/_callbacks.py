@@ -38,6 +38,7 @@ class CallbackAttempt:
         error: why it failed without a status, else None.
         kind: what the body carries: ``trade``, ``withdrawal``, ``deposit`` or ``other`` (for the last three,
             ``trade_id``/``trade_status`` hold the object's id and status, or empty strings).
+        answer: the body answered (its first 4 KiB), empty when the request failed.
     """
 
     delivery_id: str
@@ -54,11 +55,28 @@ class CallbackAttempt:
     status: int | None
     error: str | None
     kind: str = "trade"
+    answer: bytes = attrs.field(default=b"", repr=False)
 
     @property
     def delivered(self) -> bool:
         """Answered with a 2xx."""
         return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def rejected(self) -> bool:
+        """What AssetPay reads as a rejection of an approval gate: any 4xx but 408 and 429, or a 2xx whose body
+        is ``{"action": "reject", ...}``."""
+        if self.status is None:
+            return False
+        if 400 <= self.status < 500:
+            return self.status not in (408, 429)
+        if not self.delivered:
+            return False
+        try:
+            body = json.loads(self.answer)
+        except ValueError:
+            return False
+        return isinstance(body, dict) and body.get("action") == "reject"
 
 
 class CallbackDispatcher:
@@ -144,7 +162,7 @@ class CallbackDispatcher:
                 previous_secret=merchant.previous_secret,
             )
             sent_at = self._clock.now()
-            status, error = await self._post(url, body, header)
+            status, error, answer = await self._post(url, body, header)
             record = CallbackAttempt(
                 delivery_id=delivery_id,
                 merchant_id=merchant.id,
@@ -160,13 +178,16 @@ class CallbackDispatcher:
                 status=status,
                 error=error,
                 kind=kind,
+                answer=answer,
             )
             self.attempts.append(record)
             if record.delivered:
                 return True
         return False
 
-    async def _post(self, url: str, body: bytes, header: str) -> tuple[int | None, str | None]:
+    async def _post(
+        self, url: str, body: bytes, header: str
+    ) -> tuple[int | None, str | None, bytes]:
         if self._http is None:
             self._http = aiohttp.ClientSession()
         try:
@@ -177,10 +198,10 @@ class CallbackDispatcher:
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 allow_redirects=False,
             ) as response:
-                await response.read()
-                return response.status, None
+                answer = await response.read()
+                return response.status, None, answer[:4096]
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return None, f"{type(exc).__name__}: {exc}"[:200]
+            return None, f"{type(exc).__name__}: {exc}"[:200], b""
 
 
 def _subject(payload: Any) -> tuple[str, dict[str, Any]]:

@@ -2,6 +2,10 @@
 
 Under `assetpay_async.testing.VirtualTimeLoop` the loop's time is virtual, so quota windows, revert
 delays, callback retries and item ages all run on virtual time; on a normal loop they run in real time.
+
+Sandbox time 0 is a wall-clock datetime: the one given, else `DEFAULT_START` on a `VirtualTimeLoop` (the same
+timestamps every run) and the current time on any other loop, so that callbacks signed by the sandbox pass a
+callback handler's timestamp check with its default (system) clock.
 """
 
 from __future__ import annotations
@@ -9,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+from assetpay_async.testing import VirtualTimeLoop
+
 __all__ = ["DEFAULT_START", "SandboxClock", "isoformat_ms"]
 
 DEFAULT_START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-"""The wall-clock time of sandbox time 0 unless configured (a round minute, so windows align on minutes)."""
+"""The wall-clock time of sandbox time 0 on a `VirtualTimeLoop` unless configured (a round minute)."""
 
 
 def isoformat_ms(when: dt.datetime) -> str:
@@ -24,23 +30,34 @@ class SandboxClock:
     """Seconds since the sandbox started, read from the event loop; ``advance`` jumps it forward.
 
     Args:
-        start: the wall-clock datetime of sandbox time 0 (timezone-aware).
+        start: the wall-clock datetime of sandbox time 0 (timezone-aware). None: `DEFAULT_START` on a
+            `VirtualTimeLoop`, the current time on any other loop (decided when the clock is bound, or first
+            read, whichever comes first; the current time when no loop is running then).
     """
 
-    __slots__ = ("_loop", "_offset", "_origin", "_waker", "start")
+    __slots__ = ("_loop", "_offset", "_origin", "_start", "_waker")
 
-    def __init__(self, start: dt.datetime = DEFAULT_START) -> None:
-        if start.tzinfo is None:
+    def __init__(self, start: dt.datetime | None = None) -> None:
+        if start is not None and start.tzinfo is None:
             raise ValueError("the sandbox start datetime must be timezone-aware")
-        self.start = start
+        self._start = start
         self._loop: asyncio.AbstractEventLoop | None = None
         self._origin = 0.0
         self._offset = 0.0
         self._waker = asyncio.Event()
 
+    @property
+    def start(self) -> dt.datetime:
+        """The wall-clock datetime of sandbox time 0."""
+        if self._start is None:
+            self._start = _default_start(_running_loop(), self.now())
+        return self._start
+
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start counting on ``loop`` (the sandbox does this when it starts); time before that is 0."""
         now = self.now()
+        if self._start is None:
+            self._start = _default_start(loop, now)
         self._loop = loop
         self._origin = loop.time()
         self._offset = now
@@ -80,3 +97,17 @@ class SandboxClock:
 
     def __repr__(self) -> str:
         return f"<SandboxClock now={self.now():.3f}s wall={isoformat_ms(self.wall())}>"
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _default_start(loop: asyncio.AbstractEventLoop | None, elapsed: float) -> dt.datetime:
+    """`DEFAULT_START` on virtual time; else the datetime that makes sandbox time ``elapsed`` read as now."""
+    if isinstance(loop, VirtualTimeLoop):
+        return DEFAULT_START
+    return dt.datetime.now(dt.UTC) - dt.timedelta(seconds=elapsed)

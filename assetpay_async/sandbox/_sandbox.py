@@ -20,7 +20,7 @@ from . import _tokens as tokens
 from ._app import build_app
 from ._behavior import SandboxBehavior
 from ._callbacks import CallbackAttempt, CallbackDispatcher
-from ._clock import DEFAULT_START, SandboxClock
+from ._clock import SandboxClock
 from ._faults import FaultSchedule
 from ._observe import RequestRecord, Totals, max_in_window, totals
 from ._rate_models import RateModel, ServerAlgorithm, make_rate_model
@@ -94,7 +94,8 @@ class Sandbox:
         algorithm: the server's rate limiting algorithm (`ServerAlgorithm` or its name).
         burst: the GCRA burst B (default: the quota's N).
         seed: seeds ids, marketplace refusals and faults; None draws a fresh seed.
-        start: the wall-clock datetime of sandbox time 0 (``createdAt``, token ``iat``/``exp``, callback ``t``).
+        start: the wall-clock datetime of sandbox time 0 (``createdAt``, token ``iat``/``exp``, callback ``t``);
+            default: `DEFAULT_START` on a `VirtualTimeLoop`, the current time on any other loop.
         revert_delay: sandbox seconds between an accepted cancel and the item becoming ``reverted``.
         marketplace_refusal: the chance the marketplace refuses a cancel otherwise allowed (28).
         behavior: the answers to the unconfirmed points of the API.
@@ -111,7 +112,7 @@ class Sandbox:
         algorithm: ServerAlgorithm | str = ServerAlgorithm.SLIDING_LOG,
         burst: int | None = None,
         seed: int | str | None = None,
-        start: dt.datetime = DEFAULT_START,
+        start: dt.datetime | None = None,
         revert_delay: dt.timedelta | float = 5.0,
         marketplace_refusal: float = 0.0,
         behavior: SandboxBehavior | None = None,

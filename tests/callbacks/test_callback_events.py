@@ -94,13 +94,10 @@ def test_body_as_the_sandbox_builds_it_verifies() -> None:
         {"trade": None},
         {"trade": []},
         {"trade": {"id": TRADE_ID}},  # no type/status
-        {"trade": trade_payload(createdAt="last tuesday")},
-        {"trade": trade_payload(items=[{"appid": 730}])},  # item without id
-        {"trade": trade_payload(items="many")},
-        {"trade": trade_payload(totalPrice=10**400)},
+        {"trade": trade_payload(status="initiated", totalPrice=10**400)},
     ],
 )
-def test_unexpected_authentic_bodies_are_unknown_events_keeping_the_payload(
+def test_unreadable_authentic_bodies_that_may_be_gates_are_unknown_approval_requests(
     payload: object,
 ) -> None:
     event = _verify_any(json.dumps(payload).encode(), delivery_id="d-9")
@@ -108,7 +105,30 @@ def test_unexpected_authentic_bodies_are_unknown_events_keeping_the_payload(
     assert isinstance(event, UnknownCallbackEvent)
     assert event.payload == json.loads(json.dumps(payload))
     assert event.reason
-    assert not event.is_approval_request  # none of these is a withdrawal awaiting approval
+    # Not certainly a non-gate event: answered with the rejection, never with a plain 200.
+    assert event.is_approval_request
+    assert event.dedupe_key in ("approval:delivery:d-9", f"approval:{TRADE_ID}")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"trade": trade_payload(createdAt="last tuesday")},
+        {"trade": trade_payload(items=[{"appid": 730}])},  # item without id
+        {"trade": trade_payload(items="many")},
+        {"trade": trade_payload(totalPrice=10**400)},
+        {"trade": trade_payload(type="deposit", status="initiated", createdAt="soon")},
+    ],
+)
+def test_unreadable_trades_that_are_certainly_not_gates_are_plain_unknown_events(
+    payload: object,
+) -> None:
+    event = _verify_any(json.dumps(payload).encode(), delivery_id="d-9")
+
+    assert isinstance(event, UnknownCallbackEvent)
+    assert event.payload == json.loads(json.dumps(payload))
+    assert event.reason
+    assert not event.is_approval_request  # another status or another type, spelled out
     assert event.dedupe_key == "delivery:d-9"
 
 
@@ -232,15 +252,15 @@ def test_approve_answer_is_a_plain_2xx() -> None:
     assert json.loads(answer.body) == {"action": "approve"}
 
 
-def test_reject_answer_rejects_under_both_documented_rules() -> None:
+def test_reject_answer_is_the_one_rejection_answer() -> None:
     answer = ApprovalDecision.reject("user is banned").answer()
 
-    # "any 4xx but 408/429 rejects" ...
-    assert 400 <= answer.status < 500
-    assert answer.status not in (408, 429)
-    # ... and "{"action": "reject", "reason": ...}" rejects even where the status were ignored.
+    # What the official clients answer: a 2xx whose body is {"action": "reject", ...} rejects the gate, and
+    # acknowledges a delivery that was not a gate after all.
+    assert answer.status == 200
     assert json.loads(answer.body) == {"action": "reject", "reason": "user is banned"}
     assert answer.content_type == "application/json"
+    assert answer.headers == {"Content-Type": "application/json"}
 
 
 @pytest.mark.parametrize("reason", ["", "   "])
@@ -262,11 +282,14 @@ def test_unsigned_ping_is_recognised_and_answered_2xx(body: bytes) -> None:
     assert caught.value.http_status == 200
 
 
-def test_ping_exposes_no_event_even_with_a_valid_signature() -> None:
+def test_a_signed_ping_shaped_body_is_a_delivery_not_a_ping() -> None:
     body = b'{"test": true}'
 
-    with pytest.raises(UnsignedTestPing):
-        verify_callback(body, signed_headers(body), SECRET, now=NOW)
+    event = verify_callback(body, signed_headers(body), SECRET, now=NOW)
+
+    # Only an unsigned body is the ping; a signed one of no known shape may be a gate: rejected.
+    assert isinstance(event, UnknownCallbackEvent)
+    assert event.is_approval_request
 
 
 @pytest.mark.parametrize(
@@ -291,3 +314,71 @@ def test_a_ping_shaped_body_smuggling_a_trade_is_not_trusted() -> None:
     assert not is_test_ping(json.loads(body))
     with pytest.raises(MissingSignatureError):
         verify_callback(body, {}, SECRET, now=NOW)
+
+
+# --- the item-level view --------------------------------------------------------------------------------
+
+OTHER_ITEM = "9b2f4c1e-0a55-4e7b-8a8e-3c2d1b0a9f88"
+
+
+def test_item_statuses_show_each_item_while_the_trade_is_still_active() -> None:
+    items = [
+        {"id": ITEM_ID, "appid": 730, "status": "reverted"},
+        {"id": OTHER_ITEM, "appid": 730, "status": "active"},
+    ]
+    event = _verify(callback_body(status="active", items=items))
+
+    # The trade's status says nothing of the reverted item: a refund keyed on it would miss it.
+    assert event.status is TradeStatus.ACTIVE
+    assert event.item_statuses == {ITEM_ID: TradeStatus.REVERTED, OTHER_ITEM: TradeStatus.ACTIVE}
+    assert [item.id for item in event.items_with_status(TradeStatus.REVERTED)] == [ITEM_ID]
+    assert [item.id for item in event.items_with_status("REVERTED", "active")] == [
+        ITEM_ID,
+        OTHER_ITEM,
+    ]
+
+
+def test_an_item_without_its_own_status_shares_the_trades() -> None:
+    event = _verify(
+        callback_body(type="deposit", status="completed", items=[{"id": ITEM_ID, "appid": 730}])
+    )
+
+    assert event.item_statuses == {ITEM_ID: TradeStatus.COMPLETED}
+    assert [item.id for item in event.items_with_status(TradeStatus.COMPLETED)] == [ITEM_ID]
+
+
+def test_to_dict_is_json_ready_for_every_event_kind() -> None:
+    trade = _verify(callback_body(status="reverted"), delivery_id="d-1")
+    crypto = _verify_any(
+        json.dumps({"withdrawal": {"id": "cw-1", "status": "completed", "amount": "1"}}).encode()
+    )
+    unknown = _verify_any(b"not json")
+
+    documents = [json.loads(json.dumps(e.to_dict())) for e in (trade, crypto, unknown)]
+
+    assert documents[0]["kind"] == "trade"
+    assert documents[0]["delivery_id"] == "d-1"
+    assert documents[0]["timestamp"] == "2026-07-31T12:00:00.000Z"
+    assert documents[0]["item_statuses"] == {ITEM_ID: "completed"}  # the item's own status
+    assert documents[0]["trade"]["id"] == TRADE_ID
+    assert documents[1] == {
+        "kind": "withdrawal",
+        "delivery_id": "delivery-1",
+        "timestamp": "2026-07-31T12:00:00.000Z",
+        "status": "completed",
+        "is_approval_request": False,
+        "withdrawal": {"id": "cw-1", "status": "completed", "amount": "1"},
+    }
+    assert documents[2]["kind"] == "unknown"
+    assert documents[2]["payload"] is None
+    assert documents[2]["is_approval_request"] is True
+
+
+def test_to_dict_of_an_event_built_by_hand_holds_its_trade() -> None:
+    sent = _verify(callback_body(status="reverted"))
+    by_hand = CallbackEvent(sent.delivery_id, sent.timestamp, sent.trade)
+
+    document = json.loads(json.dumps(by_hand.to_dict()))
+
+    assert document["trade"]["id"] == TRADE_ID
+    assert document["trade"]["status"] == "reverted"

@@ -348,14 +348,12 @@ def test_empty_secrets_are_refused(secrets: str | list[str]) -> None:
         verify_signature(VECTOR_BODY, _header(f"s={VECTOR_SIGNATURE}"), secrets, now=NOW)
 
 
-def test_text_body_is_a_programming_error() -> None:
-    with pytest.raises(TypeError, match="raw request bytes"):
-        verify_signature(
-            VECTOR_BODY.decode(),  # type: ignore[arg-type]
-            _header(f"s={VECTOR_SIGNATURE}"),
-            SECRET,
-            now=NOW,
-        )
+def test_text_body_is_verified_as_its_utf8_bytes() -> None:
+    delivery = verify_signature(
+        VECTOR_BODY.decode(), _header(f"s={VECTOR_SIGNATURE}"), SECRET, now=NOW
+    )
+
+    assert delivery.delivery_id == "delivery-1"
 
 
 @pytest.mark.parametrize("tolerance", [-1, float("nan"), float("inf")])

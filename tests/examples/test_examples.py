@@ -134,7 +134,7 @@ def test_refund_recipe_refunds_each_item_exactly_once_despite_duplicate_callback
                 port = free_port()
                 merchant.callback_url = f"http://127.0.0.1:{port}{recipe.CALLBACK_PATH}"
                 wanted = [item.id for item in trade.items[:2]]
-                refunded = await recipe.main(
+                report = await recipe.main(
                     trade.id,
                     wanted,
                     token=sb.token(user),
@@ -144,7 +144,9 @@ def test_refund_recipe_refunds_each_item_exactly_once_despite_duplicate_callback
                     port=port,
                     timeout=120,
                 )
+                refunded = report.refunded
                 await sb.settle()
+                assert report.complete
                 assert refunded == {(trade.id, item_id) for item_id in wanted}
                 # two reverts, each delivered twice with one delivery id, all answered 200
                 assert [d.status for d in sb.deliveries] == [200] * 4
