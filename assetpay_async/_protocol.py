@@ -39,6 +39,8 @@ class RequestSpec:
     params: tuple[tuple[str, str], ...] = ()
     # Whether repeating the call after a lost response is harmless (a cancel cannot move money twice).
     repeatable: bool = True
+    # A JSON request body (merchant scope's POST /auth/authenticate-client); None: no body.
+    body: bytes | None = None
 
     @property
     def safe(self) -> bool:
@@ -182,6 +184,11 @@ _BY_KEY: Final[dict[str, type[e.APIError]]] = {
     "TOKEN_INVALID_OR_EXPIRED": e.AuthenticationError,
     "TOKEN_EXPIRED": e.AuthenticationError,
     "ACCOUNT_DISABLED": e.AccountDisabledError,
+    # The merchant scope's keys (api-key header).
+    "MISSING_API_KEY": e.AuthenticationError,
+    "INVALID_API_KEY": e.AuthenticationError,
+    "API_KEY_REVOKED": e.AuthenticationError,
+    "API_KEY_SCOPE_DENIED": e.ForbiddenError,
 }
 _BY_CODE: Final[dict[int, type[e.APIError]]] = {
     27: e.CancelTooSoonError,
@@ -199,6 +206,10 @@ _BY_CODE: Final[dict[int, type[e.APIError]]] = {
     1110: e.AuthenticationError,
     1111: e.AuthenticationError,
     1301: e.AccountDisabledError,
+    1900: e.AuthenticationError,
+    1901: e.AuthenticationError,
+    1902: e.AuthenticationError,
+    1903: e.ForbiddenError,
 }
 
 
