@@ -887,8 +887,6 @@ class CancelBatch:
 
     def _delay_for(self, trade: Trade) -> float | None:
         """Seconds until ``trade`` is old enough to cancel, or None when that cannot be known or is too far."""
-        if trade.created_at is None:
-            return None
         # A small margin covers clock skew between us and AssetPay; a second TOO_SOON just reschedules again.
         delay = (
             trade.created_at + CANCEL_AGE - self._client.session.wall_clock()

@@ -81,7 +81,7 @@ def make_converter() -> cattrs.Converter:
             a.name: override(omit=True) if a.name == "raw" else override(rename=camel(a.name))
             for a in attrs.fields(cls)
         }
-        structure = make_dict_structure_fn(cls, conv, **renames)  # type: ignore[arg-type]
+        structure: Callable[[Any, Any], Any] = make_dict_structure_fn(cls, conv, **renames)  # type: ignore[arg-type]
         if cls in _KEEPS_RAW:
             structure = _keeping_raw(structure)
         conv.register_structure_hook(cls, structure)

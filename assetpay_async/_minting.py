@@ -30,6 +30,7 @@ __all__ = [
     "EndUser",
     "end_user",
     "expiry_of",
+    "int_claim",
     "mint",
 ]
 
@@ -75,7 +76,7 @@ class ApiKey(SecretToken):
 
     __slots__ = ()
 
-    def __init__(self, value: str | SecretToken) -> None:  # noqa: PLR0912 - one check per line
+    def __init__(self, value: str | SecretToken) -> None:
         if isinstance(value, SecretToken):
             self._value = value.reveal()
             return
@@ -248,8 +249,8 @@ def mint(
     return SecretToken(signing_input + "." + _b64(secret.sign(signing_input.encode("ascii"))))
 
 
-def expiry_of(token: SecretToken) -> int | None:
-    """The token's ``exp`` (Unix seconds), or None when it has none or is not a readable JWT."""
+def int_claim(token: SecretToken, name: str) -> int | None:
+    """The integer claim ``name`` of the token's payload, or None (absent, not an int, not a JWT)."""
     parts = token.reveal().split(".")
     if len(parts) != 3:
         return None
@@ -257,7 +258,12 @@ def expiry_of(token: SecretToken) -> int | None:
         payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
     except (ValueError, RecursionError):
         return None
-    exp = payload.get("exp") if isinstance(payload, dict) else None
-    if isinstance(exp, bool) or not isinstance(exp, int):
+    value = payload.get(name) if isinstance(payload, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int):
         return None
-    return exp
+    return value
+
+
+def expiry_of(token: SecretToken) -> int | None:
+    """The token's ``exp`` (Unix seconds), or None when it has none or is not a readable JWT."""
+    return int_claim(token, "exp")

@@ -196,7 +196,7 @@ class _Pipeline:
     def _client_token(self, request: web.Request) -> User | Answer:
         sb = self._sb
         claims = verify(request.headers.get("Authorization"), sb._secret_of, sb.clock.unix())
-        if claims is TokenProblem.EXPIRED and sb.behavior.expired_token_key == "INVALID_TOKEN":
+        if claims is TokenProblem.EXPIRED and sb.behavior.expired_token_key == "INVALID_TOKEN":  # noqa: S105
             claims = TokenProblem.INVALID
         if not isinstance(claims, TokenProblem) and sb._token_refused(claims):
             claims = TokenProblem.INVALID

@@ -89,7 +89,8 @@ def check_authenticate_body(
         extra["clientData"] = body["clientData"]
     if bad:
         return validation_failed(behavior, bad)
-    assert isinstance(steam_id, str) and isinstance(trade_url, str)  # noqa: S101 - checked above
+    assert isinstance(steam_id, str)  # noqa: S101 - checked above
+    assert isinstance(trade_url, str)  # noqa: S101
     return steam_id, trade_url, extra
 
 

@@ -365,11 +365,7 @@ def list_page(
     if fields:
         return validation_failed(behavior, fields)
     mine = sorted(
-        (
-            t
-            for t in candidates
-            if (kind is None or t.type == kind) and t.game is _GAMES[game]
-        ),
+        (t for t in candidates if (kind is None or t.type == kind) and t.game is _GAMES[game]),
         key=lambda t: (t.created_at, t.id),
         reverse=True,
     )

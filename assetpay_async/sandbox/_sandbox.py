@@ -484,7 +484,9 @@ class Sandbox:
         self.tokens_issued += 1
         return rules.Answer.ok({"token": self.token(minted, claims=extra)})
 
-    def _secure_cancel(self, merchant: Merchant, trade_id: str, item_id: str | None) -> rules.Answer:
+    def _secure_cancel(
+        self, merchant: Merchant, trade_id: str, item_id: str | None
+    ) -> rules.Answer:
         """``/secure/buy`` cancels: the merchant's own buys only, run as the buy's owner would."""
         trade = rules.find_trade(self.trades, merchant.id, trade_id)
         if trade is None or trade.source != "self":

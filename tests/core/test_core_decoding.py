@@ -226,7 +226,13 @@ def test_a_trade_status_that_is_not_a_string_does_not_decode(status: object) -> 
 
 def test_a_numeric_game_is_still_read_as_the_app_id() -> None:
     trade = converter().structure(
-        {"id": "t", "type": "deposit", "status": "x", "game": 730, "createdAt": "2026-01-01T00:00:00Z"},
+        {
+            "id": "t",
+            "type": "deposit",
+            "status": "x",
+            "game": 730,
+            "createdAt": "2026-01-01T00:00:00Z",
+        },
         Trade,
     )
     assert trade.game is Game.CS2
