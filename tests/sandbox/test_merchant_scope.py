@@ -18,7 +18,7 @@ from assetpay_async.sandbox import _tokens as tokens
 HOUR = dt.timedelta(hours=1)
 KEY = "ap_test_key_123"
 STEAM = "76561198000000042"
-URL = "https://steamcommunity.com/tradeoffer/new/?partner=39734314&token=Ab3_xY-9"
+TRADE_URL = "https://steamcommunity.com/tradeoffer/new/?partner=39734314&token=Ab3_xY-9"
 
 
 async def call(
@@ -40,7 +40,7 @@ def key_header(key: str = KEY) -> dict[str, str]:
 async def test_authenticate_client_issues_a_token_the_client_scope_accepts() -> None:
     async with Sandbox(seed=1) as sb:
         merchant = sb.add_merchant(api_key=KEY)
-        body = {"clientSteamId": STEAM, "clientTradeUrl": URL, "clientId": "u-1"}
+        body = {"clientSteamId": STEAM, "clientTradeUrl": TRADE_URL, "clientId": "u-1"}
         status, doc = await call(sb, "POST", "/auth/authenticate-client", key_header(), json=body)
         assert status == 200
         assert set(doc["data"]) == {"token"}
@@ -57,13 +57,13 @@ async def test_authenticate_client_issues_a_token_the_client_scope_accepts() -> 
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"clientTradeUrl": URL}, "clientSteamId"),
-        ({"clientSteamId": "123", "clientTradeUrl": URL}, "clientSteamId"),
+        ({"clientTradeUrl": TRADE_URL}, "clientSteamId"),
+        ({"clientSteamId": "123", "clientTradeUrl": TRADE_URL}, "clientSteamId"),
         ({"clientSteamId": STEAM, "clientTradeUrl": "https://example.com"}, "clientTradeUrl"),
-        ({"clientSteamId": STEAM, "clientTradeUrl": URL, "extra": 1}, "extra"),
-        ({"clientSteamId": STEAM, "clientTradeUrl": URL, "clientId": "x" * 129}, "clientId"),
+        ({"clientSteamId": STEAM, "clientTradeUrl": TRADE_URL, "extra": 1}, "extra"),
+        ({"clientSteamId": STEAM, "clientTradeUrl": TRADE_URL, "clientId": "x" * 129}, "clientId"),
         (
-            {"clientSteamId": STEAM, "clientTradeUrl": URL, "clientData": {"kycLevel": -1}},
+            {"clientSteamId": STEAM, "clientTradeUrl": TRADE_URL, "clientData": {"kycLevel": -1}},
             "clientData.kycLevel",
         ),
     ],
