@@ -298,6 +298,8 @@ class Sandbox:
         """
         merchant = self._merchant(user.merchant_id)
         iat = int((issued_at or self.clock.wall()).timestamp())
+        if issued_at is None:  # a token issued after expire_tokens() in the same second is a new one
+            iat = max(iat, self._expired_before.get((merchant.id, user.steam_id), iat - 1) + 1)
         client = {"steamID": user.steam_id, "tradeUrl": user.trade_url, **(claims or {})}
         return tokens.encode(
             {"alg": "HS256", "typ": "JWT", "userId": merchant.id},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -43,7 +44,7 @@ async def merchant_world(
         merchant = sandbox.add_merchant(
             "verified",
             quotas={"cancel-item": quota},
-            merchant_id="m-merchant",
+            merchant_id=f"m-{uuid.uuid4().hex[:12]}",  # a limiter of its own in the registry
             secret=API_SECRET,
             api_key=API_KEY,
         )
