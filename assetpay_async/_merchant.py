@@ -9,6 +9,7 @@ secret, or through ``POST /auth/authenticate-client``) and caches one
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import uuid
@@ -74,6 +75,7 @@ class MerchantAuth:
         self._sources: dict[EndUser, UserTokenSource] = {}
         self.issued_locally = 0
         self.issued_remotely = 0
+        self._learning = asyncio.Lock()
 
     def source_for(self, user: EndUser) -> UserTokenSource:
         """The token source of ``user`` (one per distinct claims, kept for the session's life)."""
@@ -94,9 +96,17 @@ class MerchantAuth:
             MerchantMismatchError: AssetPay issued a token of another merchant than the session's.
             InvalidRequestError: the issued token is opaque and the session has no ``merchant_id``.
         """
+        if self._secret is not None and self.merchant_id is None:
+            # The first issuance learns the merchant id; concurrent first callers wait for it and mint.
+            async with self._learning:
+                if self.merchant_id is None:
+                    return await self._issue_remotely(user)
         if self._secret is not None and self.merchant_id is not None:
             self.issued_locally += 1
             return mint(self._secret, self.merchant_id, user, issued_at=issued_at)
+        return await self._issue_remotely(user)
+
+    async def _issue_remotely(self, user: EndUser) -> SecretToken:
         token = await self._requester.call(
             self.api_key, self.limiter_key(), mp.authenticate_request(user), mp.decode_token
         )

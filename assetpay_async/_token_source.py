@@ -54,7 +54,7 @@ class UserTokenSource:
     A token without ``exp`` (possible from the API: UNCONFIRMED) is kept until AssetPay refuses it.
     """
 
-    __slots__ = ("_exp", "_issue", "_issued", "_lock", "_token", "_unix_now", "user")
+    __slots__ = ("_by_reissue", "_exp", "_issue", "_issued", "_lock", "_token", "_unix_now", "user")
 
     def __init__(self, user: EndUser, issue: Issue, unix_now: Callable[[], float]) -> None:
         self.user = user
@@ -63,7 +63,8 @@ class UserTokenSource:
         self._token: SecretToken | None = None
         self._exp: int | None = None
         self._issued = 0
-        """Tokens issued so far (for tests and stats)."""
+        self._by_reissue = False
+        """Whether the cached token was issued after a refusal (then concurrent refusals share it)."""
         self._lock = asyncio.Lock()
 
     @property
@@ -96,8 +97,9 @@ class UserTokenSource:
     async def reissue(self, rejected: SecretToken) -> SecretToken | None:
         """A new token after AssetPay refused ``rejected``; None when none can be had.
 
-        When another caller already replaced ``rejected``, its replacement is returned without a new
-        issuance.
+        When another caller already re-issued the user's token after a refusal, that token is returned
+        without a new issuance (one issuance shared by concurrent callers); a token obtained otherwise (a
+        renewal before ``exp``) may share the refused one's fate, so a new one is issued.
         """
         try:
             token = await self._renew(stale=rejected, forced=True)
@@ -109,17 +111,18 @@ class UserTokenSource:
     async def _renew(self, *, stale: SecretToken | None, forced: bool = False) -> SecretToken:
         async with self._lock:
             token = self._token
-            if token is not None and token != stale and (forced or self._fresh(token)):
+            shared = self._by_reissue if forced else self._fresh(token)
+            if token is not None and token != stale and shared:
                 return token  # someone renewed it while this caller waited for the lock
-            floor = self._next_iat(stale)
+            floor = self._next_iat(stale, token)
             token = await self._issue(self.user, floor)
-            exp = expiry_of(token)
-            self._token, self._exp = token, exp
+            self._token, self._exp = token, expiry_of(token)
+            self._by_reissue = forced
             self._issued += 1
             return token
 
-    def _next_iat(self, stale: SecretToken | None) -> int:
+    def _next_iat(self, stale: SecretToken | None, cached: SecretToken | None) -> int:
         now = math.floor(self._unix_now())
-        last = None if stale is None else int_claim(stale, "iat")
-        # A token minted in the same second as the one it replaces would be that same token.
-        return now if last is None else max(now, last + 1)
+        # A token minted in the same second as one it replaces would be that same token.
+        floors = [int_claim(t, "iat") for t in (stale, cached) if t is not None]
+        return max([now, *(f + 1 for f in floors if f is not None)])

@@ -198,8 +198,10 @@ class _Pipeline:
         claims = verify(request.headers.get("Authorization"), sb._secret_of, sb.clock.unix())
         if claims is TokenProblem.EXPIRED and sb.behavior.expired_token_key == "INVALID_TOKEN":  # noqa: S105
             claims = TokenProblem.INVALID
-        if not isinstance(claims, TokenProblem) and sb._token_refused(claims):
-            claims = TokenProblem.INVALID
+        if not isinstance(claims, TokenProblem):
+            signature = (request.headers.get("Authorization") or "").rpartition(".")[2]
+            if sb._token_refused(claims, signature):
+                claims = TokenProblem.INVALID
         if isinstance(claims, TokenProblem):
             return Answer.fail(401, claims.code, claims.key, _TOKEN_MESSAGES[claims])
         return sb._user_for(claims)

@@ -143,6 +143,8 @@ class Sandbox:
         self._models: dict[tuple[str, RouteGroup], RateModel] = {}
         self._requests: list[RequestRecord] = []
         self._expired_before: dict[tuple[str, str], int] = {}
+        self._seen_tokens: dict[tuple[str, str], set[str]] = {}
+        self._revoked: set[str] = set()
         self.tokens_issued = 0
         """How many tokens ``POST /auth/authenticate-client`` issued."""
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -298,8 +300,6 @@ class Sandbox:
         """
         merchant = self._merchant(user.merchant_id)
         iat = int((issued_at or self.clock.wall()).timestamp())
-        if issued_at is None:  # a token issued after expire_tokens() in the same second is a new one
-            iat = max(iat, self._expired_before.get((merchant.id, user.steam_id), iat - 1) + 1)
         client = {"steamID": user.steam_id, "tradeUrl": user.trade_url, **(claims or {})}
         return tokens.encode(
             {"alg": "HS256", "typ": "JWT", "userId": merchant.id},
@@ -464,14 +464,20 @@ class Sandbox:
     # -- merchant scope -------------------------------------------------------------------------------
 
     def expire_tokens(self, user: User) -> None:
-        """Refuse, from now on, every client token of ``user`` issued up to this second (as INVALID_TOKEN,
-        1102): a token that "expires early". A token issued later is accepted again."""
-        cutoff = int(self.clock.unix())
-        self._expired_before[(user.merchant_id, user.steam_id)] = cutoff
+        """Make every client token of ``user`` expire early: from now on, each token the sandbox has seen
+        the user present, and each issued before this second, is refused as INVALID_TOKEN (1102). A token
+        issued from now on is accepted."""
+        key = (user.merchant_id, user.steam_id)
+        self._expired_before[key] = int(self.clock.unix())
+        self._revoked.update(self._seen_tokens.pop(key, set()))
 
-    def _token_refused(self, claims: tokens.TokenClaims) -> bool:
-        cutoff = self._expired_before.get((claims.merchant_id, claims.steam_id))
-        return cutoff is not None and claims.issued_at <= cutoff
+    def _token_refused(self, claims: tokens.TokenClaims, signature: str) -> bool:
+        key = (claims.merchant_id, claims.steam_id)
+        if signature in self._revoked:
+            return True
+        self._seen_tokens.setdefault(key, set()).add(signature)
+        cutoff = self._expired_before.get(key)
+        return cutoff is not None and claims.issued_at < cutoff
 
     def _merchant_by_key(self, api_key: str) -> Merchant | None:
         return next((m for m in self.merchants.values() if m.api_key == api_key), None)
@@ -484,7 +490,14 @@ class Sandbox:
             user = self.add_user(merchant, steam_id=steam_id, trade_url=trade_url)
         minted = attrs.evolve(user, trade_url=trade_url) if user.trade_url != trade_url else user
         self.tokens_issued += 1
-        return rules.Answer.ok({"token": self.token(minted, claims=extra)})
+        issued_at = self.clock.wall()
+        token = self.token(minted, claims=extra, issued_at=issued_at)
+        while (
+            token.rpartition(".")[2] in self._revoked
+        ):  # the same claims a second later: a new token
+            issued_at += dt.timedelta(seconds=1)
+            token = self.token(minted, claims=extra, issued_at=issued_at)
+        return rules.Answer.ok({"token": token})
 
     def _secure_cancel(
         self, merchant: Merchant, trade_id: str, item_id: str | None

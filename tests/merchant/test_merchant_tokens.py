@@ -16,13 +16,16 @@ from assetpay_async import (
     MerchantMismatchError,
     RouteGroup,
 )
+from assetpay_async._merchant import MerchantClient
 from assetpay_async.sandbox import SandboxBehavior
 from tests.support.core import Reply, ScriptedServer, api_error, new_session, success_body
 
 from ._world import API_KEY, API_SECRET, HOUR, STEAM_ID, TRADE_URL, auth_requests, merchant_world
 
 
-async def test_with_the_secret_and_merchant_id_tokens_are_minted_locally_without_a_request() -> None:
+async def test_with_the_secret_and_merchant_id_tokens_are_minted_locally_without_a_request() -> (
+    None
+):
     async with merchant_world() as w:
         trade = w.sandbox.add_trade(w.user, age=HOUR)
         client = w.session.client_for(STEAM_ID, TRADE_URL)
@@ -35,10 +38,10 @@ async def test_with_the_secret_and_merchant_id_tokens_are_minted_locally_without
 async def test_without_a_merchant_id_the_first_token_is_issued_and_names_the_merchant() -> None:
     async with merchant_world(merchant_id=False) as w:
         trade = w.sandbox.add_trade(w.user, age=HOUR)
-        assert w.session.merchant_id is None
+        before = w.session.merchant_id
         client = w.session.client_for(STEAM_ID, TRADE_URL)
         await client.cancel_withdrawal_item(trade.id, trade.items[0].id)
-        assert w.session.merchant_id == w.merchant.id
+        assert (before, w.session.merchant_id) == (None, w.merchant.id)
         assert client.merchant_id == w.merchant.id
         other = w.sandbox.add_user(w.merchant)
         await w.session.client_for(other.steam_id, other.trade_url).list_trades()
@@ -130,7 +133,9 @@ async def test_a_refusal_that_a_new_token_cannot_fix_is_not_replayed() -> None:
         assert len(server.requests) == 1
 
 
-async def test_authenticate_client_refusing_the_api_key_is_a_typed_error_and_nothing_else_is_sent() -> None:
+async def test_authenticate_client_refusing_the_api_key_is_a_typed_error_and_nothing_else_is_sent() -> (
+    None
+):
     async with ScriptedServer() as server:
         server.respond = lambda request: api_error(401, "INVALID_API_KEY", 1901)
         async with new_session(server.url, api_key=API_KEY) as session:
@@ -146,7 +151,9 @@ async def test_authenticate_client_refusing_the_api_key_is_a_typed_error_and_not
 @pytest.mark.parametrize(
     "data", [{}, {"token": 5}, {"token": "has space"}, ["token"], {"token": ""}]
 )
-async def test_authenticate_client_without_a_usable_token_is_an_invalid_response(data: object) -> None:
+async def test_authenticate_client_without_a_usable_token_is_an_invalid_response(
+    data: object,
+) -> None:
     async with ScriptedServer() as server:
         server.respond = lambda request: Reply(200, success_body(data))
         async with new_session(server.url, api_key=API_KEY) as session:
@@ -199,13 +206,18 @@ async def test_every_client_of_the_session_shares_the_merchants_limiter() -> Non
         trades = [w.sandbox.add_trade(u, age=HOUR) for u in [w.user, *others]]
         clients = [w.session.client_for(u.steam_id, u.trade_url) for u in [w.user, *others]]
         await asyncio.gather(
-            *(c.cancel_withdrawal_item(t.id, t.items[0].id) for c, t in zip(clients, trades, strict=True))
+            *(
+                c.cancel_withdrawal_item(t.id, t.items[0].id)
+                for c, t in zip(clients, trades, strict=True)
+            )
         )
         stats = w.session.limiter_stats(RouteGroup.CANCEL_ITEM)
         assert stats.granted == 4
 
 
-async def test_secrets_and_tokens_stay_out_of_logs_and_reprs(caplog: pytest.LogCaptureFixture) -> None:
+async def test_secrets_and_tokens_stay_out_of_logs_and_reprs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.DEBUG, logger="assetpay_async")
     async with merchant_world(secret=False, merchant_id=False) as w:
         trade = w.sandbox.add_trade(w.user, age=HOUR)
@@ -213,6 +225,7 @@ async def test_secrets_and_tokens_stay_out_of_logs_and_reprs(caplog: pytest.LogC
         await client.cancel_withdrawal_item(trade.id, trade.items[0].id)
         w.sandbox.expire_tokens(w.user)
         await client.list_trades()
+        assert isinstance(client, MerchantClient)
         used = await client._source.current()  # the token the calls carried (re-issued once)
         shown = caplog.text + repr(client) + repr(w.session) + repr(w.session.merchant)
         assert "authenticate-client" in caplog.text  # the log did see the issuance

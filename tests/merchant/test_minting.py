@@ -40,7 +40,13 @@ def test_a_token_minted_with_another_secret_or_past_its_exp_is_refused() -> None
 @pytest.mark.parametrize("lifetime", [0, 86_401, 1.5, True])
 def test_a_lifetime_outside_one_second_to_a_day_is_refused(lifetime: Any) -> None:
     with pytest.raises(ConfigurationError):
-        mint(ApiSecret(API_SECRET), "m", end_user(STEAM_ID, TRADE_URL), issued_at=NOW, lifetime=lifetime)
+        mint(
+            ApiSecret(API_SECRET),
+            "m",
+            end_user(STEAM_ID, TRADE_URL),
+            issued_at=NOW,
+            lifetime=lifetime,
+        )
 
 
 @pytest.mark.parametrize(
@@ -70,8 +76,14 @@ def test_bad_end_user_input_is_refused_before_anything_is_sent(
 
 
 def test_good_client_data_is_kept_in_the_claims_and_equal_data_gives_an_equal_key() -> None:
-    data = {"totalWager": 12.5, "registrationDate": "2024-01-01T00:00:00Z", "kycHash": "h",
-            "kycLevel": 1, "fiatDeposits": True, "cryptoDeposits": False}
+    data = {
+        "totalWager": 12.5,
+        "registrationDate": "2024-01-01T00:00:00Z",
+        "kycHash": "h",
+        "kycLevel": 1,
+        "fiatDeposits": True,
+        "cryptoDeposits": False,
+    }
     one = end_user(STEAM_ID, TRADE_URL, client_id="c", client_data=data)
     two = end_user(STEAM_ID, TRADE_URL, client_id="c", client_data=dict(reversed(data.items())))
     assert one == two

@@ -149,7 +149,9 @@ async def test_secure_buy_cancels_only_the_merchants_own_buys() -> None:
     async with Sandbox(seed=1) as sb:
         _, own, theirs = _world(sb)
         item = own.items[0].id
-        status, doc = await call(sb, "POST", f"/secure/buy/{own.id}/items/{item}/cancel", key_header())
+        status, doc = await call(
+            sb, "POST", f"/secure/buy/{own.id}/items/{item}/cancel", key_header()
+        )
         assert (status, doc["data"]["status"]) == (200, "cancelled")
         status, doc = await call(sb, "POST", f"/secure/buy/{own.id}/cancel", key_header())
         assert status == 200
@@ -173,10 +175,16 @@ async def test_a_token_told_to_expire_early_is_invalid_and_a_later_one_is_accept
     async with Sandbox(seed=1) as sb:
         merchant = sb.add_merchant(api_key=KEY)
         user = sb.add_user(merchant)
-        token = sb.token(user)
+        used, earlier = sb.token(user), sb.token(user, issued_at=sb.clock.wall() - HOUR)
+        assert (await call(sb, "GET", "/client/trades", {"Authorization": used}))[0] == 200
         sb.expire_tokens(user)
-        status, doc = await call(sb, "GET", "/client/trades", {"Authorization": token})
-        assert (status, doc["error"]["key"], doc["error"]["code"]) == (401, "INVALID_TOKEN", 1102)
+        for token in (used, earlier):  # the one it saw, and one issued before this second
+            status, doc = await call(sb, "GET", "/client/trades", {"Authorization": token})
+            assert (status, doc["error"]["key"], doc["error"]["code"]) == (
+                401,
+                "INVALID_TOKEN",
+                1102,
+            )
         sb.advance(1.0)
         status, _ = await call(sb, "GET", "/client/trades", {"Authorization": sb.token(user)})
         assert status == 200
