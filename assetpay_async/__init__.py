@@ -58,6 +58,7 @@ from ._models import (
     TradeStatus,
     TradeType,
 )
+from ._merchant import MerchantScope
 from ._poller import FollowedItem
 from ._quota import MerchantTier, Quota, RouteGroup
 from ._session import DEFAULT_BASE_URL, AssetPaySession
@@ -95,6 +96,7 @@ __all__ = [
     "LimiterStats",
     "MemoryLimiterRegistry",
     "MerchantMismatchError",
+    "MerchantScope",
     "MerchantTier",
     "NotCancellableError",
     "OutcomeDetail",

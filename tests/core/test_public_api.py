@@ -38,6 +38,7 @@ PUBLIC_NAMES = [
     "LimiterStats",
     "MemoryLimiterRegistry",
     "MerchantMismatchError",
+    "MerchantScope",
     "MerchantTier",
     "NotCancellableError",
     "OutcomeDetail",
