@@ -59,13 +59,18 @@ def test_every_published_field_is_decoded_and_the_raw_payload_is_kept() -> None:
     trade = decode(FULL, Trade)
     assert (trade.external_client_user_id, trade.offer_id) == ("my-user-1", "6400000000")
     assert (trade.pre_credit, trade.pending_credit, trade.is_instant) == (1.25, 11.25, False)
-    assert trade.hold_end_date is not None and trade.hold_end_date.day == 8
-    assert trade.active_at is not None and trade.auto_cancel_at is not None
-    assert trade.reverted_by is not None and trade.reverted_by.value == "user"
+    assert trade.hold_end_date is not None
+    assert trade.hold_end_date.day == 8
+    assert trade.active_at is not None
+    assert trade.auto_cancel_at is not None
+    assert trade.reverted_by is not None
+    assert trade.reverted_by.value == "user"
     item = trade.items[0]
     assert (item.asset_id, item.amount, item.market_price) == ("38211412345", 1, 12.75)
-    assert trade.raw is not None and trade.raw["aFieldNewerThanTheSdk"] == {"x": 1}
-    assert item.raw is not None and item.raw["iconUrl"].endswith("icon.png")
+    assert trade.raw is not None
+    assert trade.raw["aFieldNewerThanTheSdk"] == {"x": 1}
+    assert item.raw is not None
+    assert item.raw["iconUrl"].endswith("icon.png")
 
 
 def test_raw_takes_no_part_in_equality_or_repr() -> None:
@@ -84,7 +89,9 @@ def test_only_the_schemas_required_fields_are_required() -> None:
         "createdAt": "2026-01-01T00:00:00Z",
     }
     trade = decode(minimal, Trade)
-    assert trade.items == () and trade.hold_end_date is None and trade.is_instant is None
+    assert trade.items == ()
+    assert trade.hold_end_date is None
+    assert trade.is_instant is None
 
 
 @pytest.mark.parametrize("created_at", [None, "not a date", 17])
@@ -104,7 +111,8 @@ def test_to_dict_is_json_ready_with_assetpays_keys_and_round_trips() -> None:
     assert doc["clientSteamID"] == FULL["clientSteamID"]
     assert doc["createdAt"] == "2026-01-01T00:00:00Z"
     assert doc["items"][0]["assetId"] == "38211412345"
-    assert "raw" not in doc and "aFieldNewerThanTheSdk" not in doc
+    assert "raw" not in doc
+    assert "aFieldNewerThanTheSdk" not in doc
     assert decode(doc, Trade) == trade
 
 
