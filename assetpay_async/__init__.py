@@ -44,6 +44,7 @@ from ._limiting import (
     MemoryLimiterRegistry,
     RateLimiter,
 )
+from ._merchant import MerchantScope
 from ._models import (
     CancelResult,
     CancelStatus,
@@ -58,7 +59,6 @@ from ._models import (
     TradeStatus,
     TradeType,
 )
-from ._merchant import MerchantScope
 from ._poller import FollowedItem
 from ._quota import MerchantTier, Quota, RouteGroup
 from ._session import DEFAULT_BASE_URL, AssetPaySession

@@ -103,6 +103,10 @@ class ApiSecret:
     def __init__(self, value: str) -> None:
         self._value: bytes = _secret_text(value, "api_secret").encode()
 
+    def reveal(self) -> str:
+        """The secret itself (to hand to an ``AssetPaySession``); never log it."""
+        return self._value.decode()
+
     def sign(self, message: bytes) -> bytes:
         """HMAC-SHA256 of ``message`` under the secret."""
         return hmac.new(self._value, message, hashlib.sha256).digest()
