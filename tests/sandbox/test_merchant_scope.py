@@ -8,12 +8,14 @@ import urllib.parse
 from typing import Any
 
 import aiohttp
+import jsonschema
 import pytest
 from yarl import URL
 
 from assetpay_async import Quota
 from assetpay_async.sandbox import Sandbox, SandboxBehavior
 from assetpay_async.sandbox import _tokens as tokens
+from tests.support import openapi_schemas as schemas
 
 HOUR = dt.timedelta(hours=1)
 KEY = "ap_test_key_123"
@@ -199,3 +201,45 @@ async def test_an_expired_token_answers_the_key_the_behaviour_picks(answer: str,
         sb.advance(dt.timedelta(hours=24))
         status, doc = await call(sb, "GET", "/client/trades", {"Authorization": token})
         assert (status, doc["error"]["key"], doc["error"]["code"]) == (401, answer, code)
+
+
+def _matches(schema: dict[str, Any], body: Any) -> list[str]:
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    return [f"{e.json_path}: {e.message}" for e in validator.iter_errors(body)]
+
+
+async def test_every_merchant_scope_answer_has_the_published_shape() -> None:
+    token_schema = {
+        "type": "object",
+        "required": ["token"],
+        "additionalProperties": False,
+        "properties": {"token": {"type": "string", "minLength": 1}},
+    }
+    async with Sandbox(seed=1) as sb:
+        _, own, theirs = _world(sb)
+        item = own.items[0].id
+        body = {"clientSteamId": STEAM, "clientTradeUrl": TRADE_URL}
+        calls: list[tuple[dict[str, Any], str, str, dict[str, Any]]] = [
+            (token_schema, "POST", "/auth/authenticate-client", {"json": body}),
+            (schemas.TRADE, "GET", f"/secure/trades/{own.id}", {}),
+            (
+                {"type": "array", "items": schemas.TRADE},
+                "GET",
+                f"/secure/trades/{own.id},{theirs.id}",
+                {},
+            ),
+            (schemas.TRADE_PAGE, "GET", "/secure/trades", {"params": {"limit": "1"}}),
+            (schemas.CANCEL_ITEM, "POST", f"/secure/buy/{own.id}/items/{item}/cancel", {}),
+            (schemas.CANCEL_TRADE, "POST", f"/secure/buy/{own.id}/cancel", {}),
+            (schemas.ERROR, "GET", "/secure/trades/nothing", {}),
+            (schemas.ERROR, "POST", "/auth/authenticate-client", {"json": {}}),
+        ]
+        problems = []
+        for schema, method, path, options in calls:
+            status, doc = await call(sb, method, path, key_header(), **options)
+            assert doc["success"] is (schema is not schemas.ERROR), (method, path, status)
+            shape = schemas.success(schema) if doc["success"] else schema
+            problems += [f"{method} {path} {status}: {p}" for p in _matches(shape, doc)]
+        assert problems == []
