@@ -641,14 +641,16 @@ class Sandbox:
 
         Format::
 
-            {"merchants": [{"id": "m-1", "secret": "...", "tier": "verified", "callback_url": null,
+            {"merchants": [{"id": "m-1", "secret": "...", "api_key": "ap_...", "tier": "verified",
+                            "callback_url": null,
                             "quotas": {"cancel-item": [60, 60]},
                             "users": [{"steam_id": "7656...", "trades": [
                                 {"game": "cs2", "items": 3, "age_minutes": 45, "type": "withdraw"}]}]}]}
 
         Every key but ``merchants`` is optional. A trade may also hold ``id``, ``external_id``, ``status``,
         ``item_status``, ``listing_ids`` (true: items get marketplace listing ids, not UUIDs) and
-        ``item_external_ids`` (true, or a list of one externalId per item). ``options`` go to the constructor.
+        ``item_external_ids`` (true, or a list of one externalId per item) and ``source`` (``"self"``: the
+        merchant's own buy). ``options`` go to the constructor.
         """
         sandbox = cls(**options)
         for m in document.get("merchants", ()):
@@ -678,6 +680,7 @@ class Sandbox:
                         trade_id=t.get("id"),
                         listing_ids=bool(t.get("listing_ids", False)),
                         item_external_ids=t.get("item_external_ids", False),
+                        source=t.get("source", "client"),
                     )
         return sandbox
 
