@@ -44,6 +44,7 @@ from ._limiting import (
     MemoryLimiterRegistry,
     RateLimiter,
 )
+from ._merchant import MerchantScope
 from ._models import (
     CancelResult,
     CancelStatus,
@@ -96,6 +97,7 @@ __all__ = [
     "LimiterStats",
     "MemoryLimiterRegistry",
     "MerchantMismatchError",
+    "MerchantScope",
     "MerchantTier",
     "NotCancellableError",
     "OutcomeDetail",

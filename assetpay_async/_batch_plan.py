@@ -179,8 +179,6 @@ def unlisted_rows(result: TradeCancelResult, listed: Iterable[str]) -> list[Canc
 
 def delay_for(trade: Trade, now: dt.datetime, max_wait: float) -> float | None:
     """Seconds until ``trade`` is old enough to cancel, or None when that cannot be known or is too far."""
-    if trade.created_at is None:
-        return None
     # A small margin covers clock skew between us and AssetPay; a second TOO_SOON just reschedules again.
     delay = (trade.created_at + CANCEL_AGE - now).total_seconds() + 2.0
     delay = max(delay, 1.0)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import types
 import uuid
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
@@ -20,19 +22,13 @@ from ._models import (
     TradeCancelResult,
     TradeItem,
     TradePage,
+    camel,
 )
 
 T = TypeVar("T")
 
-# Field names whose camelCase is not the mechanical one.
-_SPECIAL = {"client_steam_id": "clientSteamID", "offer_id": "offerID"}
-
-
-def _camel(name: str) -> str:
-    if name in _SPECIAL:
-        return _SPECIAL[name]
-    head, *rest = name.split("_")
-    return head + "".join(part.capitalize() for part in rest)
+_KEEPS_RAW = (Trade, TradeItem)
+"""Read results that keep the JSON they were decoded from (``.raw``)."""
 
 
 def _structure_datetime(value: Any, _: type) -> dt.datetime:
@@ -81,13 +77,30 @@ def make_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(uuid.UUID, str)
     conv.register_structure_hook(OpenEnum, _structure_open_enum)
     for cls in (CancelResult, TradeCancelItem, TradeCancelResult, TradeItem, Trade, TradePage):
-        renames = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
-        conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv, **renames))  # type: ignore[arg-type]
+        renames = {
+            a.name: override(omit=True) if a.name == "raw" else override(rename=camel(a.name))
+            for a in attrs.fields(cls)
+        }
+        structure: Callable[[Any, Any], Any] = make_dict_structure_fn(cls, conv, **renames)  # type: ignore[arg-type]
+        if cls in _KEEPS_RAW:
+            structure = _keeping_raw(structure)
+        conv.register_structure_hook(cls, structure)
         conv.register_unstructure_hook(
             cls,
             make_dict_unstructure_fn(cls, conv, **renames),  # type: ignore[arg-type]
         )
     return conv
+
+
+def _keeping_raw(structure: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """``structure`` that also keeps the mapping it decoded as the result's ``raw`` (a read-only copy)."""
+
+    def with_raw(data: Any, cls: Any) -> Any:
+        value = structure(data, cls)
+        object.__setattr__(value, "raw", types.MappingProxyType(dict(data)))
+        return value
+
+    return with_raw
 
 
 @functools.cache

@@ -63,6 +63,11 @@ _BY_KEY: Final[dict[str, type[e.APIError]]] = {
     "TOKEN_INVALID_OR_EXPIRED": e.AuthenticationError,
     "TOKEN_EXPIRED": e.AuthenticationError,
     "ACCOUNT_DISABLED": e.AccountDisabledError,
+    # The merchant scope's keys (api-key header).
+    "MISSING_API_KEY": e.AuthenticationError,
+    "INVALID_API_KEY": e.AuthenticationError,
+    "API_KEY_REVOKED": e.AuthenticationError,
+    "API_KEY_SCOPE_DENIED": e.ForbiddenError,
 }
 _BY_CODE: Final[dict[int, type[e.APIError]]] = {
     27: e.CancelTooSoonError,
@@ -80,6 +85,10 @@ _BY_CODE: Final[dict[int, type[e.APIError]]] = {
     1110: e.AuthenticationError,
     1111: e.AuthenticationError,
     1301: e.AccountDisabledError,
+    1900: e.AuthenticationError,
+    1901: e.AuthenticationError,
+    1902: e.AuthenticationError,
+    1903: e.ForbiddenError,
 }
 
 

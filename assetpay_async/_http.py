@@ -17,6 +17,7 @@ import aiohttp
 import attrs
 from yarl import URL
 
+from ._minting import ApiKey
 from ._protocol import RequestSpec
 from ._tokens import SecretToken
 from ._version import __version__
@@ -62,7 +63,7 @@ class _RedactedHeaders(dict[str, str]):
 
     def __repr__(self) -> str:
         shown = {
-            name: ("<redacted>" if name == "authorization" else value)
+            name: ("<redacted>" if name in _CREDENTIAL_HEADERS else value)
             for name, value in self.items()
         }
         return f"_RedactedHeaders({shown!r})"
@@ -70,10 +71,20 @@ class _RedactedHeaders(dict[str, str]):
     __str__ = __repr__
 
 
-def _with_credentials(headers: Mapping[str, str], token: SecretToken) -> _RedactedHeaders:
+_CREDENTIAL_HEADERS: Final = frozenset({"authorization", "api-key"})
+
+
+def _with_credentials(
+    headers: Mapping[str, str], token: SecretToken, *, json_body: bool = False
+) -> _RedactedHeaders:
     full = _RedactedHeaders(headers)
     full["user-agent"] = USER_AGENT
-    full["authorization"] = "Bearer " + token.reveal()
+    if json_body:
+        full["content-type"] = "application/json"
+    if isinstance(token, ApiKey):  # the merchant scope (/secure/*, /auth/*)
+        full["api-key"] = token.reveal()
+    else:
+        full["authorization"] = "Bearer " + token.reveal()
     return full
 
 
@@ -160,7 +171,8 @@ async def send(
             # decode "%21" back to "!" nor encode "%2F" again.
             URL(url, encoded=True),
             params=spec.params or None,
-            headers=_with_credentials(headers, token),
+            headers=_with_credentials(headers, token, json_body=spec.body is not None),
+            data=spec.body,
             allow_redirects=False,
             **options,
         ) as response:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
-from collections.abc import Callable
-from typing import Any, Self, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Self, TypeVar
 
 import attrs
 
@@ -33,6 +33,47 @@ __all__ = [
     "TradeStatus",
     "TradeType",
 ]
+
+
+_SPECIAL: Final = {"client_steam_id": "clientSteamID", "offer_id": "offerID"}
+"""Field names whose camelCase (AssetPay's JSON key) is not the mechanical one."""
+
+
+def camel(name: str) -> str:
+    """AssetPay's JSON key of a model field: ``created_at`` -> ``createdAt``, ``offer_id`` -> ``offerID``."""
+    if name in _SPECIAL:
+        return _SPECIAL[name]
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [_json_value(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if attrs.has(type(value)):
+        return _to_dict(value)
+    return value
+
+
+def _to_dict(model: Any) -> dict[str, Any]:
+    """``model`` as JSON-ready data with AssetPay's keys; None fields and ``raw`` left out."""
+    out: dict[str, Any] = {}
+    for field in attrs.fields(type(model)):
+        value = getattr(model, field.name)
+        if field.name == "raw" or value is None:
+            continue
+        out[camel(field.name)] = _json_value(value)
+    return out
+
+
+def _raw_field() -> Any:
+    return attrs.field(default=None, eq=False, repr=False, kw_only=True)
 
 
 class OpenEnum(enum.StrEnum):
@@ -133,6 +174,10 @@ class CancelResult:
     external_id: str | None = None
     request_id: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data with AssetPay's keys (``tradeId``, ...); absent values left out."""
+        return _to_dict(self)
+
 
 @attrs.frozen
 class TradeCancelItem:
@@ -154,6 +199,10 @@ class TradeCancelItem:
     def cancelled(self) -> bool:
         """True when the marketplace accepted the cancel of this item."""
         return self.status is CancelStatus.CANCELLED
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data with AssetPay's keys; absent values left out."""
+        return _to_dict(self)
 
 
 @attrs.frozen
@@ -180,10 +229,24 @@ class TradeCancelResult:
         """The row of the item whose id, else whose externalId, is ``ref``; None when there is none."""
         return _find(self.items, ref, lambda row: (row.item_id, row.external_id))
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data with AssetPay's keys (rows included); absent values left out."""
+        return _to_dict(self)
+
 
 @attrs.frozen
 class TradeItem:
-    """One item of a trade; ``status`` exists for withdrawal items only."""
+    """One item of a trade; ``status`` exists for withdrawal items only.
+
+    Every field but ``id`` is optional, as in AssetPay's schema. ``raw`` is the item's JSON as AssetPay sent
+    it (fields newer than this SDK included); it takes no part in equality or ``repr``.
+
+    Attributes:
+        asset_id: the Steam asset id.
+        amount: how many of this item (stackables).
+        market_price: the item's market price in USD.
+        offer: the marketplace offer (``price`` and more), as sent.
+    """
 
     id: str
     appid: int | None = None
@@ -194,11 +257,33 @@ class TradeItem:
     market_hash_name: str | None = None
     error: str | None = None
     offer: dict[str, Any] | None = None
+    asset_id: str | None = None
+    amount: int | None = None
+    market_price: float | None = None
+    raw: Mapping[str, Any] | None = _raw_field()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data with AssetPay's keys; absent values and ``raw`` left out."""
+        return _to_dict(self)
 
 
 @attrs.frozen
 class Trade:
-    """A deposit or withdrawal trade as ``GET /client/trades`` and callbacks carry it."""
+    """A deposit or withdrawal trade as AssetPay's reads and callbacks carry it.
+
+    ``created_at`` is required (a trade without ``createdAt`` is a broken answer, not the oldest trade);
+    everything else the schema makes optional is optional here. ``raw`` is the trade's JSON as AssetPay sent
+    it (fields newer than this SDK included); it takes no part in equality or ``repr``.
+
+    Attributes:
+        external_client_user_id: the ``clientId`` the merchant gave the end user's token.
+        pre_credit: money credited before delivery (USD), when AssetPay sends it.
+        pending_credit: money awaiting credit (USD), when AssetPay sends it.
+        hold_end_date: when a Steam trade hold ends.
+        is_instant: whether the trade was instant.
+        active_at: when the trade became active.
+        auto_cancel_at: when AssetPay cancels it unless delivered.
+    """
 
     id: str
     type: TradeType
@@ -209,16 +294,22 @@ class Trade:
     external_id: str | None = None
     merchant_id: str | None = None
     client_user_id: str | None = None
+    external_client_user_id: str | None = None
     client_steam_id: str | None = None
     client_trade_url: str | None = None
     offer_id: str | None = None
     total_price: float | None = None
+    pre_credit: float | None = None
+    pending_credit: float | None = None
+    hold_end_date: dt.datetime | None = None
+    is_instant: bool | None = None
     reverted_by: RevertedBy | None = None
     error: str | None = None
     active_at: dt.datetime | None = None
     auto_cancel_at: dt.datetime | None = None
-    created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
+    created_at: dt.datetime = attrs.field(kw_only=True)
+    raw: Mapping[str, Any] | None = _raw_field()
 
     def item(self, ref: str | uuid.UUID) -> TradeItem | None:
         """The item whose id, else whose externalId, is ``ref``; None when there is none.
@@ -226,6 +317,10 @@ class Trade:
         UUIDs compare in any case and form; other strings exactly (externalIds are case-sensitive).
         """
         return _find(self.items, ref, lambda it: (it.id, it.external_id))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data with AssetPay's keys (items included); absent values and ``raw`` left out."""
+        return _to_dict(self)
 
 
 def _find(

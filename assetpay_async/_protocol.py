@@ -62,6 +62,8 @@ class RequestSpec:
     params: tuple[tuple[str, str], ...] = ()
     # Whether repeating the call after a lost response is harmless (a cancel cannot move money twice).
     repeatable: bool = True
+    # A JSON request body (merchant scope's POST /auth/authenticate-client); None: no body.
+    body: bytes | None = None
 
     @property
     def safe(self) -> bool:

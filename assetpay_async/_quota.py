@@ -26,6 +26,10 @@ class RouteGroup(enum.StrEnum):
     """``POST /client/trading/withdraw/{tradeId}/items/{itemId}/cancel``"""
     TRADES_READ = "trades-read"
     """``GET /client/trades`` and ``GET /client/trades/{id}``"""
+    MERCHANT_READ = "merchant-read"
+    """``GET /secure/trades`` and ``GET /secure/trades/{refs}`` (merchant scope, ``api-key``)"""
+    AUTH = "auth"
+    """``POST /auth/authenticate-client`` (merchant scope; its quota is UNCONFIRMED)"""
 
 
 def _positive_finite(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -62,6 +66,11 @@ DEFAULT_QUOTAS: dict[tuple[MerchantTier, RouteGroup], Quota] = {
     (MerchantTier.UNVERIFIED, RouteGroup.CANCEL_ITEM): Quota(10, 60.0),
     (MerchantTier.VERIFIED, RouteGroup.TRADES_READ): Quota(3000, 60.0),
     (MerchantTier.UNVERIFIED, RouteGroup.TRADES_READ): Quota(30, 60.0),
+    (MerchantTier.VERIFIED, RouteGroup.MERCHANT_READ): Quota(3000, 60.0),
+    (MerchantTier.UNVERIFIED, RouteGroup.MERCHANT_READ): Quota(100, 60.0),
+    # UNCONFIRMED: an older documentation edition's 1,000,000/h verified and 100/h unverified.
+    (MerchantTier.VERIFIED, RouteGroup.AUTH): Quota(1_000_000, 3600.0),
+    (MerchantTier.UNVERIFIED, RouteGroup.AUTH): Quota(100, 3600.0),
 }
 """AssetPay's published quotas (the rate-limit table of its API documentation)."""
 

@@ -16,6 +16,8 @@ import aiohttp
 from ._client import AssetPayClient
 from ._errors import ConfigurationError, InvalidRequestError, MerchantMismatchError
 from ._limiting import LimiterPolicy, LimiterRegistry, LimiterStats, default_registry
+from ._merchant import MerchantAuth, MerchantClient, MerchantScope
+from ._minting import ApiKey, ApiSecret, end_user
 from ._quota import MerchantTier, Quota, RouteGroup, default_quota
 from ._tokens import SecretToken, merchant_of
 from ._transport import Requester, RetryPolicy
@@ -121,6 +123,18 @@ def _base_url_problem(url: str) -> str | None:
     return None
 
 
+def _merchant_secrets(
+    api_key: object, api_secret: object
+) -> tuple[ApiKey | None, ApiSecret | None]:
+    """The merchant's secrets in their redacting holders (ConfigurationError never shows them)."""
+    if api_key is None:
+        if api_secret is not None:
+            raise ConfigurationError("api_secret needs api_key too (merchant mode)")
+        return None, None
+    key = ApiKey(api_key)  # type: ignore[arg-type]  # checked inside
+    return key, None if api_secret is None else ApiSecret(api_secret)  # type: ignore[arg-type]
+
+
 class AssetPaySession:
     """The SDK's entry point: one per merchant, shared by every coroutine of that merchant.
 
@@ -154,7 +168,13 @@ class AssetPaySession:
             instance a ``MemoryLimiterRegistry()`` of its own or a ``RedisLimiterRegistry`` built with
             another key prefix or ``fallback=False``: you own it and close it.
         wall_clock: the current UTC datetime, compared with AssetPay's timestamps (a trade's ``createdAt``)
-            to know when an item becomes old enough to cancel; inject the sandbox's clock in tests.
+            to know when an item becomes old enough to cancel; inject the sandbox's clock in tests. Merchant
+            mode also mints and renews client tokens by it.
+        api_key: the merchant's API key (``ap_...``): turns on merchant mode
+            ([`client_for`][assetpay_async.AssetPaySession.client_for], ``session.merchant``). Never shown.
+        api_secret: the merchant's API secret: client tokens are then minted locally (no request, no
+            quota); without it each end user's token comes from ``POST /auth/authenticate-client``. Never
+            shown. Needs ``api_key``.
 
     Raises:
         ConfigurationError: a bad argument (an unknown ``tier`` or ``policy``, a non-positive ``timeout``,
@@ -180,6 +200,8 @@ class AssetPaySession:
         max_queue_wait: float | None = None,
         limiter: LimiterRegistry | str | aioredis.Redis | None = None,
         wall_clock: Callable[[], dt.datetime] | None = None,
+        api_key: str | None = None,
+        api_secret: str | None = None,
     ) -> None:
         if tier is None and cancel_quota is None:
             raise ConfigurationError(
@@ -200,7 +222,13 @@ class AssetPaySession:
             or default_quota(self._tier or MerchantTier.UNVERIFIED, RouteGroup.CANCEL_ITEM),
             RouteGroup.TRADES_READ: trades_quota
             or default_quota(self._tier or MerchantTier.UNVERIFIED, RouteGroup.TRADES_READ),
+            RouteGroup.MERCHANT_READ: default_quota(
+                self._tier or MerchantTier.UNVERIFIED, RouteGroup.MERCHANT_READ
+            ),
+            RouteGroup.AUTH: default_quota(self._tier or MerchantTier.UNVERIFIED, RouteGroup.AUTH),
         }
+        merchant_key, merchant_secret = _merchant_secrets(api_key, api_secret)
+        del api_key, api_secret  # from here on only the redacting holders
         timeout = _seconds("timeout", timeout)
         connect_timeout = _seconds("connect_timeout", connect_timeout)
         latency_margin = _seconds("latency_margin", latency_margin, zero_ok=True)
@@ -248,6 +276,18 @@ class AssetPaySession:
             latency_margin=latency_margin,
             max_queue_wait=max_queue_wait,
         )
+        self._auth: MerchantAuth | None = None
+        self._merchant_scope: MerchantScope | None = None
+        if merchant_key is not None:
+            self._auth = MerchantAuth(
+                self._requester,
+                merchant_key,
+                api_secret=merchant_secret,
+                merchant_id=merchant_id,
+                unix_now=lambda: self._wall_clock().timestamp(),
+                on_merchant=self._learn_merchant,
+            )
+            self._merchant_scope = MerchantScope(self._requester, self._auth)
 
     # -- public ---------------------------------------------------------------------------------------
 
@@ -278,12 +318,68 @@ class AssetPaySession:
             merchant = self._merchant_id
         elif self._merchant_id is None:
             self._merchant_id = merchant
+            if self._auth is not None and self._auth.merchant_id is None:
+                self._auth.merchant_id = merchant
         elif merchant != self._merchant_id:
             raise MerchantMismatchError(
                 f"client token {secret.fingerprint} belongs to merchant {merchant!r}, but this session "
                 f"serves {self._merchant_id!r}: use one AssetPaySession per merchant"
             )
         return AssetPayClient(self, self._requester, secret, merchant)
+
+    def client_for(
+        self,
+        steam_id: str,
+        trade_url: str,
+        *,
+        client_id: str | None = None,
+        client_data: dict[str, Any] | None = None,
+    ) -> AssetPayClient:
+        """Merchant mode: a client of one end user whose token this session issues and renews.
+
+        The token is minted locally with the API secret (HS256, 24 hours) or, without the secret, asked of
+        ``POST /auth/authenticate-client``; it is cached per end user (the same claims give the same
+        token), renewed 5 minutes before it expires by one issuance shared by every concurrent caller, and
+        re-issued once, the call replayed once, when AssetPay answers INVALID_TOKEN. Every client of the
+        session shares the merchant's limiters. Nothing is sent here: the first call issues the token.
+
+        Args:
+            steam_id: the end user's SteamID64 (``76561`` and 12 digits).
+            trade_url: the user's Steam trade offer URL
+                (``https://steamcommunity.com/tradeoffer/new/?partner=...&token=...``).
+            client_id: your id of the user (1-128 characters; stored on trades as ``externalClientUserId``).
+            client_data: ``totalWager``, ``registrationDate``, ``kycHash``, ``kycLevel``, ``fiatDeposits``,
+                ``cryptoDeposits``.
+
+        Raises:
+            ConfigurationError: the session has no ``api_key``.
+            InvalidRequestError: a bad Steam id, trade URL, ``client_id`` or ``client_data``, before
+                anything is sent.
+        """
+        self._requester.check_open()
+        auth = self._auth
+        if auth is None:
+            raise ConfigurationError(
+                "client_for needs merchant mode: AssetPaySession(api_key=..., api_secret=...)"
+            )
+        user = end_user(steam_id, trade_url, client_id=client_id, client_data=client_data)
+        return MerchantClient(self, self._requester, auth, auth.source_for(user))
+
+    @property
+    def merchant(self) -> MerchantScope:
+        """The merchant scope (``api-key``): reads of the merchant's trades by refs and cancels of its own
+        buys. See [`MerchantScope`][assetpay_async.MerchantScope].
+
+        Raises:
+            ConfigurationError: the session has no ``api_key``.
+        """
+        if self._merchant_scope is None:
+            raise ConfigurationError("session.merchant needs AssetPaySession(api_key=...)")
+        return self._merchant_scope
+
+    def _learn_merchant(self, merchant_id: str) -> None:
+        if self._merchant_id is None:
+            self._merchant_id = merchant_id
 
     @property
     def merchant_id(self) -> str | None:

@@ -7,6 +7,10 @@ extra columns ignored); blank lines and lines starting with ``#`` are skipped. A
 an empty file; a first line of names that is not such a header is refused as a header, naming it.
 JSON Lines: one object per line, ``{"trade_id": "...", "item_id": "..."}`` (``tradeId``/``itemId`` also accepted).
 The format is taken from the first meaningful line: ``{`` means JSON Lines.
+
+Merchant mode: a CSV header may also name ``steam_id`` and ``trade_url`` columns (a JSON line the same keys):
+each pair is then cancelled for that end user, whose token the API key and secret issue. Both or neither;
+every value is checked as AssetPay's schema says before anything is sent.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from typing import Final
 import attrs
 
 from assetpay_async._errors import InvalidRequestError
+from assetpay_async._minting import end_user
 from assetpay_async._protocol import parse_id
 
 __all__ = ["BatchFileError", "BatchLine", "parse_batch"]
 
 _TRADE_KEYS: Final = ("trade_id", "tradeId")
 _ITEM_KEYS: Final = ("item_id", "itemId")
+_USER_KEYS: Final = ("steam_id", "trade_url")
 # Column names carry no digits; refs (externalIds, listing ids) almost always do.
 _NAME: Final = re.compile(r"[A-Za-z_][A-Za-z_ .;|\t-]*")
 _UUID_LIKE: Final = re.compile(r"[0-9a-fA-F-]{32,36}")
@@ -55,6 +61,9 @@ class BatchLine:
     line: int
     trade_id: str
     item_id: str
+    steam_id: str | None = None
+    """The end user (merchant mode), or None: the command's client token."""
+    trade_url: str | None = None
 
 
 def _meaningful(text: str) -> Iterator[tuple[int, str]]:
@@ -70,6 +79,23 @@ def _uuid(value: object, what: str, source: str, line: int) -> str:
         return parse_id(value.strip() if isinstance(value, str) else value, what)
     except InvalidRequestError as exc:
         raise BatchFileError(source, line, str(exc)) from None
+
+
+def _user(
+    steam_id: object, trade_url: object, source: str, line: int
+) -> tuple[str | None, str | None]:
+    """The line's end user, checked; (None, None) when the line names none."""
+    if steam_id is None and trade_url is None:
+        return None, None
+    if isinstance(steam_id, str):
+        steam_id = steam_id.strip()
+    if isinstance(trade_url, str):
+        trade_url = trade_url.strip()
+    try:
+        user = end_user(steam_id, trade_url)
+    except InvalidRequestError as exc:
+        raise BatchFileError(source, line, str(exc)) from None
+    return user.steam_id, user.trade_url
 
 
 def _first_key(row: dict[str, object], keys: Sequence[str]) -> object:
@@ -95,6 +121,7 @@ def _json_lines(lines: list[tuple[int, str]], source: str) -> list[BatchLine]:
                 number,
                 _uuid(trade, "trade_id", source, number),
                 _uuid(item, "item_id", source, number),
+                *_user(row.get("steam_id"), row.get("trade_url"), source, number),
             )
         )
     return pairs
@@ -116,6 +143,7 @@ def _looks_like_names(cells: list[str]) -> bool:
 
 def _csv(lines: list[tuple[int, str]], source: str) -> list[BatchLine]:
     trade_col, item_col = 0, 1
+    user_cols: tuple[int, int] | None = None
     pairs = []
     for position, (number, text) in enumerate(lines):
         cells = next(csv.reader([text]))
@@ -123,6 +151,13 @@ def _csv(lines: list[tuple[int, str]], source: str) -> list[BatchLine]:
             names = [c.strip() for c in cells]
             trade_col = next(names.index(k) for k in _TRADE_KEYS if k in names)
             item_col = next(names.index(k) for k in _ITEM_KEYS if k in names)
+            named = [k for k in _USER_KEYS if k in names]
+            if len(named) == 1:
+                raise BatchFileError(
+                    source, number, "a header names steam_id and trade_url together, or neither"
+                )
+            if named:
+                user_cols = (names.index("steam_id"), names.index("trade_url"))
             if len(lines) == 1:
                 raise BatchFileError(source, number, f"{_NO_PAIRS} (a header only)")
             continue
@@ -134,13 +169,20 @@ def _csv(lines: list[tuple[int, str]], source: str) -> list[BatchLine]:
                 "(tradeId/itemId also accepted); if it is a pair of refs, start the file with the "
                 "header line trade_id,item_id",
             )
-        if len(cells) <= max(trade_col, item_col):
-            raise BatchFileError(source, number, "expected two columns: trade_id,item_id")
+        if len(cells) <= max(trade_col, item_col, *(user_cols or ())):
+            wanted = (
+                "two columns: trade_id,item_id" if user_cols is None else "the header's columns"
+            )
+            raise BatchFileError(source, number, f"expected {wanted}")
+        user: tuple[str | None, str | None] = (None, None)
+        if user_cols is not None:
+            user = _user(cells[user_cols[0]], cells[user_cols[1]], source, number)
         pairs.append(
             BatchLine(
                 number,
                 _uuid(cells[trade_col], "trade_id", source, number),
                 _uuid(cells[item_col], "item_id", source, number),
+                *user,
             )
         )
     return pairs

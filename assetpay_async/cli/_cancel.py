@@ -13,11 +13,13 @@ from typing import IO
 from rich.console import Console
 
 from assetpay_async._batch import CancelBatch, CancelOutcome, OutcomeDetail, OutcomeKind
+from assetpay_async._client import AssetPayClient
 from assetpay_async._errors import AssetPayError, InvalidRequestError, SessionClosedError
 from assetpay_async._journal import JournalError
 
 from ._batch_file import BatchFileError, BatchLine, parse_batch
 from ._exit import ExitCode
+from ._per_user import PerUserBatch
 from ._render import BatchProgressBar, console, outcome_table, write_json_line
 from ._report import (
     count_outcomes,
@@ -168,7 +170,7 @@ def _results_stream(name: str | None) -> Iterator[IO[str] | None]:
             yield stream
 
 
-def _stopped_report(batch: CancelBatch, outcomes: list[CancelOutcome]) -> str:
+def _stopped_report(batch: CancelBatch | PerUserBatch, outcomes: list[CancelOutcome]) -> str:
     stopped = batch.stopped
     assert stopped is not None  # noqa: S101 - only called for a stopped batch
     skipped = sum(o.detail is OutcomeDetail.BATCH_STOPPED for o in outcomes)
@@ -253,8 +255,10 @@ async def _cancel_all(
     lines: list[BatchLine],
     human: Console,
     err: Console,
-) -> tuple[CancelBatch | None, bool]:
+) -> tuple[CancelBatch | PerUserBatch | None, bool]:
     """Run the batch; ``(batch, interrupted)``, or ``(None, False)`` when nothing was sent (token, journal)."""
+    if any(line.steam_id is not None for line in lines):
+        return await _cancel_per_user(args, connection, lines, human, err)
     loop = asyncio.get_running_loop()
     async with connection.session() as session:
         try:
@@ -283,6 +287,54 @@ async def _cancel_all(
             except asyncio.CancelledError:
                 # The batch has already abandoned its in-flight requests (and the journal holds them as
                 # possibly sent); close the session normally and report what was done.
+                _take_back_cancellation()
+                return batch, True
+    return batch, False
+
+
+async def _cancel_per_user(
+    args: argparse.Namespace,
+    connection: Connection,
+    lines: list[BatchLine],
+    human: Console,
+    err: Console,
+) -> tuple[PerUserBatch | None, bool]:
+    """Merchant mode: the file names each pair's end user; one session issues every user's token."""
+    if connection.api_key is None or args.journal is not None:
+        problem = (
+            "a batch file with steam_id,trade_url columns needs the API key (ASSETPAY_API_KEY)"
+            if connection.api_key is None
+            else "--journal is not supported with steam_id,trade_url columns yet"
+        )
+        err.print(f"assetpay cancel-batch: {problem}; nothing was sent", markup=False)
+        return None, False
+    loop = asyncio.get_running_loop()
+    async with connection.session() as session:
+
+        def client_for(steam_id: str | None, trade_url: str | None) -> AssetPayClient:
+            if steam_id is None or trade_url is None:
+                return connection.client(session)
+            return session.client_for(steam_id, trade_url)
+
+        with BatchProgressBar(human, len(lines), get_time=loop.time) as bar:
+            try:
+                batch = PerUserBatch(
+                    lines,
+                    client_for,
+                    bar.update,
+                    workers=args.workers,
+                    reschedule_too_soon=args.reschedule_too_soon,
+                    max_transport_failures=args.max_transport_failures,
+                    whole_trades=args.whole_trades,
+                )
+            except (InvalidRequestError, SessionClosedError) as exc:
+                err.print(
+                    f"assetpay cancel-batch: {describe_error(exc)}; nothing was sent", markup=False
+                )
+                return None, False
+            try:
+                await batch.run()
+            except asyncio.CancelledError:
                 _take_back_cancellation()
                 return batch, True
     return batch, False

@@ -20,6 +20,8 @@ from assetpay_async.sandbox import ServerAlgorithm
 
 from ._exit import ExitCode
 from ._settings import (
+    ENV_API_KEY,
+    ENV_API_SECRET,
     ENV_BASE_URL,
     ENV_MERCHANT_ID,
     ENV_REDIS_URL,
@@ -34,6 +36,7 @@ __all__ = ["build_parser", "parse_args", "redact"]
 _REDACTED: Final = "***"
 _MIN_PREFIX: Final = 12
 _JWT_SHAPED: Final = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+_SECRET_OPTIONS: Final = frozenset({"--token", "--api-key", "--api-secret"})
 _secrets: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
     "assetpay_cli_secrets", default=()
 )
@@ -116,12 +119,13 @@ def redact(text: str) -> str:
 
 def _secrets_in(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[str, ...]:
     """The environment's token, the value of ``--token``, and any JWT-shaped argument (a token misplaced)."""
-    found = [environ.get(ENV_TOKEN, "")]
+    found = [environ.get(name, "") for name in (ENV_TOKEN, ENV_API_KEY, ENV_API_SECRET)]
     for index, arg in enumerate(argv):
-        if arg == "--token" and index + 1 < len(argv):
+        option, equals, value = arg.partition("=")
+        if option in _SECRET_OPTIONS and equals:
+            found.append(value)
+        elif arg in _SECRET_OPTIONS and index + 1 < len(argv):
             found.append(argv[index + 1])
-        elif arg.startswith("--token="):
-            found.append(arg.removeprefix("--token="))
         elif _JWT_SHAPED.search(arg):
             found.append(arg)
     # Longest first, so a secret containing another is replaced whole.
@@ -184,6 +188,16 @@ def _connection_options() -> _Parser:
         "--merchant-id",
         metavar="ID",
         help=f"the merchant, for opaque (non-JWT) tokens (${ENV_MERCHANT_ID})",
+    )
+    group.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help=f"merchant mode: the API key (ap_...); prefer ${ENV_API_KEY} (never printed)",
+    )
+    group.add_argument(
+        "--api-secret",
+        metavar="SECRET",
+        help=f"merchant mode: the API secret, to mint tokens locally; prefer ${ENV_API_SECRET}",
     )
     return parent
 

@@ -14,12 +14,15 @@ from typing import Final
 import attrs
 
 from assetpay_async._client import AssetPayClient
-from assetpay_async._errors import InvalidRequestError
+from assetpay_async._errors import ConfigurationError, InvalidRequestError
+from assetpay_async._minting import ApiKey, ApiSecret
 from assetpay_async._quota import MerchantTier, Quota
 from assetpay_async._session import DEFAULT_BASE_URL, AssetPaySession
 from assetpay_async._tokens import SecretToken
 
 __all__ = [
+    "ENV_API_KEY",
+    "ENV_API_SECRET",
     "ENV_BASE_URL",
     "ENV_MERCHANT_ID",
     "ENV_REDIS_URL",
@@ -36,6 +39,8 @@ ENV_TIER: Final = "ASSETPAY_TIER"
 ENV_BASE_URL: Final = "ASSETPAY_BASE_URL"
 ENV_REDIS_URL: Final = "ASSETPAY_REDIS_URL"
 ENV_MERCHANT_ID: Final = "ASSETPAY_MERCHANT_ID"
+ENV_API_KEY: Final = "ASSETPAY_API_KEY"
+ENV_API_SECRET: Final = "ASSETPAY_API_SECRET"  # noqa: S105 - the variable's name, not a secret
 
 _QUOTA: Final = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d*)?|\.\d+)\s*s?\s*")
 
@@ -83,15 +88,19 @@ class Connection:
             a password).
         merchant_id: the merchant, for opaque (non-JWT) tokens.
         latency_margin: J, seconds between our grant and the server's count.
+        api_key: the merchant's API key (merchant mode: tokens minted per end user of the batch file).
+        api_secret: the merchant's API secret (kept out of the repr).
     """
 
-    token: SecretToken
+    token: SecretToken | None
     tier: MerchantTier | None
     cancel_quota: Quota | None
     base_url: str
     redis_url: str | None = attrs.field(repr=False)
     merchant_id: str | None
     latency_margin: float
+    api_key: ApiKey | None = None
+    api_secret: ApiSecret | None = attrs.field(default=None, repr=False)
 
     def session(self) -> AssetPaySession:
         """A new session with these settings (use it with ``async with``)."""
@@ -102,10 +111,22 @@ class Connection:
             merchant_id=self.merchant_id,
             latency_margin=self.latency_margin,
             limiter=self.redis_url,
+            api_key=None if self.api_key is None else self.api_key.reveal(),
+            api_secret=None if self.api_secret is None else self.api_secret.reveal(),
         )
 
     def client(self, session: AssetPaySession) -> AssetPayClient:
-        """The client of this token on ``session``."""
+        """The client of this token on ``session``.
+
+        Raises:
+            InvalidRequestError: no client token (merchant mode without a token needs a batch file with
+                ``steam_id,trade_url`` columns).
+        """
+        if self.token is None:
+            raise InvalidRequestError(
+                f"no client token: set {ENV_TOKEN}, or give the batch file steam_id,trade_url columns "
+                "so the API key and secret issue each user's token"
+            )
         return session.client(self.token.reveal())
 
 
@@ -115,11 +136,15 @@ def connection_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Con
     Raises:
         SettingsError: no token, neither a tier nor a quota, or a Redis URL without its scheme.
     """
+    api_key, api_secret = _merchant_secrets(args, environ)
     raw_token = args.token if args.token is not None else environ.get(ENV_TOKEN)
-    if not raw_token:
-        raise SettingsError(f"no client token: set {ENV_TOKEN} (preferred) or pass --token")
+    if not raw_token and api_key is None:
+        raise SettingsError(
+            f"no client token: set {ENV_TOKEN} (preferred) or pass --token; or, in merchant mode, "
+            f"{ENV_API_KEY} and {ENV_API_SECRET}"
+        )
     try:
-        token = SecretToken(raw_token)
+        token = SecretToken(raw_token) if raw_token else None
     except InvalidRequestError as exc:
         raise SettingsError(str(exc)) from None
     tier_text = args.tier or environ.get(ENV_TIER) or None
@@ -151,4 +176,22 @@ def connection_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Con
         redis_url=redis_url,
         merchant_id=args.merchant_id or environ.get(ENV_MERCHANT_ID) or None,
         latency_margin=args.latency_margin,
+        api_key=api_key,
+        api_secret=api_secret,
     )
+
+
+def _merchant_secrets(
+    args: argparse.Namespace, environ: Mapping[str, str]
+) -> tuple[ApiKey | None, ApiSecret | None]:
+    """The API key and secret from the options or the environment, in their redacting holders."""
+    raw_key = getattr(args, "api_key", None) or environ.get(ENV_API_KEY) or None
+    raw_secret = getattr(args, "api_secret", None) or environ.get(ENV_API_SECRET) or None
+    if raw_secret is not None and raw_key is None:
+        raise SettingsError(f"an API secret needs the API key too ({ENV_API_KEY} or --api-key)")
+    try:
+        key = None if raw_key is None else ApiKey(raw_key)
+        secret = None if raw_secret is None else ApiSecret(raw_secret)
+    except ConfigurationError as exc:  # its message never holds the value
+        raise SettingsError(str(exc)) from None
+    return key, secret

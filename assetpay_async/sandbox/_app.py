@@ -7,12 +7,13 @@ import math
 import socket
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from aiohttp import web
 
 from assetpay_async._quota import RouteGroup
 
+from . import _merchant_scope as scope
 from . import _rules as rules
 from ._faults import Fault, FaultKind
 from ._observe import RequestRecord
@@ -21,7 +22,9 @@ from ._tokens import TokenProblem, verify
 
 if TYPE_CHECKING:
     from ._sandbox import Sandbox
-    from ._state import User
+    from ._state import Merchant, User
+
+S = TypeVar("S")
 
 __all__ = ["build_app"]
 
@@ -85,7 +88,65 @@ def build_app(sandbox: Sandbox) -> web.Application:
     app.router.add_get("/client/trades", list_trades)
     if sandbox.behavior.trade_by_id_route:
         app.router.add_get("/client/trades/{trade_id}", get_trade)
+    _add_merchant_routes(app, sandbox, pipeline)
     return app
+
+
+_SECURE_TRADES: Final = "/secure/trades/"
+
+
+def _add_merchant_routes(app: web.Application, sandbox: Sandbox, pipeline: _Pipeline) -> None:
+    """The ``api-key`` routes: ``/auth/authenticate-client``, ``/secure/trades``, ``/secure/buy``."""
+
+    async def authenticate(request: web.Request) -> web.StreamResponse:
+        checked = scope.check_authenticate_body(await request.read(), sandbox.behavior)
+
+        def handle(merchant: Merchant) -> Answer:
+            if isinstance(checked, Answer):
+                return checked
+            return sandbox._authenticate_client(merchant, *checked)
+
+        return await pipeline.serve_merchant(request, RouteGroup.AUTH, handle)
+
+    async def secure_list(request: web.Request) -> web.StreamResponse:
+        query = dict(request.query)
+        return await pipeline.serve_merchant(
+            request,
+            RouteGroup.MERCHANT_READ,
+            lambda m: scope.secure_list(
+                sandbox.trades, m.id, query, behavior=sandbox.behavior, render=sandbox.render
+            ),
+        )
+
+    async def secure_refs(request: web.Request) -> web.StreamResponse:
+        refs = scope.split_refs(request.rel_url.raw_path, _SECURE_TRADES)
+        return await pipeline.serve_merchant(
+            request,
+            RouteGroup.MERCHANT_READ,
+            lambda m: scope.secure_refs(
+                sandbox.trades, m.id, refs, behavior=sandbox.behavior, render=sandbox.render
+            ),
+        )
+
+    async def buy_cancel_item(request: web.Request) -> web.StreamResponse:
+        trade_id, item_id = request.match_info["trade_id"], request.match_info["item_id"]
+        return await pipeline.serve_merchant(
+            request,
+            RouteGroup.CANCEL_ITEM,
+            lambda m: sandbox._secure_cancel(m, trade_id, item_id),
+        )
+
+    async def buy_cancel(request: web.Request) -> web.StreamResponse:
+        trade_id = request.match_info["trade_id"]
+        return await pipeline.serve_merchant(
+            request, RouteGroup.CANCEL_ITEM, lambda m: sandbox._secure_cancel(m, trade_id, None)
+        )
+
+    app.router.add_post("/auth/authenticate-client", authenticate)
+    app.router.add_get("/secure/trades", secure_list)
+    app.router.add_get(_SECURE_TRADES + "{refs:.+}", secure_refs)
+    app.router.add_post("/secure/buy/{trade_id}/items/{item_id}/cancel", buy_cancel_item)
+    app.router.add_post("/secure/buy/{trade_id}/cancel", buy_cancel)
 
 
 def _json_response(
@@ -121,10 +182,46 @@ class _Pipeline:
         self._sb = sandbox
 
     async def serve(
+        self, request: web.Request, group: RouteGroup, handle: Callable[[User], Answer]
+    ) -> web.StreamResponse:
+        """A client-scope route: the client token (``Authorization``) names the caller."""
+        return await self._serve(request, group, handle, self._client_token, _user_merchant)
+
+    async def serve_merchant(
+        self, request: web.Request, group: RouteGroup, handle: Callable[[Merchant], Answer]
+    ) -> web.StreamResponse:
+        """A merchant-scope route: the ``api-key`` header names the merchant."""
+        return await self._serve(request, group, handle, self._api_key, _merchant_id)
+
+    def _client_token(self, request: web.Request) -> User | Answer:
+        sb = self._sb
+        claims = verify(request.headers.get("Authorization"), sb._secret_of, sb.clock.unix())
+        if claims is TokenProblem.EXPIRED and sb.behavior.expired_token_key == "INVALID_TOKEN":  # noqa: S105
+            claims = TokenProblem.INVALID
+        if not isinstance(claims, TokenProblem):
+            signature = (request.headers.get("Authorization") or "").rpartition(".")[2]
+            if sb._token_refused(claims, signature):
+                claims = TokenProblem.INVALID
+        if isinstance(claims, TokenProblem):
+            return Answer.fail(401, claims.code, claims.key, _TOKEN_MESSAGES[claims])
+        return sb._user_for(claims)
+
+    def _api_key(self, request: web.Request) -> Merchant | Answer:
+        value = request.headers.get("api-key")
+        if not value:
+            return Answer.fail(401, 1900, "MISSING_API_KEY", "The api-key header is required")
+        merchant = self._sb._merchant_by_key(value.strip())
+        if merchant is None:
+            return Answer.fail(401, 1901, "INVALID_API_KEY", "Invalid API key")
+        return merchant
+
+    async def _serve(
         self,
         request: web.Request,
         group: RouteGroup,
-        handle: Callable[[User], Answer],
+        handle: Callable[[S], Answer],
+        authenticate: Callable[[web.Request], S | Answer],
+        merchant_of: Callable[[S], str],
     ) -> web.StreamResponse:
         sb = self._sb
         sent_request_id = request.headers.get("X-Request-Id")
@@ -155,13 +252,11 @@ class _Pipeline:
                 )
             )
 
-        claims = verify(request.headers.get("Authorization"), sb._secret_of, sb.clock.unix())
-        if isinstance(claims, TokenProblem):
-            answer = Answer.fail(401, claims.code, claims.key, _TOKEN_MESSAGES[claims])
-            record(answer.status, answer.key, merchant=None, counted=False, at=arrived)
-            return _json_response(answer, request_id)
-        user = sb._user_for(claims)
-        merchant_id = user.merchant_id
+        caller = authenticate(request)
+        if isinstance(caller, Answer):
+            record(caller.status, caller.key, merchant=None, counted=False, at=arrived)
+            return _json_response(caller, request_id)
+        merchant_id = merchant_of(caller)
         faults = sb.faults.draw(group, merchant_id)
         kinds = tuple(f.kind.value for f in faults)
         for fault in faults:
@@ -186,7 +281,7 @@ class _Pipeline:
             headers = _retry_after_header(decision.retry_after) if behavior.retry_after else None
             record(429, "RATE_LIMITED", merchant=merchant_id, counted=True, at=now, faults=kinds)
             return _json_response(answer, request_id, headers)
-        answer = handle(user)
+        answer = handle(caller)
         record(
             0 if _has(faults, FaultKind.RESET_AFTER) else answer.status,
             answer.key,
@@ -283,6 +378,14 @@ class _Dropped(web.HTTPException):
 
     status_code = 499
     empty_body = True
+
+
+def _user_merchant(user: User) -> str:
+    return user.merchant_id
+
+
+def _merchant_id(merchant: Merchant) -> str:
+    return merchant.id
 
 
 def _has(faults: list[Fault], kind: FaultKind) -> bool:

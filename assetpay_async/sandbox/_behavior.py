@@ -35,6 +35,11 @@ class SandboxBehavior:
         trade_by_id_route: whether ``GET /client/trades/{id}`` exists (absent from the OpenAPI document);
             when False it answers a bare 404 without an envelope, like an unknown route behind a proxy.
         rate_limited_code: the numeric code of RATE_LIMITED (1005 now, 1007 in older editions).
+        secure_trades_include_clients: whether ``GET /secure/trades/{refs}`` resolves the merchant's
+            clients' trades (True: the OpenAPI document and the official README) or only its own
+            ``source: "self"`` trades (False: one documentation page). UNCONFIRMED.
+        expired_token_key: what a token past its ``exp`` answers: ``TOKEN_EXPIRED`` (1111, the default)
+            or ``INVALID_TOKEN`` (1102, what the official client renews on). 401 either way.
     """
 
     cancel_error_status: int = attrs.field(default=400, validator=_http_status)
@@ -45,3 +50,8 @@ class SandboxBehavior:
     validation_status: int = attrs.field(default=400, validator=_http_status)
     trade_by_id_route: bool = True
     rate_limited_code: int = 1005
+    secure_trades_include_clients: bool = True
+    expired_token_key: str = attrs.field(
+        default="TOKEN_EXPIRED",
+        validator=attrs.validators.in_(("TOKEN_EXPIRED", "INVALID_TOKEN")),
+    )

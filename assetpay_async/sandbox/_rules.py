@@ -24,6 +24,7 @@ __all__ = [
     "cancel_trade",
     "find_trade",
     "get_trade",
+    "list_page",
     "list_trades",
 ]
 
@@ -324,7 +325,19 @@ def list_trades(
     behavior: SandboxBehavior,
     render: Callable[[SandboxTrade], dict[str, Any]],
 ) -> Answer:
-    """``GET /client/trades``: the caller's trades, newest first, a page at a time.
+    """``GET /client/trades``: the caller's trades, newest first, a page at a time (see `list_page`)."""
+    mine = [t for t in trades if t.user_id == caller.id and t.merchant_id == caller.merchant_id]
+    return list_page(mine, query, behavior=behavior, render=render)
+
+
+def list_page(
+    candidates: Iterable[SandboxTrade],
+    query: Mapping[str, str],
+    *,
+    behavior: SandboxBehavior,
+    render: Callable[[SandboxTrade], dict[str, Any]],
+) -> Answer:
+    """One page of ``candidates``, newest first.
 
     Query: ``limit`` (1-100, default 20), ``cursor`` (``nextCursor`` of the previous page), ``type``
     (``deposit``/``withdraw``), ``game`` (``730``/``252490``; AssetPay's default ``730``: a call without it
@@ -352,14 +365,7 @@ def list_trades(
     if fields:
         return validation_failed(behavior, fields)
     mine = sorted(
-        (
-            t
-            for t in trades
-            if t.user_id == caller.id
-            and t.merchant_id == caller.merchant_id
-            and (kind is None or t.type == kind)
-            and t.game is _GAMES[game]
-        ),
+        (t for t in candidates if (kind is None or t.type == kind) and t.game is _GAMES[game]),
         key=lambda t: (t.created_at, t.id),
         reverse=True,
     )

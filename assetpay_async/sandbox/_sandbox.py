@@ -143,6 +143,11 @@ class Sandbox:
         self._users_by_steam: dict[tuple[str, str], User] = {}
         self._models: dict[tuple[str, RouteGroup], RateModel] = {}
         self._requests: list[RequestRecord] = []
+        self._expired_before: dict[tuple[str, str], int] = {}
+        self._seen_tokens: dict[tuple[str, str], set[str]] = {}
+        self._revoked: set[str] = set()
+        self.tokens_issued = 0
+        """How many tokens ``POST /auth/authenticate-client`` issued."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._callbacks = CallbackDispatcher(
             self.clock,
@@ -224,6 +229,7 @@ class Sandbox:
         merchant_id: str | None = None,
         secret: str | None = None,
         previous_secret: str | None = None,
+        api_key: str | None = None,
     ) -> Merchant:
         """Create a merchant.
 
@@ -235,6 +241,7 @@ class Sandbox:
             merchant_id: its id (default: a fresh UUID).
             secret: its API secret (default: a fresh random one).
             previous_secret: a secret being rotated out (callbacks then carry ``s1``).
+            api_key: its API key for the merchant scope (default: a fresh ``ap_sandbox_...``).
         """
         merchant = Merchant(
             id=merchant_id or self._new_id(),
@@ -243,6 +250,7 @@ class Sandbox:
             callback_url=callback_url,
             previous_secret=previous_secret,
             quotas={RouteGroup(g): _as_quota(q) for g, q in (quotas or {}).items()},
+            api_key=api_key or f"ap_sandbox_{self._ids.getrandbits(96):024x}",
         )
         if merchant.id in self.merchants:
             raise ValueError(f"merchant {merchant.id!r} exists already")
@@ -282,20 +290,23 @@ class Sandbox:
         *,
         lifetime: dt.timedelta = TOKEN_LIFETIME,
         issued_at: dt.datetime | None = None,
+        claims: Mapping[str, Any] | None = None,
     ) -> str:
         """Mint the user's client token: an HS256 JWT in AssetPay's shape, signed with the merchant's secret.
 
         Args:
             lifetime: ``exp - iat`` (AssetPay: 24 hours).
             issued_at: ``iat`` (default: the sandbox's wall time now).
+            claims: more ``client`` claims (``clientId``, ``clientData``).
         """
         merchant = self._merchant(user.merchant_id)
         iat = int((issued_at or self.clock.wall()).timestamp())
+        client = {"steamID": user.steam_id, "tradeUrl": user.trade_url, **(claims or {})}
         return tokens.encode(
             {"alg": "HS256", "typ": "JWT", "userId": merchant.id},
             {
                 "merchantId": merchant.id,
-                "client": {"steamID": user.steam_id, "tradeUrl": user.trade_url},
+                "client": client,
                 "iat": iat,
                 "exp": iat + int(lifetime.total_seconds()),
             },
@@ -317,6 +328,7 @@ class Sandbox:
         trade_id: str | None = None,
         item_ids: Iterable[str] | None = None,
         listing_ids: bool = False,
+        source: str = "client",
     ) -> SandboxTrade:
         """Create a trade of ``user``, created ``age`` ago (the 30-minute rule reads the trade's age).
 
@@ -334,7 +346,11 @@ class Sandbox:
             item_ids: its items' ids (default: fresh UUIDs, or listing ids with ``listing_ids``).
             listing_ids: give the items marketplace listing ids such as ``0010f8d48278ccb8`` (16 hex
                 digits, not UUIDs), as CS2 withdrawal items have.
+            source: ``"client"`` (the user's trade) or ``"self"`` (the merchant's own buy, which the
+                merchant scope's ``/secure/*`` routes read and cancel).
         """
+        if source not in ("client", "self"):
+            raise ValueError("source must be 'client' or 'self'")
         if type not in ("withdraw", "deposit"):
             raise ValueError("type must be 'withdraw' or 'deposit'")
         if items < 1:
@@ -381,6 +397,7 @@ class Sandbox:
             created_at=created,
             updated_at=created,
             external_id=external_id,
+            source=source,
         )
         if trade.id in self.trades:
             raise ValueError(f"trade {trade.id} exists already")
@@ -444,6 +461,56 @@ class Sandbox:
         """Wait until every pending revert and callback delivery has finished (on the sandbox's clock)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks))
+
+    # -- merchant scope -------------------------------------------------------------------------------
+
+    def expire_tokens(self, user: User) -> None:
+        """Make every client token of ``user`` expire early: from now on, each token the sandbox has seen
+        the user present, and each issued before this second, is refused as INVALID_TOKEN (1102). A token
+        issued from now on is accepted."""
+        key = (user.merchant_id, user.steam_id)
+        self._expired_before[key] = int(self.clock.unix())
+        self._revoked.update(self._seen_tokens.pop(key, set()))
+
+    def _token_refused(self, claims: tokens.TokenClaims, signature: str) -> bool:
+        key = (claims.merchant_id, claims.steam_id)
+        if signature in self._revoked:
+            return True
+        self._seen_tokens.setdefault(key, set()).add(signature)
+        cutoff = self._expired_before.get(key)
+        return cutoff is not None and claims.issued_at < cutoff
+
+    def _merchant_by_key(self, api_key: str) -> Merchant | None:
+        return next((m for m in self.merchants.values() if m.api_key == api_key), None)
+
+    def _authenticate_client(
+        self, merchant: Merchant, steam_id: str, trade_url: str, extra: Mapping[str, Any]
+    ) -> rules.Answer:
+        user = self._users_by_steam.get((merchant.id, steam_id))
+        if user is None:
+            user = self.add_user(merchant, steam_id=steam_id, trade_url=trade_url)
+        minted = attrs.evolve(user, trade_url=trade_url) if user.trade_url != trade_url else user
+        self.tokens_issued += 1
+        issued_at = self.clock.wall()
+        token = self.token(minted, claims=extra, issued_at=issued_at)
+        while (
+            token.rpartition(".")[2] in self._revoked
+        ):  # the same claims a second later: a new token
+            issued_at += dt.timedelta(seconds=1)
+            token = self.token(minted, claims=extra, issued_at=issued_at)
+        return rules.Answer.ok({"token": token})
+
+    def _secure_cancel(
+        self, merchant: Merchant, trade_id: str, item_id: str | None
+    ) -> rules.Answer:
+        """``/secure/buy`` cancels: the merchant's own buys only, run as the buy's owner would."""
+        trade = rules.find_trade(self.trades, merchant.id, trade_id)
+        if trade is None or trade.source != "self":
+            return rules.Answer.fail(404, 21, "TRADE_NOT_FOUND", f"Trade {trade_id} not found")
+        owner = self.users[trade.user_id]
+        if item_id is None:
+            return self._cancel_trade(owner, trade_id)
+        return self._cancel(owner, trade_id, item_id)
 
     # -- used by the app ------------------------------------------------------------------------------
 
@@ -575,14 +642,16 @@ class Sandbox:
 
         Format::
 
-            {"merchants": [{"id": "m-1", "secret": "...", "tier": "verified", "callback_url": null,
+            {"merchants": [{"id": "m-1", "secret": "...", "api_key": "ap_...", "tier": "verified",
+                            "callback_url": null,
                             "quotas": {"cancel-item": [60, 60]},
                             "users": [{"steam_id": "7656...", "trades": [
                                 {"game": "cs2", "items": 3, "age_minutes": 45, "type": "withdraw"}]}]}]}
 
         Every key but ``merchants`` is optional. A trade may also hold ``id``, ``external_id``, ``status``,
         ``item_status``, ``listing_ids`` (true: items get marketplace listing ids, not UUIDs) and
-        ``item_external_ids`` (true, or a list of one externalId per item). ``options`` go to the constructor.
+        ``item_external_ids`` (true, or a list of one externalId per item) and ``source`` (``"self"``: the
+        merchant's own buy). ``options`` go to the constructor.
         """
         sandbox = cls(**options)
         for m in document.get("merchants", ()):
@@ -593,6 +662,7 @@ class Sandbox:
                 merchant_id=m.get("id"),
                 secret=m.get("secret"),
                 previous_secret=m.get("previous_secret"),
+                api_key=m.get("api_key"),
             )
             for u in m.get("users", ()):
                 user = sandbox.add_user(
@@ -611,6 +681,7 @@ class Sandbox:
                         trade_id=t.get("id"),
                         listing_ids=bool(t.get("listing_ids", False)),
                         item_external_ids=t.get("item_external_ids", False),
+                        source=t.get("source", "client"),
                     )
         return sandbox
 

@@ -54,6 +54,7 @@ class Merchant:
         callback_url: where trade callbacks go (None: no callbacks).
         previous_secret: a secret being rotated out: callbacks then also carry ``s1``.
         quotas: the quota of each route group (the tier's unless overridden).
+        api_key: the API key (``ap_...``) the merchant scope (``/secure/*``, ``/auth/*``) authenticates.
     """
 
     id: str
@@ -62,6 +63,7 @@ class Merchant:
     callback_url: str | None = None
     previous_secret: str | None = None
     quotas: dict[RouteGroup, Quota] = attrs.field(factory=dict)
+    api_key: str = ""
 
     def quota(self, group: RouteGroup) -> Quota:
         """The quota this merchant gets for ``group``."""
@@ -118,6 +120,8 @@ class SandboxTrade:
     updated_at: float
     external_id: str | None = None
     reverted_by: str | None = None
+    source: str = "client"
+    """``client`` (an end user's trade) or ``self`` (the merchant's own buy, the ``/secure/*`` scope)."""
 
     def item(self, ref: str) -> SandboxItem | None:
         """The item whose id, else whose externalId, is ``ref`` (UUIDs in any case), or None."""
@@ -183,7 +187,7 @@ def render_trade(trade: SandboxTrade, start: dt.datetime) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "id": trade.id,
         "type": trade.type,
-        "source": "client",
+        "source": trade.source,
         "merchantId": trade.merchant_id,
         "clientUserId": trade.user_id,
         "clientSteamID": trade.steam_id,

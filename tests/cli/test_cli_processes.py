@@ -164,7 +164,8 @@ def test_sandbox_command_reads_a_seed_and_prints_for_humans(tmp_path: Path) -> N
     assert proc.returncode == ExitCode.OK
     assert "(server algorithm gcra)" in lines[0]
     assert (
-        "merchant m-1 (unverified; cancel-item 60/3s, trades-read 30/60s) secret dev-secret" in text
+        "merchant m-1 (unverified; cancel-item 60/3s, trades-read 30/60s, merchant-read 100/60s, "
+        "auth 100/3600s) secret dev-secret" in text
     )
     assert "user steam 76561198000000042" in text
     assert "ASSETPAY_CLIENT_TOKEN=eyJ" in text

@@ -200,6 +200,7 @@ def test_trade_item_finds_by_id_then_external_id() -> None:
         "id": "t-1",
         "type": "withdraw",
         "status": "active",
+        "createdAt": "2026-01-01T00:00:00Z",
         "items": [
             {"id": "0010f8d48278ccb8", "externalId": "ext-b"},
             {"id": str(ITEM_ID), "externalId": "0010f8d48278ccb8"},
@@ -224,7 +225,16 @@ def test_a_trade_status_that_is_not_a_string_does_not_decode(status: object) -> 
 
 
 def test_a_numeric_game_is_still_read_as_the_app_id() -> None:
-    trade = converter().structure({"id": "t", "type": "deposit", "status": "x", "game": 730}, Trade)
+    trade = converter().structure(
+        {
+            "id": "t",
+            "type": "deposit",
+            "status": "x",
+            "game": 730,
+            "createdAt": "2026-01-01T00:00:00Z",
+        },
+        Trade,
+    )
     assert trade.game is Game.CS2
 
 

@@ -52,7 +52,12 @@ from tests.support.core import (
 # and a Retry-After is believed up to three windows (180 s) unless the policy says otherwise.
 SLOW = Quota(10, 60.0)
 INTERVAL = 60.0 / 9
-TRADE_BODY = {"id": str(TRADE_ID), "type": "withdraw", "status": "active"}
+TRADE_BODY = {
+    "id": str(TRADE_ID),
+    "type": "withdraw",
+    "status": "active",
+    "createdAt": "2026-01-01T00:00:00Z",
+}
 HTML = "text/html"
 
 

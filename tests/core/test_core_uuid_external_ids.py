@@ -74,6 +74,7 @@ def test_a_uuid_item_external_id_the_answer_does_not_echo_is_resolved_by_a_read(
                 "id": str(TRADE_ID),
                 "type": "withdraw",
                 "status": "active",
+                "createdAt": "2026-01-01T00:00:00Z",
                 "items": [{"id": str(ITEM_ID), "appid": 730, "externalId": item_external}],
             }
             return Reply(200, success_body(trade))
@@ -103,7 +104,13 @@ def test_an_answer_about_another_trade_stays_an_ambiguous_mismatch() -> None:
 
     def respond(path: str) -> Reply:
         if path.startswith("/client/trades/"):
-            trade = {"id": str(TRADE_ID), "type": "withdraw", "status": "active", "items": []}
+            trade = {
+                "id": str(TRADE_ID),
+                "type": "withdraw",
+                "status": "active",
+                "createdAt": "2026-01-01T00:00:00Z",
+                "items": [],
+            }
             return Reply(200, success_body(trade))
         answer = {"tradeId": other, "itemId": str(ITEM_ID), "status": "cancelled"}
         return Reply(200, success_body(answer))

@@ -39,6 +39,7 @@ PUBLIC_NAMES = [
     "LimiterStats",
     "MemoryLimiterRegistry",
     "MerchantMismatchError",
+    "MerchantScope",
     "MerchantTier",
     "NotCancellableError",
     "OutcomeDetail",

@@ -207,7 +207,13 @@ def test_a_likely_cancelled_pair_whose_item_completed_is_settled_as_failed(tmp_p
     def respond(request: RecordedRequest) -> Reply:
         if request.method == "GET":
             item = {"id": item_id, "status": "completed"}
-            trade = {"id": trade_id, "type": "withdraw", "status": "completed", "items": [item]}
+            trade = {
+                "id": trade_id,
+                "type": "withdraw",
+                "status": "completed",
+                "createdAt": "2026-01-01T00:00:00Z",
+                "items": [item],
+            }
             return Reply(200, success_body(trade))
         return api_error(400, "TRADE_NOT_CANCELLABLE", 28)
 

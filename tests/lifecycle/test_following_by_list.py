@@ -146,6 +146,7 @@ def _trade_json(trade_id: str, item_id: str, status: str) -> dict[str, object]:
         "id": trade_id,
         "type": "withdraw",
         "status": "active",
+        "createdAt": "2026-01-01T00:00:00Z",
         "items": [{"id": item_id, "status": status}],
     }
 

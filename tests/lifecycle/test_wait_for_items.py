@@ -143,6 +143,7 @@ def test_transient_read_failures_keep_polling_until_the_item_is_final() -> None:
             "id": str(trade_id),
             "type": "withdraw",
             "status": "active",
+            "createdAt": "2026-01-01T00:00:00Z",
             "items": [{"id": str(item_id), "status": status}],
         }
         return Reply(200, success_body(body))
