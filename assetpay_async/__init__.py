@@ -43,6 +43,7 @@ from ._limiting import (
     LimiterStats,
     MemoryLimiterRegistry,
     RateLimiter,
+    ServerModel,
 )
 from ._models import (
     CancelResult,
@@ -108,6 +109,7 @@ __all__ = [
     "RevertedBy",
     "RouteGroup",
     "ServerError",
+    "ServerModel",
     "SessionClosedError",
     "Trade",
     "TradeCancelItem",

@@ -15,6 +15,7 @@ import aiohttp
 from ._client import AssetPayClient
 from ._errors import ConfigurationError, InvalidRequestError, MerchantMismatchError
 from ._limiting import LimiterPolicy, LimiterRegistry, LimiterStats, default_registry
+from ._limiting import ServerModel, with_pacing_options
 from ._quota import MerchantTier, Quota, RouteGroup, default_quota
 from ._tokens import SecretToken, merchant_of
 from ._transport import Requester, RetryPolicy
@@ -106,7 +107,13 @@ class AssetPaySession:
         retry: the retry policy, including how long 429s may hold a call and the longest ``Retry-After``
             believed.
         policy: the limiter's spacing policy.
-        latency_margin: J, seconds of spread between our grant and the server's count (default 1 s).
+        latency_margin: J, seconds of spread between our grant and the server's count (default 1 s), or
+            ``"measured"``: J follows the send-to-answer times this process sees (a high percentile of
+            their spread, 0.1 s at least; in-memory limiter only). ``docs/limiter.md`` compares them.
+        server_model: how AssetPay counts, if you know it (see [`ServerModel`][assetpay_async.ServerModel]):
+            a declared sliding log, fixed window or bucket of N lets grants go (T + J) / N apart instead of
+            (T + J) / (N - 1). The default, ``"unknown"``, is safe against every windowed server
+            (in-memory limiter only).
         max_queue_wait: default bound on the time a call may wait for quota (None waits as long as needed).
         limiter: where the merchant's limiters come from. None (default): the process-wide in-memory
             registry, shared by every session of the process. A Redis URL (``redis://``, ``rediss://``,
@@ -139,10 +146,11 @@ class AssetPaySession:
         max_connections: int = 100,
         retry: RetryPolicy | None = None,
         policy: LimiterPolicy | str = LimiterPolicy.EVEN,
-        latency_margin: float = 1.0,
+        latency_margin: float | str = 1.0,
         max_queue_wait: float | None = None,
         limiter: LimiterRegistry | str | aioredis.Redis | None = None,
         wall_clock: Callable[[], dt.datetime] | None = None,
+        server_model: ServerModel | str = ServerModel.UNKNOWN,
     ) -> None:
         if tier is None and cancel_quota is None:
             raise ConfigurationError(
@@ -166,6 +174,11 @@ class AssetPaySession:
         }
         timeout = _seconds("timeout", timeout)
         connect_timeout = _seconds("connect_timeout", connect_timeout)
+        pacing_options = with_pacing_options(
+            limiter, latency_margin=latency_margin, server_model=server_model
+        )
+        if latency_margin == "measured":
+            latency_margin = 1.0  # what a registry that cannot measure would be asked (none gets it)
         latency_margin = _seconds("latency_margin", latency_margin, zero_ok=True)
         if max_queue_wait is not None:
             max_queue_wait = _seconds("max_queue_wait", max_queue_wait, zero_ok=True)
@@ -202,7 +215,7 @@ class AssetPaySession:
             connect_timeout=connect_timeout,
             max_connections=max_connections,
             retry=retry or RetryPolicy(),
-            registry=registry,
+            registry=pacing_options(registry),
             quotas=self._quotas,
             policy=self._policy,
             latency_margin=latency_margin,

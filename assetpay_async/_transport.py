@@ -298,6 +298,7 @@ class Requester:
             error: AssetPayError | None = None
             try:
                 raw = await self._send(spec, headers, token)
+                limiter.observe_wire(raw.wire_seconds)
                 envelope = proto.decode_envelope(
                     raw.status,
                     raw.headers,

@@ -51,6 +51,7 @@ PUBLIC_NAMES = [
     "RevertedBy",
     "RouteGroup",
     "ServerError",
+    "ServerModel",
     "SessionClosedError",
     "Trade",
     "TradeCancelItem",
