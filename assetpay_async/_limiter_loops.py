@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import math
+import threading
 
-__all__ = ["LoopQueue", "handshake", "may_go_solo", "queue_for"]
+from ._pacing import Pacing, grant_base
+
+__all__ = ["EXPIRED", "LoopQueue", "LoopWaker", "handshake", "may_go_solo", "queue_for"]
+
+EXPIRED = -1
+"""The result a waiter's future gets when its ``max_wait`` ran out (grants are numbered from 1)."""
 
 _POLL = 0.005
 """Seconds between looks at whether the other loop still runs, while waiting for its answer."""
@@ -78,10 +85,8 @@ async def handshake(other: asyncio.AbstractEventLoop) -> None:
     done: asyncio.Future[None] = loop.create_future()
 
     def answer() -> None:  # runs in the other loop
-        try:
+        with contextlib.suppress(RuntimeError):  # our loop closed: nobody waits for the answer
             loop.call_soon_threadsafe(_resolve, done)
-        except RuntimeError:  # our loop closed meanwhile: nobody waits for the answer
-            pass
 
     try:
         other.call_soon_threadsafe(answer)
@@ -89,3 +94,119 @@ async def handshake(other: asyncio.AbstractEventLoop) -> None:
         return
     while not done.done() and other.is_running():
         await asyncio.wait((done,), timeout=_POLL)
+
+
+class LoopWaker:
+    """The waking half of [`MemoryLimiter`][assetpay_async._limiting.MemoryLimiter]: timers, wake-ups, expiry.
+
+    Every method runs with the limiter's lock held, except ``_wake`` and ``_expire`` (timer callbacks, which
+    take it).
+    """
+
+    __slots__ = ("_granted", "_tat", "_undo_tat")
+
+    _lock: threading.Lock
+    _queues: dict[asyncio.AbstractEventLoop, LoopQueue]
+    _pacing: Pacing
+    _seq: int
+    _tat: float
+    _undo_tat: float | None
+    _granted: int
+
+    def _now(self) -> float:
+        raise NotImplementedError
+
+    def _head_due(self) -> float:
+        raise NotImplementedError
+
+    def _level(self, t: float) -> float:
+        raise NotImplementedError
+
+    def _grant(self, base: float) -> int:
+        raise NotImplementedError
+
+    def _undo_grant(self, seq: int, queue: LoopQueue) -> None:
+        """Give back a grant whose task was cancelled before it could use it, if it was the latest one."""
+        if seq != self._seq or self._undo_tat is None:
+            return  # a later grant was built on it: leave it spent, which only errs on the slow side
+        self._tat, self._undo_tat = self._undo_tat, None
+        self._granted -= 1
+        if queue.queued:
+            self._arm(queue)
+        self._poke_others(queue)
+
+    def _forget_one(self, queue: LoopQueue) -> None:
+        """A queued waiter left (cancelled or timed out); its future stays in the deque, marked done."""
+        queue.queued -= 1
+        if queue.queued == 0:
+            self._arm(queue)
+
+    def _poke_others(self, queue: LoopQueue) -> None:
+        """Let the other loops' queues look again: a grant may be due earlier than their timers think."""
+        for other in self._queues.values():
+            if other is not queue and other.queued and not other.loop.is_closed():
+                try:
+                    other.loop.call_soon_threadsafe(self._wake, other, self._now())
+                except RuntimeError:  # closed in the meantime: its waiters are gone with it
+                    continue
+
+    def _arm(self, queue: LoopQueue) -> None:
+        """Make sure the queue's timer fires no later than its head is due (or drop it when nobody waits).
+
+        Runs in the queue's own loop only (``call_later`` is not thread-safe).
+        """
+        if queue.queued == 0:
+            queue.waiters.clear()
+            queue.drop_timer()
+            return
+        due = self._head_due()
+        if due == math.inf:  # a hand-over is under way: its end arms the queues again
+            queue.drop_timer()
+            return
+        if queue.timer is not None:
+            if queue.timer_when <= due:
+                return  # fires early enough; _wake re-arms for the rest
+            queue.timer.cancel()
+        now = self._now()
+        planned = max(due, now)
+        queue.timer = queue.loop.call_later(planned - now, self._wake, queue, planned)
+        queue.timer_when = planned
+
+    def _wake(self, queue: LoopQueue, planned: float) -> None:
+        """Grant the head of the queue if it is due, then re-arm. Runs in the queue's loop.
+
+        Args:
+            queue: the queue to serve.
+            planned: when this wake-up was meant to happen (a timer's time, or when another loop asked).
+        """
+        with self._lock:
+            self._wake_locked(queue, planned)
+
+    def _wake_locked(self, queue: LoopQueue, planned: float) -> None:
+        queue.drop_timer()
+        now = self._now()
+        waiters = queue.waiters
+        while waiters:
+            head = waiters[0]
+            if head.done():
+                waiters.popleft()
+                continue
+            due = self._head_due()
+            if now < due:
+                break
+            waiters.popleft()
+            queue.queued -= 1
+            # Only the loop's own lateness (now - planned) may keep the grid: a grant that was due before
+            # this wake-up was even planned (one handed back) starts from the wake-up.
+            interval = self._pacing.interval / self._level(due)
+            head.set_result(self._grant(grant_base(min(now, max(due, planned)), now, interval)))
+        self._arm(queue)
+
+    def _expire(self, queue: LoopQueue, fut: asyncio.Future[int]) -> None:
+        with self._lock:
+            if fut.done():
+                return
+            self._wake_locked(queue, self._now())  # a grant due at this very moment goes out first
+            if not fut.done():
+                fut.set_result(EXPIRED)
+                self._forget_one(queue)

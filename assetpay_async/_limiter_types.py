@@ -43,7 +43,7 @@ class ServerModel(enum.StrEnum):
     """At most N counted requests in any window of T (``limits`` moving window, @nestjs/throttler)."""
     FIXED_WINDOW = "fixed-window"
     """At most N per window of T, windows aligned on the clock or anchored at a first hit."""
-    TOKEN_BUCKET = "token-bucket"
+    BUCKET = "bucket"
     """A bucket of N tokens refilled at N per T (GCRA with burst N). Not a bucket of fewer tokens."""
 
 

@@ -1,17 +1,13 @@
 """The in-memory limiter: one schedule per (merchant, route group), a first-in-first-out queue per event loop.
 
-How it works: the schedule (when the next grant is due, the pause, the slowdown) is shared by every event loop
-of the process and guarded by a lock. Each event loop that uses the limiter has its own queue: a deque of
-futures, one per waiting call, in arrival order, and a single timer armed for the moment the head of the queue
-is due. When the timer fires, only the head is woken (no thundering herd). A call that finds its loop's queue
-empty and the schedule due is granted without waiting. Cancelled or timed-out waiters are left in the deque,
-marked done, and skipped when they reach the head, so leaving the queue is O(1) and never strands the waiters
-behind.
+The schedule (next grant due, pause, slowdown, margin) is shared by every event loop of the process and guarded
+by a lock. Each loop has its own queue: a deque of futures in arrival order and one timer armed for when the
+head is due; only the head is woken. Cancelled or timed-out waiters stay in the deque, marked done, and are
+skipped at the head (leaving is O(1)). A call that finds its loop's queue empty and the schedule due is granted
+at once, without the lock while one loop alone uses the limiter (``_limiter_loops``).
 
-Several loops at once (one per thread) take grants from the one schedule: never more than the schedule allows
-in all, first in first out within each loop, and whichever loop's head is woken first when two are due at the
-same moment. A change that makes a grant due earlier (a grant handed back) wakes the other loops' queues with
-``call_soon_threadsafe``. A loop that has finished (``asyncio.run`` returned) leaves nothing behind.
+Several loops at once (one per thread): never more than the schedule allows in all, FIFO within each loop; a
+grant handed back wakes the other loops' queues with ``call_soon_threadsafe``; a finished loop leaves nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +21,7 @@ import time
 from collections.abc import Callable
 
 from ._errors import ConfigurationError, QueueTimeoutError
-from ._limiter_loops import LoopQueue, handshake, may_go_solo, queue_for
+from ._limiter_loops import EXPIRED, LoopQueue, LoopWaker, handshake, may_go_solo, queue_for
 from ._limiter_types import LimiterKey, LimiterPolicy, LimiterStats, ServerModel
 from ._pacing import (
     MARGIN_FLOOR,
@@ -33,7 +29,6 @@ from ._pacing import (
     Pacing,
     PacingConfig,
     checked_config,
-    grant_base,
     grant_time,
     level_at,
     percentile,
@@ -50,11 +45,9 @@ _log = logging.getLogger("assetpay_async.limiter")
 
 _RECENT_WAITS = 1024
 """How many recent waits the p50/p99 statistics look at."""
-_EXPIRED = -1
-"""The result a waiter's future gets when its ``max_wait`` ran out (grants are numbered from 1)."""
 
 
-class MemoryLimiter:
+class MemoryLimiter(LoopWaker):
     """Paces one merchant's quota for one route group inside this process.
 
     Every [`AssetPaySession`][assetpay_async.AssetPaySession] of the merchant shares one instance through the
@@ -88,7 +81,6 @@ class MemoryLimiter:
         "_estimator",
         "_evidence_until",
         "_fraction",
-        "_granted",
         "_handshakes",
         "_key",
         "_last_base",
@@ -103,8 +95,6 @@ class MemoryLimiter:
         "_seq",
         "_seq_at_pause",
         "_solo",
-        "_tat",
-        "_undo_tat",
         "_users",
         "_waits",
     )
@@ -183,43 +173,35 @@ class MemoryLimiter:
                     self._grant(now)
                 self._waits.append(0.0)
                 return 0.0
-        while True:
-            with self._lock:
-                queued = self._enqueue(loop, max_wait)
-            if not isinstance(queued, asyncio.AbstractEventLoop):
-                break
-            try:
-                await handshake(queued)
-            finally:
-                with self._lock:
-                    self._handshakes -= 1
+        with self._lock:
+            queued = self._enqueue(loop, max_wait)
         if queued is None:
             return 0.0
-        return await self._wait(*queued, max_wait)
+        return await self._wait(*queued, max_wait=max_wait)
 
     def _enqueue(
         self, loop: asyncio.AbstractEventLoop, max_wait: float | None
     ) -> (
-        tuple[LoopQueue, asyncio.Future[int], float, asyncio.TimerHandle | None]
-        | asyncio.AbstractEventLoop
+        tuple[
+            LoopQueue,
+            asyncio.Future[int],
+            float,
+            asyncio.TimerHandle | None,
+            asyncio.AbstractEventLoop | None,
+        ]
         | None
     ):
-        """Grant at once (None), queue a future, or name the solo loop to hand over from; lock held."""
+        """Grant at once (None) or queue a future (and name the solo loop to hand over from); lock held."""
         queue = self._recent
         if queue is None or queue.loop is not loop:
             queue = self._recent = queue_for(self._queues, loop)
-        solo = self._solo
-        if solo is not loop:
-            if solo is not None:
-                # No lock-free grant from now on; the caller waits for the last one to be over.
-                self._solo = None
-                self._handshakes += 1
-                return solo
+        handover = self._solo if self._solo is not loop else None
+        if self._solo is None:
             alone = may_go_solo(self._users, loop)  # records every loop that is not solo
             if alone and not self._handshakes and self._clock is None:
                 self._solo = loop
         start = self._now()
-        if queue.queued == 0 and start >= self._head_due():
+        if handover is None and queue.queued == 0 and start >= self._head_due():
             self._grant(start)  # an idle limiter: the schedule starts afresh from now
             self._waits.append(0.0)
             return None
@@ -238,12 +220,17 @@ class MemoryLimiter:
                     f"{expected - start:.3f}s at the earliest",
                     waited=0.0,
                 )
+        if handover is not None:
+            # No lock-free grant from now on, and no grant at all until the last one is over: the caller
+            # waits for the solo loop to answer, queued in its place meanwhile.
+            self._solo = None
+            self._handshakes += 1
         fut: asyncio.Future[int] = loop.create_future()
         queue.waiters.append(fut)
         queue.queued += 1
         expiry = None if max_wait is None else loop.call_later(max_wait, self._expire, queue, fut)
         self._arm(queue)
-        return queue, fut, start, expiry
+        return queue, fut, start, expiry, handover
 
     async def _wait(
         self,
@@ -251,16 +238,28 @@ class MemoryLimiter:
         fut: asyncio.Future[int],
         start: float,
         expiry: asyncio.TimerHandle | None,
+        solo: asyncio.AbstractEventLoop | None,
+        *,
         max_wait: float | None,
     ) -> float:
-        """Await a queued future to its grant, its expiry or a cancellation."""
+        """Await a queued future to its grant, its expiry or a cancellation (after a hand-over)."""
         try:
+            if solo is not None:
+                try:
+                    await handshake(solo)
+                finally:
+                    with self._lock:
+                        self._handshakes -= 1
+                        self._arm(queue)
+                        self._poke_others(queue)
             seq = await fut
         except asyncio.CancelledError:
             with self._lock:
+                if not fut.done():
+                    fut.cancel()
                 if fut.cancelled():
                     self._forget_one(queue)
-                elif (seq := fut.result()) != _EXPIRED:
+                elif (seq := fut.result()) != EXPIRED:
                     self._undo_grant(seq, queue)
             raise
         finally:
@@ -268,9 +267,9 @@ class MemoryLimiter:
                 expiry.cancel()
         with self._lock:
             waited = self._now() - start
-            if seq != _EXPIRED:
+            if seq != EXPIRED:
                 self._waits.append(waited)
-        if seq == _EXPIRED:
+        if seq == EXPIRED:
             raise QueueTimeoutError(
                 f"no {self._key.group} quota for merchant {self._key.merchant_id!r} "
                 f"within {max_wait:.3f}s",
@@ -438,8 +437,8 @@ class MemoryLimiter:
         return level_at(self._fraction, self._clean_since, self._pacing.window, t)
 
     def _head_due(self) -> float:
-        """When the head of a queue may be granted."""
-        return max(self._paused_until, self._tat)
+        """When the head of a queue may be granted (never while a hand-over is under way)."""
+        return math.inf if self._handshakes else max(self._paused_until, self._tat)
 
     def _grant(self, base: float) -> int:
         """Hand out the grant due at ``base``; the next is due one interval (at the rate in force) later."""
@@ -450,86 +449,3 @@ class MemoryLimiter:
         self._seq += 1
         self._granted += 1
         return self._seq
-
-    def _undo_grant(self, seq: int, queue: LoopQueue) -> None:
-        """Give back a grant whose task was cancelled before it could use it, if it was the latest one."""
-        if seq != self._seq or self._undo_tat is None:
-            return  # a later grant was built on it: leave it spent, which only errs on the slow side
-        self._tat, self._undo_tat = self._undo_tat, None
-        self._granted -= 1
-        if queue.queued:
-            self._arm(queue)
-        self._poke_others(queue)
-
-    def _forget_one(self, queue: LoopQueue) -> None:
-        """A queued waiter left (cancelled or timed out); its future stays in the deque, marked done."""
-        queue.queued -= 1
-        if queue.queued == 0:
-            self._arm(queue)
-
-    def _poke_others(self, queue: LoopQueue) -> None:
-        """Let the other loops' queues look again: a grant may be due earlier than their timers think."""
-        for other in self._queues.values():
-            if other is not queue and other.queued and not other.loop.is_closed():
-                try:
-                    other.loop.call_soon_threadsafe(self._wake, other, self._now())
-                except RuntimeError:  # closed in the meantime: its waiters are gone with it
-                    continue
-
-    def _arm(self, queue: LoopQueue) -> None:
-        """Make sure the queue's timer fires no later than its head is due (or drop it when nobody waits).
-
-        Runs in the queue's own loop only (``call_later`` is not thread-safe).
-        """
-        if queue.queued == 0:
-            queue.waiters.clear()
-            queue.drop_timer()
-            return
-        due = self._head_due()
-        if queue.timer is not None:
-            if queue.timer_when <= due:
-                return  # fires early enough; _wake re-arms for the rest
-            queue.timer.cancel()
-        now = self._now()
-        planned = max(due, now)
-        queue.timer = queue.loop.call_later(planned - now, self._wake, queue, planned)
-        queue.timer_when = planned
-
-    def _wake(self, queue: LoopQueue, planned: float) -> None:
-        """Grant the head of the queue if it is due, then re-arm. Runs in the queue's loop.
-
-        Args:
-            queue: the queue to serve.
-            planned: when this wake-up was meant to happen (a timer's time, or when another loop asked).
-        """
-        with self._lock:
-            self._wake_locked(queue, planned)
-
-    def _wake_locked(self, queue: LoopQueue, planned: float) -> None:
-        queue.drop_timer()
-        now = self._now()
-        waiters = queue.waiters
-        while waiters:
-            head = waiters[0]
-            if head.done():
-                waiters.popleft()
-                continue
-            due = self._head_due()
-            if now < due:
-                break
-            waiters.popleft()
-            queue.queued -= 1
-            # Only the loop's own lateness (now - planned) may keep the grid: a grant that was due before
-            # this wake-up was even planned (one handed back) starts from the wake-up.
-            interval = self._pacing.interval / self._level(due)
-            head.set_result(self._grant(grant_base(min(now, max(due, planned)), now, interval)))
-        self._arm(queue)
-
-    def _expire(self, queue: LoopQueue, fut: asyncio.Future[int]) -> None:
-        with self._lock:
-            if fut.done():
-                return
-            self._wake_locked(queue, self._now())  # a grant due at this very moment goes out first
-            if not fut.done():
-                fut.set_result(_EXPIRED)
-                self._forget_one(queue)

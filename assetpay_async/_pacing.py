@@ -162,7 +162,9 @@ def checked_config(
         model = ServerModel(server_model)
     except ValueError:
         choices = ", ".join(repr(m.value) for m in ServerModel)
-        raise ConfigurationError(f"server_model must be one of {choices}, got {server_model!r}") from None
+        raise ConfigurationError(
+            f"server_model must be one of {choices}, got {server_model!r}"
+        ) from None
     return PacingConfig(quota, checked_policy, margin, model)
 
 

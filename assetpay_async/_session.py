@@ -14,8 +14,14 @@ import aiohttp
 
 from ._client import AssetPayClient
 from ._errors import ConfigurationError, InvalidRequestError, MerchantMismatchError
-from ._limiting import LimiterPolicy, LimiterRegistry, LimiterStats, default_registry
-from ._limiting import ServerModel, with_pacing_options
+from ._limiting import (
+    LimiterPolicy,
+    LimiterRegistry,
+    LimiterStats,
+    ServerModel,
+    default_registry,
+    with_pacing_options,
+)
 from ._quota import MerchantTier, Quota, RouteGroup, default_quota
 from ._tokens import SecretToken, merchant_of
 from ._transport import Requester, RetryPolicy
@@ -178,7 +184,9 @@ class AssetPaySession:
             limiter, latency_margin=latency_margin, server_model=server_model
         )
         if latency_margin == "measured":
-            latency_margin = 1.0  # what a registry that cannot measure would be asked (none gets it)
+            latency_margin = (
+                1.0  # what a registry that cannot measure would be asked (none gets it)
+            )
         latency_margin = _seconds("latency_margin", latency_margin, zero_ok=True)
         if max_queue_wait is not None:
             max_queue_wait = _seconds("max_queue_wait", max_queue_wait, zero_ok=True)
