@@ -248,3 +248,42 @@ def test_every_answered_attempt_reports_its_wire_time_to_the_limiter() -> None:
     run_virtual(main())
     assert len(limiter.seen) == 3  # one answer, a 429 and its retry's answer
     assert all(0 <= s < 5 for s in limiter.seen)
+
+
+# -- the lock-free grant and the hand-over between loops ----------------------------------------------------
+
+
+def test_a_loop_that_stopped_without_closing_does_not_hold_up_the_next_one() -> None:
+    """The solo loop has stopped (not closed): the next loop's hand-over returns at once."""
+    limiter = MemoryLimiter(KEY, Quota(1000, 1.0), latency_margin=0.0)
+    stopped = asyncio.new_event_loop()
+    try:
+        assert stopped.run_until_complete(limiter.acquire()) == 0.0  # granted lock-free, solo
+        assert stopped.run_until_complete(limiter.acquire()) > 0.0  # paced: one interval later
+
+        async def next_loop() -> float:
+            return await asyncio.wait_for(limiter.acquire(), timeout=1.0)
+
+        assert asyncio.run(next_loop()) < 0.5
+        assert limiter.stats().granted == 3
+    finally:
+        stopped.close()
+
+
+def test_the_lock_free_grant_keeps_the_spacing_and_the_pause() -> None:
+    async def main() -> list[float]:
+        limiter = MemoryLimiter(KEY, Q60, latency_margin=1.0)
+        loop = asyncio.get_running_loop()
+        times: list[float] = []
+        for _ in range(3):
+            await limiter.acquire()
+            times.append(loop.time())
+            await asyncio.sleep(5.0)  # idle: each call finds the slot free
+        limiter.rate_limited(30.0)
+        await limiter.acquire()
+        times.append(loop.time())
+        return times
+
+    times = run_virtual(main())
+    assert times[:3] == pytest.approx([0.0, 5.0, 10.0])
+    assert times[3] == pytest.approx(15.0 + 30.0)  # not before the pause ends
