@@ -15,7 +15,15 @@ import threading
 
 from ._pacing import Pacing, grant_base
 
-__all__ = ["EXPIRED", "LoopQueue", "LoopWaker", "handshake", "may_go_solo", "queue_for"]
+__all__ = [
+    "EXPIRED",
+    "LoopQueue",
+    "LoopWaker",
+    "Queued",
+    "handshake",
+    "may_go_solo",
+    "queue_for",
+]
 
 EXPIRED = -1
 """The result a waiter's future gets when its ``max_wait`` ran out (grants are numbered from 1)."""
@@ -46,6 +54,16 @@ class LoopQueue:
     def idle(self) -> bool:
         """Nobody waits and no timer is armed (or the loop has finished)."""
         return self.loop.is_closed() or (self.queued == 0 and self.timer is None)
+
+
+Queued = tuple[
+    LoopQueue,
+    asyncio.Future[int],
+    float,
+    asyncio.TimerHandle | None,
+    asyncio.AbstractEventLoop | None,
+]
+"""A queued call: its queue, future, start time, expiry timer, and the solo loop to hand over from."""
 
 
 def queue_for(

@@ -21,7 +21,15 @@ import time
 from collections.abc import Callable
 
 from ._errors import ConfigurationError, QueueTimeoutError
-from ._limiter_loops import EXPIRED, LoopQueue, LoopWaker, handshake, may_go_solo, queue_for
+from ._limiter_loops import (
+    EXPIRED,
+    LoopQueue,
+    LoopWaker,
+    Queued,
+    handshake,
+    may_go_solo,
+    queue_for,
+)
 from ._limiter_types import LimiterKey, LimiterPolicy, LimiterStats, ServerModel
 from ._pacing import (
     MARGIN_FLOOR,
@@ -86,6 +94,7 @@ class MemoryLimiter(LoopWaker):
         "_last_base",
         "_last_now",
         "_lock",
+        "_margin",
         "_pacing",
         "_paused_until",
         "_pauses",
@@ -113,6 +122,7 @@ class MemoryLimiter(LoopWaker):
         self._config = checked_config(quota, policy, latency_margin, server_model)
         self._estimator = MarginEstimator(half_life=quota.period_seconds)
         self._pacing = self._config.pacing(MARGIN_FLOOR)
+        self._margin = MARGIN_FLOOR  # the measured J the pacing was computed with (NaN: recompute)
         self._last_base = -math.inf
         self._clock = clock
         self._lock = threading.Lock()
@@ -179,18 +189,7 @@ class MemoryLimiter(LoopWaker):
             return 0.0
         return await self._wait(*queued, max_wait=max_wait)
 
-    def _enqueue(
-        self, loop: asyncio.AbstractEventLoop, max_wait: float | None
-    ) -> (
-        tuple[
-            LoopQueue,
-            asyncio.Future[int],
-            float,
-            asyncio.TimerHandle | None,
-            asyncio.AbstractEventLoop | None,
-        ]
-        | None
-    ):
+    def _enqueue(self, loop: asyncio.AbstractEventLoop, max_wait: float | None) -> Queued | None:
         """Grant at once (None) or queue a future (and name the solo loop to hand over from); lock held."""
         queue = self._recent
         if queue is None or queue.loop is not loop:
@@ -324,21 +323,21 @@ class MemoryLimiter(LoopWaker):
         """Report an answer that was not a 429. Nothing to do here: a slowdown recovers with time."""
 
     def observe_wire(self, seconds: float) -> None:
-        """Report one attempt's send-to-answer time; with a measured margin, J follows it.
+        """Report one attempt's send-to-answer time: a measured J follows it (a fixed one ignores it).
 
-        J grows at once: the next grant is then due one new interval after the latest one, even if it
-        was already scheduled. It shrinks slowly (see [`MarginEstimator`][assetpay_async._pacing.MarginEstimator]).
-        A fixed ``latency_margin`` ignores it.
+        J grows at once (the next grant moves to one new interval after the latest, even if scheduled) and
+        shrinks slowly (see [`MarginEstimator`][assetpay_async._pacing.MarginEstimator]).
         """
         if self._config.margin is not None or not seconds >= 0 or seconds == math.inf:
             return
         with self._lock:
             now = self._now()
             grew = self._estimator.observe(seconds, now)
-            pacing = self._config.pacing(self._estimator.value(now))
-            if pacing == self._pacing:
-                return
-            self._pacing = pacing
+            margin = self._estimator.value(now)
+            if margin == self._margin:
+                return  # the common case: J unchanged (at its floor, say)
+            pacing = self._config.pacing(margin)
+            self._pacing, self._margin = pacing, margin
             if grew and self._last_base > -math.inf:
                 self._tat = max(self._tat, self._last_base + pacing.interval / self._level(now))
 
@@ -395,7 +394,7 @@ class MemoryLimiter(LoopWaker):
             pacing = config.pacing(self._estimator.value(self._now()))
             if pacing.interval <= self._pacing.interval:
                 return False
-            self._config, self._pacing = config, pacing
+            self._config, self._pacing, self._margin = config, pacing, math.nan
             return True
 
     def __repr__(self) -> str:
