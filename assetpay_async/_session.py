@@ -134,7 +134,8 @@ class AssetPaySession:
 
     Raises:
         ConfigurationError: a bad argument (an unknown ``tier`` or ``policy``, a non-positive ``timeout``,
-            a ``limiter`` that is neither a registry nor Redis, ...), or neither ``tier`` nor
+            a ``limiter`` that is neither a registry nor Redis, an unknown ``server_model``, a measured
+            margin or declared server model with a Redis limiter, ...), or neither ``tier`` nor
             ``cancel_quota``.
     """
 
@@ -183,10 +184,8 @@ class AssetPaySession:
         pacing_options = with_pacing_options(
             limiter, latency_margin=latency_margin, server_model=server_model
         )
-        if latency_margin == "measured":
-            latency_margin = (
-                1.0  # what a registry that cannot measure would be asked (none gets it)
-            )
+        if latency_margin == "measured":  # the registry is asked for it; the J below is not used
+            latency_margin = 1.0
         latency_margin = _seconds("latency_margin", latency_margin, zero_ok=True)
         if max_queue_wait is not None:
             max_queue_wait = _seconds("max_queue_wait", max_queue_wait, zero_ok=True)
