@@ -194,11 +194,11 @@ class MemoryLimiter(LoopWaker):
         queue = self._recent
         if queue is None or queue.loop is not loop:
             queue = self._recent = queue_for(self._queues, loop)
-        handover = self._solo if self._solo is not loop else None
-        if self._solo is None:
-            alone = may_go_solo(self._users, loop)  # records every loop that is not solo
-            if alone and not self._handshakes and self._clock is None:
-                self._solo = loop
+        solo = self._solo
+        handover = solo if solo is not loop else None
+        alone = solo is loop or may_go_solo(self._users, loop)  # records all but the solo
+        if solo is None and alone and not self._handshakes and self._clock is None:
+            self._solo = loop
         start = self._now()
         if handover is None and queue.queued == 0 and start >= self._head_due():
             self._grant(start)  # an idle limiter: the schedule starts afresh from now
