@@ -43,6 +43,7 @@ from ._limiting import (
     LimiterStats,
     MemoryLimiterRegistry,
     RateLimiter,
+    ServerModel,
 )
 from ._merchant import MerchantScope
 from ._models import (
@@ -111,6 +112,7 @@ __all__ = [
     "RevertedBy",
     "RouteGroup",
     "ServerError",
+    "ServerModel",
     "SessionClosedError",
     "Trade",
     "TradeCancelItem",

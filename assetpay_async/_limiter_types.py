@@ -12,7 +12,14 @@ import attrs
 
 from ._quota import Quota, RouteGroup
 
-__all__ = ["LimiterKey", "LimiterPolicy", "LimiterRegistry", "LimiterStats", "RateLimiter"]
+__all__ = [
+    "LimiterKey",
+    "LimiterPolicy",
+    "LimiterRegistry",
+    "LimiterStats",
+    "RateLimiter",
+    "ServerModel",
+]
 
 
 class LimiterPolicy(enum.StrEnum):
@@ -22,6 +29,22 @@ class LimiterPolicy(enum.StrEnum):
     """Default: FIFO, no burst, one grant every (T + J) / (N - 1). Zero 429s against every windowed server."""
     STRICT = "strict"
     """One grant every T / N + J: for zero-burst policers (nginx limit_req without burst, GCRA with B = 1)."""
+
+
+class ServerModel(enum.StrEnum):
+    """How the server counts requests, when the user knows it. ``docs/limiter.md`` states what each risks.
+
+    Declaring a model lets the even policy space grants (T + J) / N apart instead of (T + J) / (N - 1).
+    """
+
+    UNKNOWN = "unknown"
+    """Default: any windowed server, the sliding window counter included; one grant in N is kept in reserve."""
+    SLIDING_LOG = "sliding-log"
+    """At most N counted requests in any window of T (``limits`` moving window, @nestjs/throttler)."""
+    FIXED_WINDOW = "fixed-window"
+    """At most N per window of T, windows aligned on the clock or anchored at a first hit."""
+    BUCKET = "bucket"
+    """A bucket of N tokens refilled at N per T (GCRA with burst N). Not a bucket of fewer tokens."""
 
 
 @attrs.frozen
@@ -74,6 +97,10 @@ class RateLimiter(Protocol):
 
     def succeeded(self) -> None:
         """Report an answer that was not a 429 (a limiter may use it; the in-memory one recovers by time)."""
+        ...
+
+    def observe_wire(self, seconds: float) -> None:
+        """Report the seconds from sending an attempt to its answer (a limiter may size its margin on it)."""
         ...
 
     def stats(self) -> LimiterStats:

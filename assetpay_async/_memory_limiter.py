@@ -1,17 +1,13 @@
 """The in-memory limiter: one schedule per (merchant, route group), a first-in-first-out queue per event loop.
 
-How it works: the schedule (when the next grant is due, the pause, the slowdown) is shared by every event loop
-of the process and guarded by a lock. Each event loop that uses the limiter has its own queue: a deque of
-futures, one per waiting call, in arrival order, and a single timer armed for the moment the head of the queue
-is due. When the timer fires, only the head is woken (no thundering herd). A call that finds its loop's queue
-empty and the schedule due is granted without waiting. Cancelled or timed-out waiters are left in the deque,
-marked done, and skipped when they reach the head, so leaving the queue is O(1) and never strands the waiters
-behind.
+The schedule (next grant due, pause, slowdown, margin) is shared by every event loop of the process and guarded
+by a lock. Each loop has its own queue: a deque of futures in arrival order and one timer armed for when the
+head is due; only the head is woken. Cancelled or timed-out waiters stay in the deque, marked done, and are
+skipped at the head (leaving is O(1)). A call that finds its loop's queue empty and the schedule due is granted
+at once, without the lock while one loop alone uses the limiter (``_limiter_loops``).
 
-Several loops at once (one per thread) take grants from the one schedule: never more than the schedule allows
-in all, first in first out within each loop, and whichever loop's head is woken first when two are due at the
-same moment. A change that makes a grant due earlier (a grant handed back) wakes the other loops' queues with
-``call_soon_threadsafe``. A loop that has finished (``asyncio.run`` returned) leaves nothing behind.
+Several loops at once (one per thread): never more than the schedule allows in all, FIFO within each loop; a
+grant handed back wakes the other loops' queues with ``call_soon_threadsafe``; a finished loop leaves nothing.
 """
 
 from __future__ import annotations
@@ -24,9 +20,28 @@ import threading
 import time
 from collections.abc import Callable
 
-from ._errors import InvalidRequestError, QueueTimeoutError
-from ._limiter_types import LimiterKey, LimiterPolicy, LimiterStats
-from ._pacing import Pacing, grant_base, grant_time, level_at, pacing_for, percentile, slowed
+from ._errors import ConfigurationError, QueueTimeoutError
+from ._limiter_loops import (
+    EXPIRED,
+    LoopQueue,
+    LoopWaker,
+    Queued,
+    handshake,
+    may_go_solo,
+    queue_for,
+)
+from ._limiter_types import LimiterKey, LimiterPolicy, LimiterStats, ServerModel
+from ._pacing import (
+    MARGIN_FLOOR,
+    MarginEstimator,
+    Pacing,
+    PacingConfig,
+    checked_config,
+    grant_time,
+    level_at,
+    percentile,
+    slowed,
+)
 from ._quota import Quota
 
 __all__ = ["Clock", "MemoryLimiter"]
@@ -38,30 +53,9 @@ _log = logging.getLogger("assetpay_async.limiter")
 
 _RECENT_WAITS = 1024
 """How many recent waits the p50/p99 statistics look at."""
-_EXPIRED = -1
-"""The result a waiter's future gets when its ``max_wait`` ran out (grants are numbered from 1)."""
 
 
-class _LoopQueue:
-    """The waiters of one event loop, and that loop's timer. Touched only under the limiter's lock."""
-
-    __slots__ = ("loop", "queued", "timer", "timer_when", "waiters")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.waiters: collections.deque[asyncio.Future[int]] = collections.deque()
-        self.queued = 0
-        self.timer: asyncio.TimerHandle | None = None
-        self.timer_when = math.inf
-
-    def drop_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        self.timer_when = math.inf
-
-
-class MemoryLimiter:
+class MemoryLimiter(LoopWaker):
     """Paces one merchant's quota for one route group inside this process.
 
     Every [`AssetPaySession`][assetpay_async.AssetPaySession] of the merchant shares one instance through the
@@ -72,8 +66,13 @@ class MemoryLimiter:
         key: the (merchant, route group) this limiter paces; used in statistics, logs and errors.
         quota: the server's quota, N requests per T seconds.
         policy: how grants are spaced (see [`LimiterPolicy`][assetpay_async.LimiterPolicy]).
-        latency_margin: J, the seconds of spread between a grant here and the server counting the request.
+        latency_margin: J, the seconds of spread between a grant here and the server counting the request;
+            ``"measured"`` sizes it from the send-to-answer times reported to ``observe_wire``.
+        server_model: how the server counts, when known (see [`ServerModel`][assetpay_async.ServerModel]).
         clock: where time comes from; the running event loop's ``time()`` by default.
+
+    Raises:
+        ConfigurationError: a bad ``policy``, ``latency_margin`` or ``server_model``.
 
     Example:
         >>> from assetpay_async._limiting import LimiterKey, MemoryLimiter
@@ -86,12 +85,16 @@ class MemoryLimiter:
     __slots__ = (
         "_clean_since",
         "_clock",
+        "_config",
+        "_estimator",
         "_evidence_until",
         "_fraction",
-        "_granted",
+        "_handshakes",
         "_key",
+        "_last_base",
         "_last_now",
         "_lock",
+        "_margin",
         "_pacing",
         "_paused_until",
         "_pauses",
@@ -100,8 +103,8 @@ class MemoryLimiter:
         "_recent",
         "_seq",
         "_seq_at_pause",
-        "_tat",
-        "_undo_tat",
+        "_solo",
+        "_users",
         "_waits",
     )
 
@@ -111,22 +114,26 @@ class MemoryLimiter:
         quota: Quota,
         *,
         policy: LimiterPolicy | str = LimiterPolicy.EVEN,
-        latency_margin: float = 1.0,
+        latency_margin: float | str = 1.0,
+        server_model: ServerModel | str = ServerModel.UNKNOWN,
         clock: Clock | None = None,
     ) -> None:
-        if not (isinstance(latency_margin, int | float) and 0 <= latency_margin < math.inf):
-            raise InvalidRequestError("latency_margin must be a finite number of seconds >= 0")
-        try:
-            checked_policy = LimiterPolicy(policy)
-        except ValueError:
-            choices = ", ".join(repr(p.value) for p in LimiterPolicy)
-            raise InvalidRequestError(f"policy must be one of {choices}, got {policy!r}") from None
         self._key = key
-        self._pacing = pacing_for(quota, checked_policy, float(latency_margin))
+        self._config = checked_config(quota, policy, latency_margin, server_model)
+        self._estimator = MarginEstimator(half_life=quota.period_seconds)
+        self._pacing = self._config.pacing(MARGIN_FLOOR)
+        self._margin = MARGIN_FLOOR  # the measured J the pacing was computed with (NaN: recompute)
+        self._last_base = -math.inf
         self._clock = clock
         self._lock = threading.Lock()
-        self._queues: dict[asyncio.AbstractEventLoop, _LoopQueue] = {}
-        self._recent: _LoopQueue | None = None
+        self._queues: dict[asyncio.AbstractEventLoop, LoopQueue] = {}
+        self._recent: LoopQueue | None = None
+        self._solo: asyncio.AbstractEventLoop | None = None
+        """The one loop that grants without the lock (see ``_limiter_loops``), if any."""
+        self._handshakes = 0
+        self._users: list[asyncio.AbstractEventLoop] = []
+        """The loops that used this limiter and have not closed (known when none is solo)."""
+        """Hand-overs under way from a solo loop: no loop becomes solo meanwhile."""
         self._tat = -math.inf
         self._paused_until = -math.inf
         self._last_now = -math.inf
@@ -154,50 +161,104 @@ class MemoryLimiter:
 
         Raises:
             QueueTimeoutError: no grant within ``max_wait``; nothing was spent.
-            InvalidRequestError: ``max_wait`` is negative or not a number.
+            ConfigurationError: ``max_wait`` is negative or not a number.
         """
         if max_wait is not None and not max_wait >= 0:
-            raise InvalidRequestError(f"max_wait must be None or >= 0 seconds, got {max_wait!r}")
+            raise ConfigurationError(f"max_wait must be None or >= 0 seconds, got {max_wait!r}")
         loop = asyncio.get_running_loop()
-        with self._lock:
-            queue = self._recent
-            if queue is None or queue.loop is not loop:
-                queue = self._queue_for(loop)
-            start = self._now()
-            due = self._head_due()
-            if queue.queued == 0 and start >= due:
-                self._grant(start)  # an idle limiter: the schedule starts afresh from now
+        queue = self._recent
+        if self._solo is loop and queue is not None and queue.loop is loop and not queue.queued:
+            # The fast path, without the lock (only this loop touches the schedule, see
+            # _limiter_loops): nobody of this loop waits and the slot is free.
+            now = loop.time()
+            tat = self._tat
+            if now >= tat and now >= self._last_now and now >= self._paused_until:
+                if self._fraction >= 1.0:  # _grant(now), inlined: no slowdown in force
+                    self._last_now = self._last_base = now
+                    self._undo_tat, self._tat = tat, now + self._pacing.interval
+                    self._seq += 1
+                    self._granted += 1
+                else:
+                    self._last_now = now
+                    self._grant(now)
                 self._waits.append(0.0)
                 return 0.0
-            if max_wait is not None:
-                expected = grant_time(
-                    queue.queued,
-                    now=start,
-                    tat=self._tat,
-                    paused_until=self._paused_until,
-                    interval=self._pacing.interval,  # the fastest it could go: fail early only if hopeless
-                )
-                if expected - start > max_wait:
-                    raise QueueTimeoutError(
-                        f"no {self._key.group} quota for merchant {self._key.merchant_id!r} within "
-                        f"{max_wait:.3f}s: {queue.queued} call(s) ahead, grant expected in "
-                        f"{expected - start:.3f}s at the earliest",
-                        waited=0.0,
-                    )
-            fut: asyncio.Future[int] = loop.create_future()
-            queue.waiters.append(fut)
-            queue.queued += 1
-            expiry = (
-                None if max_wait is None else loop.call_later(max_wait, self._expire, queue, fut)
+        with self._lock:
+            queued = self._enqueue(loop, max_wait)
+        if queued is None:
+            return 0.0
+        return await self._wait(*queued, max_wait=max_wait)
+
+    def _enqueue(self, loop: asyncio.AbstractEventLoop, max_wait: float | None) -> Queued | None:
+        """Grant at once (None) or queue a future (and name the solo loop to hand over from); lock held."""
+        queue = self._recent
+        if queue is None or queue.loop is not loop:
+            queue = self._recent = queue_for(self._queues, loop)
+        solo = self._solo
+        handover = solo if solo is not loop else None
+        alone = solo is loop or may_go_solo(self._users, loop)  # records all but the solo
+        if solo is None and alone and not self._handshakes and self._clock is None:
+            self._solo = loop
+        start = self._now()
+        if handover is None and queue.queued == 0 and start >= self._head_due():
+            self._grant(start)  # an idle limiter: the schedule starts afresh from now
+            self._waits.append(0.0)
+            return None
+        if max_wait is not None:
+            expected = grant_time(
+                queue.queued,
+                now=start,
+                tat=self._tat,
+                paused_until=self._paused_until,
+                interval=self._pacing.interval,  # the fastest it could go: fail early only if hopeless
             )
-            self._arm(queue)
+            if expected - start > max_wait:
+                raise QueueTimeoutError(
+                    f"no {self._key.group} quota for merchant {self._key.merchant_id!r} within "
+                    f"{max_wait:.3f}s: {queue.queued} call(s) ahead, grant expected in "
+                    f"{expected - start:.3f}s at the earliest",
+                    waited=0.0,
+                )
+        if handover is not None:
+            # No lock-free grant from now on, and no grant at all until the last one is over: the caller
+            # waits for the solo loop to answer, queued in its place meanwhile.
+            self._solo = None
+            self._handshakes += 1
+        fut: asyncio.Future[int] = loop.create_future()
+        queue.waiters.append(fut)
+        queue.queued += 1
+        expiry = None if max_wait is None else loop.call_later(max_wait, self._expire, queue, fut)
+        self._arm(queue)
+        return queue, fut, start, expiry, handover
+
+    async def _wait(
+        self,
+        queue: LoopQueue,
+        fut: asyncio.Future[int],
+        start: float,
+        expiry: asyncio.TimerHandle | None,
+        solo: asyncio.AbstractEventLoop | None,
+        *,
+        max_wait: float | None,
+    ) -> float:
+        """Await a queued future to its grant, its expiry or a cancellation (after a hand-over)."""
         try:
+            if solo is not None:
+                try:
+                    await handshake(solo)
+                finally:
+                    with self._lock:
+                        self._handshakes -= 1
+                        self._arm(queue)
+                        self._poke_others(queue)
             seq = await fut
         except asyncio.CancelledError:
             with self._lock:
+                if not fut.done():
+                    fut.cancel()
                 if fut.cancelled():
                     self._forget_one(queue)
-                elif (seq := fut.result()) != _EXPIRED:
+                elif (seq := fut.result()) != EXPIRED:
                     self._undo_grant(seq, queue)
             raise
         finally:
@@ -205,9 +266,9 @@ class MemoryLimiter:
                 expiry.cancel()
         with self._lock:
             waited = self._now() - start
-            if seq != _EXPIRED:
+            if seq != EXPIRED:
                 self._waits.append(waited)
-        if seq == _EXPIRED:
+        if seq == EXPIRED:
             raise QueueTimeoutError(
                 f"no {self._key.group} quota for merchant {self._key.merchant_id!r} "
                 f"within {max_wait:.3f}s",
@@ -261,6 +322,33 @@ class MemoryLimiter:
     def succeeded(self) -> None:
         """Report an answer that was not a 429. Nothing to do here: a slowdown recovers with time."""
 
+    def observe_wire(self, seconds: float) -> None:
+        """Report one attempt's send-to-answer time: a measured J follows it (a fixed one ignores it).
+
+        J grows at once (the next grant moves to one new interval after the latest, even if scheduled) and
+        shrinks slowly (see [`MarginEstimator`][assetpay_async._pacing.MarginEstimator]).
+        """
+        if self._config.margin is not None or not seconds >= 0 or seconds == math.inf:
+            return
+        with self._lock:
+            now = self._now()
+            grew = self._estimator.observe(seconds, now)
+            margin = self._estimator.value(now)
+            if margin == self._margin:
+                return  # the common case: J unchanged (at its floor, say)
+            pacing = self._config.pacing(margin)
+            self._pacing, self._margin = pacing, margin
+            if grew and self._last_base > -math.inf:
+                self._tat = max(self._tat, self._last_base + pacing.interval / self._level(now))
+
+    @property
+    def latency_margin(self) -> float:
+        """J in force now, in seconds: the fixed ``latency_margin``, or the measured one."""
+        with self._lock:
+            if self._config.margin is not None:
+                return self._config.margin
+            return self._estimator.value(self._now())
+
     def stats(self) -> LimiterStats:
         """A snapshot of this limiter's counters."""
         with self._lock:
@@ -291,10 +379,23 @@ class MemoryLimiter:
         """The spacing of grants at the full configured rate."""
         return self._pacing
 
-    def adopt(self, pacing: Pacing) -> None:
-        """Pace to ``pacing`` from the next grant on; queued calls keep their places."""
+    @property
+    def config(self) -> PacingConfig:
+        """What this limiter was asked: quota, policy, J (None: measured) and server model."""
+        return self._config
+
+    def adopt(self, config: PacingConfig) -> bool:
+        """Pace by ``config`` from the next grant on if it is slower now; queued calls keep their places.
+
+        Returns:
+            Whether ``config`` was adopted.
+        """
         with self._lock:
-            self._pacing = pacing
+            pacing = config.pacing(self._estimator.value(self._now()))
+            if pacing.interval <= self._pacing.interval:
+                return False
+            self._config, self._pacing, self._margin = config, pacing, math.nan
+            return True
 
     def __repr__(self) -> str:
         with self._lock:
@@ -321,6 +422,7 @@ class MemoryLimiter:
             # so what was due in d seconds is still due in d seconds.
             shift = now - self._last_now
             self._tat += shift
+            self._last_base += shift
             self._paused_until += shift
             self._clean_since += shift
             self._evidence_until += shift
@@ -334,109 +436,15 @@ class MemoryLimiter:
         return level_at(self._fraction, self._clean_since, self._pacing.window, t)
 
     def _head_due(self) -> float:
-        """When the head of a queue may be granted."""
-        return max(self._paused_until, self._tat)
+        """When the head of a queue may be granted (never while a hand-over is under way)."""
+        return math.inf if self._handshakes else max(self._paused_until, self._tat)
 
     def _grant(self, base: float) -> int:
         """Hand out the grant due at ``base``; the next is due one interval (at the rate in force) later."""
         self._undo_tat = self._tat
-        self._tat = base + self._pacing.interval / self._level(base)
+        self._last_base = base
+        interval = self._pacing.interval
+        self._tat = base + (interval if self._fraction >= 1.0 else interval / self._level(base))
         self._seq += 1
         self._granted += 1
         return self._seq
-
-    def _undo_grant(self, seq: int, queue: _LoopQueue) -> None:
-        """Give back a grant whose task was cancelled before it could use it, if it was the latest one."""
-        if seq != self._seq or self._undo_tat is None:
-            return  # a later grant was built on it: leave it spent, which only errs on the slow side
-        self._tat, self._undo_tat = self._undo_tat, None
-        self._granted -= 1
-        if queue.queued:
-            self._arm(queue)
-        self._poke_others(queue)
-
-    def _forget_one(self, queue: _LoopQueue) -> None:
-        """A queued waiter left (cancelled or timed out); its future stays in the deque, marked done."""
-        queue.queued -= 1
-        if queue.queued == 0:
-            self._arm(queue)
-
-    def _queue_for(self, loop: asyncio.AbstractEventLoop) -> _LoopQueue:
-        queue = self._queues.get(loop)
-        if queue is None:
-            # Forget loops that have finished, and idle queues (recreated on their next call).
-            for other in list(self._queues.values()):
-                if other.loop.is_closed() or (other.queued == 0 and other.timer is None):
-                    other.drop_timer()
-                    other.waiters.clear()
-                    del self._queues[other.loop]
-            queue = self._queues[loop] = _LoopQueue(loop)
-        self._recent = queue
-        return queue
-
-    def _poke_others(self, queue: _LoopQueue) -> None:
-        """Let the other loops' queues look again: a grant may be due earlier than their timers think."""
-        for other in self._queues.values():
-            if other is not queue and other.queued and not other.loop.is_closed():
-                try:
-                    other.loop.call_soon_threadsafe(self._wake, other, self._now())
-                except RuntimeError:  # closed in the meantime: its waiters are gone with it
-                    continue
-
-    def _arm(self, queue: _LoopQueue) -> None:
-        """Make sure the queue's timer fires no later than its head is due (or drop it when nobody waits).
-
-        Runs in the queue's own loop only (``call_later`` is not thread-safe).
-        """
-        if queue.queued == 0:
-            queue.waiters.clear()
-            queue.drop_timer()
-            return
-        due = self._head_due()
-        if queue.timer is not None:
-            if queue.timer_when <= due:
-                return  # fires early enough; _wake re-arms for the rest
-            queue.timer.cancel()
-        now = self._now()
-        planned = max(due, now)
-        queue.timer = queue.loop.call_later(planned - now, self._wake, queue, planned)
-        queue.timer_when = planned
-
-    def _wake(self, queue: _LoopQueue, planned: float) -> None:
-        """Grant the head of the queue if it is due, then re-arm. Runs in the queue's loop.
-
-        Args:
-            queue: the queue to serve.
-            planned: when this wake-up was meant to happen (a timer's time, or when another loop asked).
-        """
-        with self._lock:
-            self._wake_locked(queue, planned)
-
-    def _wake_locked(self, queue: _LoopQueue, planned: float) -> None:
-        queue.drop_timer()
-        now = self._now()
-        waiters = queue.waiters
-        while waiters:
-            head = waiters[0]
-            if head.done():
-                waiters.popleft()
-                continue
-            due = self._head_due()
-            if now < due:
-                break
-            waiters.popleft()
-            queue.queued -= 1
-            # Only the loop's own lateness (now - planned) may keep the grid: a grant that was due before
-            # this wake-up was even planned (one handed back) starts from the wake-up.
-            interval = self._pacing.interval / self._level(due)
-            head.set_result(self._grant(grant_base(min(now, max(due, planned)), now, interval)))
-        self._arm(queue)
-
-    def _expire(self, queue: _LoopQueue, fut: asyncio.Future[int]) -> None:
-        with self._lock:
-            if fut.done():
-                return
-            self._wake_locked(queue, self._now())  # a grant due at this very moment goes out first
-            if not fut.done():
-                fut.set_result(_EXPIRED)
-                self._forget_one(queue)

@@ -9,20 +9,30 @@ late.
 
 from __future__ import annotations
 
+import bisect
+import collections
 import math
 from collections.abc import Sequence
 
 import attrs
 
-from ._limiter_types import LimiterPolicy
+from ._errors import ConfigurationError
+from ._limiter_types import LimiterPolicy, ServerModel
 from ._quota import Quota
 
 __all__ = [
     "FLOAT_GUARD",
     "LATE_TOLERANCE",
+    "MARGIN_FLOOR",
+    "MARGIN_PERCENTILE",
+    "MARGIN_SAMPLES",
+    "MEASURED",
     "MIN_RATE_FRACTION",
     "SLOWDOWN_FACTOR",
+    "MarginEstimator",
     "Pacing",
+    "PacingConfig",
+    "checked_config",
     "grant_base",
     "grant_time",
     "level_at",
@@ -41,6 +51,14 @@ schedule can never squeeze one grant too many into a window; it costs a milliont
 LATE_TOLERANCE = 0.05
 """Seconds a grant may come after its due time and still keep the schedule's grid (see
 [`grant_base`][assetpay_async._pacing.grant_base]); never more than half an interval."""
+
+MARGIN_FLOOR = 0.1
+"""The smallest J a measured margin uses, in seconds: it covers what send-to-answer times cannot see (the
+time from a grant to the send, a server that counts late within its own processing)."""
+MARGIN_SAMPLES = 256
+"""How many recent send-to-answer times a measured margin looks at."""
+MARGIN_PERCENTILE = 99.0
+"""The percentile of the recent spreads a measured margin settles at."""
 
 
 @attrs.frozen
@@ -69,18 +87,147 @@ class Pacing:
         return 1
 
 
-def pacing_for(quota: Quota, policy: LimiterPolicy, latency_margin: float) -> Pacing:
+def pacing_for(
+    quota: Quota,
+    policy: LimiterPolicy,
+    latency_margin: float,
+    server_model: ServerModel = ServerModel.UNKNOWN,
+) -> Pacing:
     """The pacing that keeps ``quota`` under ``policy`` with ``latency_margin`` (J) seconds of jitter.
 
-    - even: one grant every ``(T + J) / (N - 1)``;
-    - strict: one grant every ``T / N + J`` (also even's formula when N = 1).
+    - even, unknown server: one grant every ``(T + J) / (N - 1)``;
+    - even, declared server model (sliding log, fixed window, bucket of N): one every ``(T + J) / N``;
+    - strict: one grant every ``T / N + J`` (also even's formula for an unknown server when N = 1).
 
     Each interval is widened by [`FLOAT_GUARD`][assetpay_async._pacing.FLOAT_GUARD].
     """
     n, t = quota.limit, quota.period_seconds
-    strict = policy is LimiterPolicy.STRICT or n == 1
-    interval = t / n + latency_margin if strict else (t + latency_margin) / (n - 1)
+    if policy is LimiterPolicy.STRICT or (n == 1 and server_model is ServerModel.UNKNOWN):
+        interval = t / n + latency_margin
+    elif server_model is ServerModel.UNKNOWN:
+        interval = (t + latency_margin) / (n - 1)
+    else:
+        interval = (t + latency_margin) / n
     return Pacing(interval=interval * (1 + FLOAT_GUARD), window=t, limit=n)
+
+
+MEASURED = "measured"
+"""``latency_margin=MEASURED`` sizes J from send-to-answer times (see
+[`MarginEstimator`][assetpay_async._pacing.MarginEstimator])."""
+
+
+@attrs.frozen
+class PacingConfig:
+    """What a caller asked of a limiter: the quota, the policy, J (None: measured) and the server model."""
+
+    quota: Quota
+    policy: LimiterPolicy
+    margin: float | None
+    server_model: ServerModel
+
+    def pacing(self, measured: float) -> Pacing:
+        """The pacing of this configuration when a measured J is ``measured`` seconds."""
+        margin = measured if self.margin is None else self.margin
+        return pacing_for(self.quota, self.policy, margin, self.server_model)
+
+
+def checked_config(
+    quota: Quota,
+    policy: LimiterPolicy | str,
+    latency_margin: float | str,
+    server_model: ServerModel | str,
+) -> PacingConfig:
+    """Check a limiter's arguments before anything is paced.
+
+    Raises:
+        ConfigurationError: an unknown ``policy`` or ``server_model``, or a ``latency_margin`` that is
+            neither a finite number of seconds >= 0 nor ``"measured"``.
+    """
+    margin: float | None = None
+    if latency_margin != MEASURED:
+        if isinstance(latency_margin, bool) or not (
+            isinstance(latency_margin, int | float) and 0 <= latency_margin < math.inf
+        ):
+            raise ConfigurationError(
+                f"latency_margin must be a finite number of seconds >= 0 or {MEASURED!r}, "
+                f"got {latency_margin!r}"
+            )
+        margin = float(latency_margin)
+    try:
+        checked_policy = LimiterPolicy(policy)
+    except ValueError:
+        choices = ", ".join(repr(p.value) for p in LimiterPolicy)
+        raise ConfigurationError(f"policy must be one of {choices}, got {policy!r}") from None
+    try:
+        model = ServerModel(server_model)
+    except ValueError:
+        choices = ", ".join(repr(m.value) for m in ServerModel)
+        raise ConfigurationError(
+            f"server_model must be one of {choices}, got {server_model!r}"
+        ) from None
+    return PacingConfig(quota, checked_policy, margin, model)
+
+
+class MarginEstimator:
+    """J measured from send-to-answer times: grows at once with what it sees, shrinks slowly.
+
+    The server counts a request somewhere between its send and its answer, so the spread of the counting
+    delays is bounded by the spread of the send-to-answer times. The estimate does not split a time in
+    halves (the path may be slow one way only): it uses the whole time above the fastest one seen.
+
+    - the target: the [`MARGIN_PERCENTILE`][assetpay_async._pacing.MARGIN_PERCENTILE] of (time - fastest)
+      over the last [`MARGIN_SAMPLES`][assetpay_async._pacing.MARGIN_SAMPLES] answers, never below ``floor``;
+    - one answer slower than the current J (a stall) raises J to its spread at once;
+    - above the target, J halves its excess every ``half_life`` seconds.
+
+    Args:
+        floor: the smallest J, in seconds.
+        half_life: seconds over which J's excess over the target halves (the window T).
+
+    Example:
+        >>> estimator = MarginEstimator(floor=0.1, half_life=60.0)
+        >>> estimator.observe(0.02, now=0.0), estimator.observe(1.52, now=1.0)
+        (False, True)
+        >>> estimator.value(1.0)  # the stall's 1.5 s above the fastest answer, at once
+        1.5
+        >>> for k in range(300):  # the stall leaves the recent answers: J halves every window
+        ...     _ = estimator.observe(0.02, now=2.0 + k / 10)
+        >>> round(estimator.value(61.0), 3), round(estimator.value(600.0), 3)
+        (0.75, 0.1)
+    """
+
+    __slots__ = ("_floor", "_half_life", "_order", "_peak", "_peak_at", "_sorted", "_target")
+
+    def __init__(self, *, floor: float = MARGIN_FLOOR, half_life: float) -> None:
+        self._floor = floor
+        self._half_life = half_life
+        self._order: collections.deque[float] = collections.deque()
+        self._sorted: list[float] = []
+        self._target = floor
+        self._peak = floor
+        self._peak_at = -math.inf
+
+    def value(self, now: float) -> float:
+        """J at ``now``, in seconds."""
+        age = now - self._peak_at
+        if age <= 0:
+            return max(self._target, self._peak)
+        return max(self._target, self._peak * math.pow(0.5, age / self._half_life))
+
+    def observe(self, wire: float, now: float) -> bool:
+        """Take one send-to-answer time (seconds) seen at ``now``; True when J grew."""
+        before = self.value(now)
+        self._order.append(wire)
+        bisect.insort(self._sorted, wire)
+        if len(self._order) > MARGIN_SAMPLES:
+            old = self._order.popleft()
+            del self._sorted[bisect.bisect_left(self._sorted, old)]
+        fastest = self._sorted[0]
+        self._target = max(self._floor, percentile(self._sorted, MARGIN_PERCENTILE) - fastest)
+        seen = wire - fastest
+        if seen > before:
+            self._peak, self._peak_at = seen, now
+        return self.value(now) > before
 
 
 def grant_base(due: float, now: float, interval: float) -> float:

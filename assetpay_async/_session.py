@@ -15,7 +15,14 @@ import aiohttp
 
 from ._client import AssetPayClient
 from ._errors import ConfigurationError, InvalidRequestError, MerchantMismatchError
-from ._limiting import LimiterPolicy, LimiterRegistry, LimiterStats, default_registry
+from ._limiting import (
+    LimiterPolicy,
+    LimiterRegistry,
+    LimiterStats,
+    ServerModel,
+    default_registry,
+    with_pacing_options,
+)
 from ._merchant import MerchantAuth, MerchantClient, MerchantScope
 from ._minting import ApiKey, ApiSecret, end_user
 from ._quota import MerchantTier, Quota, RouteGroup, default_quota
@@ -157,7 +164,13 @@ class AssetPaySession:
         retry: the retry policy, including how long 429s may hold a call and the longest ``Retry-After``
             believed.
         policy: the limiter's spacing policy.
-        latency_margin: J, seconds of spread between our grant and the server's count (default 1 s).
+        latency_margin: J, seconds of spread between our grant and the server's count (default 1 s), or
+            ``"measured"``: J follows the send-to-answer times this process sees (a high percentile of
+            their spread, 0.1 s at least; in-memory limiter only). ``docs/limiter.md`` compares them.
+        server_model: how AssetPay counts, if you know it (see [`ServerModel`][assetpay_async.ServerModel]):
+            a declared sliding log, fixed window or bucket of N lets grants go (T + J) / N apart instead of
+            (T + J) / (N - 1). The default, ``"unknown"``, is safe against every windowed server
+            (in-memory limiter only).
         max_queue_wait: default bound on the time a call may wait for quota (None waits as long as needed).
         limiter: where the merchant's limiters come from. None (default): the process-wide in-memory
             registry, shared by every session of the process. A Redis URL (``redis://``, ``rediss://``,
@@ -178,7 +191,8 @@ class AssetPaySession:
 
     Raises:
         ConfigurationError: a bad argument (an unknown ``tier`` or ``policy``, a non-positive ``timeout``,
-            a ``limiter`` that is neither a registry nor Redis, ...), or neither ``tier`` nor
+            a ``limiter`` that is neither a registry nor Redis, an unknown ``server_model``, a measured
+            margin or declared server model with a Redis limiter, ...), or neither ``tier`` nor
             ``cancel_quota``.
     """
 
@@ -196,12 +210,13 @@ class AssetPaySession:
         max_connections: int = 100,
         retry: RetryPolicy | None = None,
         policy: LimiterPolicy | str = LimiterPolicy.EVEN,
-        latency_margin: float = 1.0,
+        latency_margin: float | str = 1.0,
         max_queue_wait: float | None = None,
         limiter: LimiterRegistry | str | aioredis.Redis | None = None,
         wall_clock: Callable[[], dt.datetime] | None = None,
         api_key: str | None = None,
         api_secret: str | None = None,
+        server_model: ServerModel | str = ServerModel.UNKNOWN,
     ) -> None:
         if tier is None and cancel_quota is None:
             raise ConfigurationError(
@@ -231,6 +246,11 @@ class AssetPaySession:
         del api_key, api_secret  # from here on only the redacting holders
         timeout = _seconds("timeout", timeout)
         connect_timeout = _seconds("connect_timeout", connect_timeout)
+        pacing_options = with_pacing_options(
+            limiter, latency_margin=latency_margin, server_model=server_model
+        )
+        if latency_margin == "measured":  # the registry is asked for it; the J below is not used
+            latency_margin = 1.0
         latency_margin = _seconds("latency_margin", latency_margin, zero_ok=True)
         if max_queue_wait is not None:
             max_queue_wait = _seconds("max_queue_wait", max_queue_wait, zero_ok=True)
@@ -270,7 +290,7 @@ class AssetPaySession:
             connect_timeout=connect_timeout,
             max_connections=max_connections,
             retry=retry or RetryPolicy(),
-            registry=registry,
+            registry=pacing_options(registry),
             quotas=self._quotas,
             policy=self._policy,
             latency_margin=latency_margin,

@@ -207,7 +207,7 @@ class Requester:
                 on_send()
             secret = fresh or (token if isinstance(token, SecretToken) else await token.current())
             fresh = None
-            answer = await self._attempt(state, spec, headers, secret)
+            answer = await self._attempt(state, limiter, spec, headers, secret)
             action = answer.action
             if isinstance(action, rt.Requeue):
                 limiter.rate_limited(action.pause)
@@ -245,6 +245,7 @@ class Requester:
     async def _attempt(
         self,
         state: rt.CallState,
+        limiter: RateLimiter,
         spec: proto.RequestSpec,
         headers: Mapping[str, str],
         token: SecretToken,
@@ -259,7 +260,7 @@ class Requester:
             raw = await self._transport.send(
                 WireRequest(spec, self._base_url + spec.path, headers, token)
             )
-            # C2: the limiter's observe_wire(raw.wire_seconds) goes here.
+            limiter.observe_wire(raw.wire_seconds)  # what the measured latency margin learns from
             envelope = proto.decode_envelope(
                 raw.status, raw.headers, raw.body, state.request_id or "", truncated=raw.truncated
             )

@@ -280,6 +280,9 @@ class RedisLimiter:
     def succeeded(self) -> None:
         """Report a non-429 answer (nothing to do: the Redis limiter does not slow down)."""
 
+    def observe_wire(self, seconds: float) -> None:
+        """Report a send-to-answer time (unused: the Redis limiter's J is the configured one)."""
+
     def stats(self) -> LimiterStats:
         """Counters of this process's view of the key."""
         waits = sorted(self._waits)

@@ -1,15 +1,19 @@
-"""Quota use per server model: the SDK's limiter against ``AsyncLimiter(N, T)``, same backlog, same run.
+"""Quota use and 429s per server model: the default session, a measured margin and a declared server model
+beside ``AsyncLimiter(N, T)`` and ``AsyncLimiter(1, T/N)``, in one run (issue 23).
 
-For every rate-limiting algorithm the sandbox plays and both tiers (verified: N = 60 per T = 60 s; unverified:
-N = 10 per T = 60 s; J = 1 s, the default), 5 x N cancels of one merchant go out from many coroutines over three
-sessions, SDK and sandbox in one virtual-time loop, so a 5-minute schedule runs in well under a second of wall
-time. The baseline sends the same
-backlog through ``aiolimiter.AsyncLimiter(N, T)`` over plain aiohttp (a 429 is counted, not retried).
+1. **Over loopback** (the sandbox on 127.0.0.1, real sockets, on virtual time so that 5 minutes of quota take
+   seconds): a backlog of 5 x N cancels of one merchant, every cancel delayed U(0, ``--jitter``) s before the
+   server counts it. The SDK retries a 429; the aiolimiter baselines do not (a 429 is lost). Reported: 429s and
+   the accepted rate between the first and the last accepted cancel as a share of N / T.
+   On virtual time the SDK's send-to-answer clock (``perf_counter``) does not see the injected delay, so the
+   measured margin sits at its floor (0.1 s) here: section 2 is where it has to follow the network.
+2. **A simulated network** (no sockets, virtual time): the in-memory limiter against each server model, the
+   delay to the server U(0, ``--jitter``) s, first alone, then plus, for 1 % of the requests, a stall of
+   U(1, 2) s; the answer comes back after another U(0, ``--jitter``) s and its send-to-answer time is reported
+   to the limiter (so the measured margin sees the jitter and the stalls). A 429 pauses and is retried.
+   Reported per setting: 429s per run (mean, max) and the share of N / T.
 
-Reported: 429s drawn; for the SDK, the accepted rate between the first and the last accepted cancel as a share of
-N / T (every cancel gets through); for the baseline, how many of the backlog it got accepted (its 429s are lost).
-
-Run: ``nox -s bench -- quota_use`` or ``python -m bench quota_use [--cancels-per-n 5]``.
+Run: ``python -m bench quota_use [--cancels-per-n 5] [--runs 10] [--smoke]``; seeded, so the numbers repeat.
 """
 
 from __future__ import annotations
@@ -17,27 +21,47 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
+import random
+import statistics
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
-from assetpay_async import AssetPaySession, MerchantTier, Quota
-from assetpay_async._limiting import MemoryLimiterRegistry
-from assetpay_async._quota import RouteGroup, default_quota
-from assetpay_async.cli._naive import cancel_naively
-from assetpay_async.sandbox import Sandbox, ServerAlgorithm
-from assetpay_async.testing import run_virtual
+import aiohttp
+import aiolimiter
+import attrs
 
-from ._common import VIRTUAL, stamp
+from assetpay_async import AssetPaySession, Quota
+from assetpay_async._limiting import LimiterKey, MemoryLimiter, MemoryLimiterRegistry
+from assetpay_async._quota import RouteGroup
+from assetpay_async.sandbox import Sandbox, ServerAlgorithm, make_rate_model
 
-TIERS = (MerchantTier.VERIFIED, MerchantTier.UNVERIFIED)
-SESSIONS = 3
-MODELS: list[tuple[ServerAlgorithm, int | None]] = [
-    (ServerAlgorithm.FIXED_WINDOW, None),
-    (ServerAlgorithm.ANCHORED_WINDOW, None),
-    (ServerAlgorithm.BLOCK_PENALTY, None),
-    (ServerAlgorithm.SLIDING_LOG, None),
-    (ServerAlgorithm.SLIDING_COUNTER, None),
-    (ServerAlgorithm.GCRA, None),  # a bucket of N
-    (ServerAlgorithm.GCRA, 2),
+from ._common import stamp
+from .limiter import TickingVirtualTimeLoop
+
+T = TypeVar("T")
+
+MODELS: list[tuple[ServerAlgorithm, int | None, str | None]] = [
+    (ServerAlgorithm.SLIDING_LOG, None, "sliding-log"),
+    (ServerAlgorithm.SLIDING_COUNTER, None, None),  # cannot be declared: it needs the reserve grant
+    (ServerAlgorithm.FIXED_WINDOW, None, "fixed-window"),
+    (ServerAlgorithm.GCRA, None, "bucket"),  # a bucket of N
 ]
+"""The four models of issue 23: both sections."""
+MORE_MODELS: list[tuple[ServerAlgorithm, int | None, str | None]] = [
+    (ServerAlgorithm.ANCHORED_WINDOW, None, "fixed-window"),
+    (ServerAlgorithm.BLOCK_PENALTY, None, "fixed-window"),
+    (ServerAlgorithm.GCRA, 2, None),  # a bucket of 2 is not a bucket of N
+]
+"""The others the sandbox plays: section 1 only."""
+QUOTAS = (Quota(60, 60.0), Quota(10, 60.0))
+KEY = LimiterKey("bench", RouteGroup.CANCEL_ITEM)
+
+
+def _virtual(coro: Coroutine[Any, Any, T]) -> T:
+    # A clock that moves a nanosecond per reading: aiolimiter can spin forever on one that stands still.
+    with asyncio.Runner(loop_factory=TickingVirtualTimeLoop) as runner:
+        return runner.run(coro)
 
 
 def _share(times: list[float], quota: Quota) -> float:
@@ -47,80 +71,249 @@ def _share(times: list[float], quota: Quota) -> float:
     return (len(times) - 1) / (times[-1] - times[0]) / quota.rate
 
 
-async def _run(
-    tier: MerchantTier, algorithm: ServerAlgorithm, burst: int | None, cancels: int, naive: bool
+@attrs.frozen
+class Setting:
+    """One way of pacing the backlog."""
+
+    name: str
+    session: (
+        dict[str, object] | None
+    )  # AssetPaySession keyword arguments; None: an aiolimiter baseline
+    bucket: tuple[int, float] = (1, 1.0)  # the baseline's AsyncLimiter(max_rate, time_period)
+
+
+def settings(quota: Quota, declared: str | None) -> list[Setting]:
+    n, t = quota.limit, quota.period_seconds
+    rows = [
+        Setting("SDK default (J = 1 s)", {}),
+        Setting('SDK `latency_margin="measured"`', {"latency_margin": "measured"}),
+    ]
+    if declared is not None:
+        rows.append(
+            Setting(
+                f'SDK measured + `server_model="{declared}"`',
+                {"latency_margin": "measured", "server_model": declared},
+            )
+        )
+    rows += [
+        Setting(f"`AsyncLimiter({n}, {t:g})`", None, (n, t)),
+        Setting(f"`AsyncLimiter(1, {t / n:g})`", None, (1, t / n)),
+    ]
+    return rows
+
+
+async def _baseline(
+    base_url: str, token: str, pairs: list[tuple[str, str]], bucket: tuple[int, float]
+) -> None:
+    limiter = aiolimiter.AsyncLimiter(*bucket)
+    queue = list(reversed(pairs))
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(base_url=base_url) as http:
+
+        async def worker() -> None:
+            while queue:
+                trade_id, item_id = queue.pop()
+                async with limiter:
+                    path = f"/client/trading/withdraw/{trade_id}/items/{item_id}/cancel"
+                    async with http.post(path, headers=headers) as response:
+                        await response.read()
+
+        await asyncio.gather(*(worker() for _ in range(64)))
+
+
+async def loopback_run(
+    model: tuple[ServerAlgorithm, int | None, str | None],
+    quota: Quota,
+    setting: Setting,
+    cancels: int,
+    jitter: float,
 ) -> tuple[int, float, int]:
-    quota = default_quota(tier, RouteGroup.CANCEL_ITEM)
+    """(429s, share of N/T, accepted) of one backlog through ``setting`` against ``model``."""
+    algorithm, burst, _ = model
     async with Sandbox(algorithm=algorithm, burst=burst, seed=3, revert_delay=10**6) as sb:
-        merchant = sb.add_merchant(tier)
+        merchant = sb.add_merchant("verified", quotas={"cancel-item": quota})
         user = sb.add_user(merchant)
         trades = [
             sb.add_trade(user, items=5, age=dt.timedelta(hours=1)) for _ in range(cancels // 5)
         ]
         pairs = [(t.id, i.id) for t in trades for i in t.items]
-        if naive:
-            await cancel_naively(sb.base_url, sb.token(user), pairs, quota, workers=64)
+        sb.faults.add("latency", group="cancel-item", jitter=jitter)
+        if setting.session is None:
+            await _baseline(sb.base_url, sb.token(user), pairs, setting.bucket)
         else:
-            # a fresh registry: nothing carried over between models
-            registry = MemoryLimiterRegistry()
-            sessions = [
-                AssetPaySession(tier=tier, base_url=sb.base_url, limiter=registry)
-                for _ in range(SESSIONS)
-            ]
-            try:
-                clients = [s.client(sb.token(user)) for s in sessions]
-                await asyncio.gather(
-                    *(
-                        clients[k % SESSIONS].cancel_withdrawal_item(trade_id, item_id)
-                        for k, (trade_id, item_id) in enumerate(pairs)
-                    )
-                )
-            finally:
-                for session in sessions:
-                    await session.aclose()
+            async with AssetPaySession(
+                cancel_quota=quota,
+                base_url=sb.base_url,
+                limiter=MemoryLimiterRegistry(),
+                **setting.session,  # type: ignore[arg-type]
+            ) as session:
+                client = session.client(sb.token(user))
+                await asyncio.gather(*(client.cancel_withdrawal_item(*p) for p in pairs))
         accepted = sorted(
             r.time for r in sb.requests if r.group is RouteGroup.CANCEL_ITEM and r.status == 200
         )
-        return (
-            sb.totals(merchant, "cancel-item").rate_limited,
-            _share(accepted, quota),
-            len(accepted),
-        )
+        refused = sb.totals(merchant, "cancel-item").rate_limited
+        return refused, _share(accepted, quota), len(accepted)
+
+
+@attrs.frozen
+class Network:
+    """Delays of a simulated network: to the server, and back."""
+
+    jitter: float
+    stall_share: float = 0.01
+    stall: tuple[float, float] = (1.0, 2.0)
+
+    def there(self, rng: random.Random) -> float:
+        extra = rng.uniform(*self.stall) if rng.random() < self.stall_share else 0.0
+        return rng.uniform(0.0, self.jitter) + extra
+
+    def back(self, rng: random.Random) -> float:
+        return rng.uniform(0.0, self.jitter)
+
+
+def stalling_run(
+    algorithm: ServerAlgorithm,
+    quota: Quota,
+    make: Callable[[], MemoryLimiter],
+    network: Network,
+    *,
+    requests: int,
+    seed: str,
+) -> tuple[int, float]:
+    """(429s, share of N/T) of ``requests`` through one limiter against ``algorithm``, on virtual time."""
+    rng = random.Random(seed)
+
+    async def run() -> tuple[int, list[float]]:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(rng.uniform(0.0, quota.period_seconds))  # a random phase of the windows
+        model = make_rate_model(algorithm, quota)
+        limiter = make()
+        accepted: list[float] = []
+        refused = 0
+
+        async def request() -> None:
+            nonlocal refused
+            while True:
+                await limiter.acquire()
+                there = network.there(rng)
+                await asyncio.sleep(there)
+                decision = model.hit(loop.time())
+                await asyncio.sleep(back := network.back(rng))
+                limiter.observe_wire(there + back)
+                if decision.allowed:
+                    accepted.append(loop.time() - back)
+                    return
+                refused += 1
+                limiter.rate_limited(decision.retry_after)
+
+        await asyncio.gather(*(request() for _ in range(requests)))
+        return refused, sorted(accepted)
+
+    refused, accepted = _virtual(run())
+    return refused, _share(accepted, quota)
+
+
+def _label(algorithm: ServerAlgorithm, burst: int | None = None) -> str:
+    if algorithm is ServerAlgorithm.GCRA:
+        return "bucket of N" if burst is None else f"gcra, burst {burst}"
+    return algorithm.value
+
+
+def _section_one(per_n: int, jitter: float) -> None:
+    print(
+        f"**1. Over loopback** (sandbox on 127.0.0.1, virtual time; every cancel delayed U(0, {jitter:g}) s "
+        f"before it is counted; a backlog of {per_n} x N)\n"
+    )
+    print("| N per T | server model | setting | 429s | share of N/T | accepted |")
+    print("|---|---|---|---:|---:|---:|")
+    for quota in QUOTAS:
+        cancels = per_n * quota.limit
+        for model in MODELS + MORE_MODELS:
+            for setting in settings(quota, model[2]):
+                refused, share, accepted = _virtual(
+                    loopback_run(model, quota, setting, cancels, jitter)
+                )
+                print(
+                    f"| {quota.limit} per {quota.period_seconds:g} s | {_label(*model[:2])} "
+                    f"| {setting.name} | {refused} | {share:.3f} | {accepted}/{cancels} |"
+                )
+
+
+def _section_two(runs: int, requests: int, jitter: float) -> None:
+    print(
+        f"\n**2. A simulated network** (virtual time, no sockets; U(0, {jitter:g}) s each way, then also 1 % "
+        f"of the requests stalled U(1, 2) s on the way; {runs} runs x {requests} requests)\n"
+    )
+    print(
+        "| network | N per T | server model | setting | 429s per run (mean, max) "
+        "| share of N/T: min / median |"
+    )
+    print("|---|---|---|---|---:|---:|")
+    for network in (Network(jitter, stall_share=0.0), Network(jitter)):
+        _section_two_rows(runs, requests, network)
+
+
+def _section_two_rows(runs: int, requests: int, network: Network) -> None:
+    what = "jitter" if network.stall_share == 0 else f"jitter + {network.stall_share:.0%} stalls"
+    for quota in QUOTAS:
+        for algorithm, _, declared in MODELS:
+            rows: list[tuple[str, Callable[[], MemoryLimiter]]] = [
+                ("J = 1 s", functools.partial(MemoryLimiter, KEY, quota)),
+                (
+                    "measured",
+                    functools.partial(MemoryLimiter, KEY, quota, latency_margin="measured"),
+                ),
+            ]
+            if declared is not None:
+                rows.append(
+                    (
+                        f'measured + "{declared}"',
+                        functools.partial(
+                            MemoryLimiter,
+                            KEY,
+                            quota,
+                            latency_margin="measured",
+                            server_model=declared,
+                        ),
+                    )
+                )
+            for name, make in rows:
+                results = [
+                    stalling_run(
+                        algorithm,
+                        quota,
+                        make,
+                        network,
+                        requests=requests,
+                        seed=f"{what}-{algorithm}-{k}",
+                    )
+                    for k in range(runs)
+                ]
+                refused = [r for r, _ in results]
+                shares = [s for _, s in results]
+                print(
+                    f"| {what} | {quota.limit} per {quota.period_seconds:g} s | {_label(algorithm)} "
+                    f"| {name} "
+                    f"| {statistics.mean(refused):.2f}, {max(refused)} "
+                    f"| {min(shares):.3f} / {statistics.median(shares):.3f} |"
+                )
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench quota_use", description=__doc__)
-    parser.add_argument(
-        "--cancels-per-n", type=int, default=5, help="backlog size in multiples of N"
-    )
-    parser.add_argument("--smoke", action="store_true", help="a backlog of 2 x N")
+    parser.add_argument("--cancels-per-n", type=int, default=5, help="section 1 backlog, x N")
+    parser.add_argument("--jitter", type=float, default=0.05, help="network spread, seconds")
+    parser.add_argument("--runs", type=int, default=10, help="section 2 runs per row")
+    parser.add_argument("--requests", type=int, default=300, help="section 2 requests per run")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes")
     args = parser.parse_args(argv)
-    per_n = 2 if args.smoke else args.cancels_per_n
-    print(
-        stamp("quota_use", argv, clock=VIRTUAL)
-        + f" A backlog of {per_n} x N cancels per tier, J = 1 s."
+    per_n, runs, requests = (
+        (1, 1, 30) if args.smoke else (args.cancels_per_n, args.runs, args.requests)
     )
-    print()
     print(
-        "| tier (N per T) | server model | SDK: 429s | SDK: accepted per minute, share of N/T "
-        "| SDK: accepted | `AsyncLimiter(N, T)`: 429s | `AsyncLimiter`: accepted |"
+        stamp("quota_use", argv, clock="virtual time and seeded: the numbers repeat exactly") + "\n"
     )
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for tier in TIERS:
-        quota = default_quota(tier, RouteGroup.CANCEL_ITEM)
-        cancels = per_n * quota.limit
-        for algorithm, burst in MODELS:
-            ours = run_virtual(_run(tier, algorithm, burst, cancels, naive=False))
-            naive = run_virtual(_run(tier, algorithm, burst, cancels, naive=True))
-            if burst is not None:
-                name = f"{algorithm.value}, burst {burst}"
-            elif algorithm is ServerAlgorithm.GCRA:
-                name = f"{algorithm.value} (burst N)"
-            else:
-                name = algorithm.value
-            print(
-                f"| {tier.value} ({quota.limit} per {quota.period_seconds:g} s) | {name} "
-                f"| {ours[0]} | {ours[1]:.1%} | {ours[2]}/{cancels} "
-                f"| {naive[0]} | {naive[2]}/{cancels} |"
-            )
+    _section_one(per_n, args.jitter)
+    _section_two(runs, requests, args.jitter)
     return 0

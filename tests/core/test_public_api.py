@@ -53,6 +53,7 @@ PUBLIC_NAMES = [
     "RevertedBy",
     "RouteGroup",
     "ServerError",
+    "ServerModel",
     "SessionClosedError",
     "Trade",
     "TradeCancelItem",

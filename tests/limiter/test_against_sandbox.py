@@ -81,6 +81,9 @@ class _Baseline:
     def succeeded(self) -> None:
         return None
 
+    def observe_wire(self, seconds: float) -> None:
+        return None
+
     def stats(self) -> LimiterStats:
         return LimiterStats(
             self.key.merchant_id,

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from assetpay_async._errors import InvalidRequestError, QueueTimeoutError
+from assetpay_async._errors import ConfigurationError, QueueTimeoutError
 from assetpay_async._limiting import MemoryLimiter, MemoryLimiterRegistry
 from assetpay_async._quota import Quota, RouteGroup
 from assetpay_async.testing import run_virtual
@@ -222,7 +222,7 @@ def test_max_wait_must_be_a_non_negative_number(bad: float) -> None:
     async def main() -> None:
         await make_limiter().acquire(max_wait=bad)
 
-    with pytest.raises(InvalidRequestError):
+    with pytest.raises(ConfigurationError):
         run_virtual(main())
 
 
@@ -385,5 +385,5 @@ def test_a_loop_closed_with_a_waiter_still_queued_does_not_break_the_limiter() -
 
 
 def test_an_unknown_policy_is_a_typed_error_naming_the_choices() -> None:
-    with pytest.raises(InvalidRequestError, match=r"'even', 'strict'.*'burst'"):
+    with pytest.raises(ConfigurationError, match=r"'even', 'strict'.*'burst'"):
         MemoryLimiter(KEY, Quota(60, 60.0), policy="burst")

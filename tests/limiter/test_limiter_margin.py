@@ -1,0 +1,314 @@
+"""Issue 23: a latency margin measured from send-to-answer times, and a declared server model.
+
+Virtual time throughout: the estimator on plain numbers, the limiter on a virtual-time loop, the session
+against the sandbox on one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import math
+
+import pytest
+
+from assetpay_async import AssetPaySession, ConfigurationError, Quota, ServerModel
+from assetpay_async._limiting import MemoryLimiter, MemoryLimiterRegistry
+from assetpay_async._pacing import (
+    FLOAT_GUARD,
+    MARGIN_FLOOR,
+    MARGIN_SAMPLES,
+    MarginEstimator,
+    pacing_for,
+)
+from assetpay_async._quota import RouteGroup
+from assetpay_async.sandbox import Sandbox
+from assetpay_async.testing import run_virtual
+from tests.support.limiter import KEY, gaps
+
+Q60 = Quota(60, 60.0)
+
+
+def interval(limit: int, margin: float, per: int | None = None) -> float:
+    """(T + J) / (per or N - 1), widened by the float guard, for a 60 s window."""
+    return (60.0 + margin) / (per if per is not None else limit - 1) * (1 + FLOAT_GUARD)
+
+
+# -- the estimator, on plain numbers ----------------------------------------------------------------------
+
+
+def test_the_margin_starts_at_the_floor_and_stays_there_for_a_small_spread() -> None:
+    estimator = MarginEstimator(half_life=60.0)
+    assert estimator.value(0.0) == MARGIN_FLOOR
+    for k in range(500):  # loopback with up to 50 ms of jitter
+        estimator.observe(0.001 + 0.05 * ((k * 37) % 100) / 100, now=float(k))
+    assert estimator.value(500.0) == MARGIN_FLOOR
+
+
+def test_one_stall_raises_the_margin_at_once_to_its_spread() -> None:
+    estimator = MarginEstimator(half_life=60.0)
+    for k in range(10):
+        assert not estimator.observe(0.02, now=float(k))
+    assert estimator.observe(1.82, now=10.0)
+    assert estimator.value(10.0) == pytest.approx(1.8)
+
+
+def test_the_margin_shrinks_slowly_once_the_stall_has_left_the_recent_answers() -> None:
+    estimator = MarginEstimator(half_life=60.0)
+    estimator.observe(0.02, now=0.0)
+    estimator.observe(2.02, now=1.0)
+    for k in range(MARGIN_SAMPLES):  # the stall leaves the window of recent answers
+        estimator.observe(0.02, now=2.0 + k * 0.01)
+    # Still 2 s while the stall is recent; then halving its excess every half-life, never below the floor.
+    assert estimator.value(1.0 + 60.0) == pytest.approx(1.0)
+    assert estimator.value(1.0 + 120.0) == pytest.approx(0.5)
+    assert estimator.value(1.0 + 3600.0) == MARGIN_FLOOR
+
+
+def test_the_margin_settles_at_a_high_percentile_of_the_recent_spread() -> None:
+    estimator = MarginEstimator(half_life=1.0)
+    for k in range(MARGIN_SAMPLES):  # spreads 0 .. 0.5 s above the fastest, evenly
+        estimator.observe(0.01 + 0.5 * k / (MARGIN_SAMPLES - 1), now=100.0 + k)
+    # Long after every peak decayed: the 99th percentile of the spread, about 0.495 s.
+    assert estimator.value(10_000.0) == pytest.approx(0.495, abs=0.003)
+
+
+# -- the limiter, on virtual time ---------------------------------------------------------------------------
+
+
+def test_the_margin_grows_after_a_stall_before_the_next_grant() -> None:
+    """A stall seen between two grants pushes the second: it comes one new interval after the first."""
+
+    async def main() -> float:
+        limiter = MemoryLimiter(KEY, Q60, latency_margin="measured")
+        loop = asyncio.get_running_loop()
+        await limiter.acquire()
+        first = loop.time()
+        limiter.observe_wire(0.01)
+        await asyncio.sleep(0.5)  # the next grant is scheduled at the floor's interval by now
+        limiter.observe_wire(2.01)  # a request that stalled for 2 s
+        assert limiter.latency_margin == pytest.approx(2.0)
+        await limiter.acquire()
+        return loop.time() - first
+
+    assert run_virtual(main()) == pytest.approx(interval(60, 2.0))
+
+
+def test_a_measured_margin_paces_at_the_floor_when_the_network_is_quick() -> None:
+    async def main() -> list[float]:
+        limiter = MemoryLimiter(KEY, Q60, latency_margin="measured")
+        times: list[float] = []
+        for _ in range(5):
+            await limiter.acquire()
+            times.append(asyncio.get_running_loop().time())
+            limiter.observe_wire(0.003)
+        return gaps(times)
+
+    assert run_virtual(main()) == pytest.approx([interval(60, MARGIN_FLOOR)] * 4)
+
+
+def test_a_fixed_margin_ignores_what_the_wire_shows() -> None:
+    async def main() -> float:
+        limiter = MemoryLimiter(KEY, Q60, latency_margin=1.0)
+        await limiter.acquire()
+        limiter.observe_wire(0.01)
+        limiter.observe_wire(5.0)
+        return await limiter.acquire()
+
+    assert run_virtual(main()) == pytest.approx(interval(60, 1.0))
+
+
+@pytest.mark.parametrize("bad", [-0.1, math.nan, math.inf])
+def test_a_nonsense_wire_time_is_ignored(bad: float) -> None:
+    limiter = MemoryLimiter(KEY, Q60, latency_margin="measured")
+    limiter.observe_wire(bad)
+    assert limiter.pacing.interval == pytest.approx(interval(60, MARGIN_FLOOR))
+
+
+# -- the declared server model -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["sliding-log", "fixed-window", "bucket"])
+def test_a_declared_server_model_spaces_grants_n_per_t_plus_j(model: str) -> None:
+    limiter = MemoryLimiter(KEY, Quota(10, 60.0), latency_margin=1.0, server_model=model)
+    assert limiter.pacing.interval == pytest.approx(interval(10, 1.0, per=10))
+
+
+def test_the_default_server_model_keeps_one_grant_in_reserve() -> None:
+    assert MemoryLimiter(KEY, Quota(10, 60.0)).pacing.interval == pytest.approx(interval(10, 1.0))
+    assert pacing_for(Quota(10, 60.0), "even", 1.0).interval == pytest.approx(  # type: ignore[arg-type]
+        interval(10, 1.0)
+    )
+
+
+def test_one_per_window_with_a_declared_model_is_t_plus_j() -> None:
+    limiter = MemoryLimiter(KEY, Quota(1, 60.0), latency_margin=1.0, server_model="sliding-log")
+    assert limiter.pacing.interval == pytest.approx(61.0 * (1 + FLOAT_GUARD))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"server_model": "sliding-counter"},  # never declarable: it needs the reserve
+        {"server_model": "burst"},
+        {"latency_margin": -1.0},
+        {"latency_margin": math.inf},
+        {"latency_margin": True},
+        {"latency_margin": "guessed"},
+        {"policy": "burst"},
+    ],
+)
+def test_bad_limiter_arguments_are_configuration_errors(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError):
+        MemoryLimiter(KEY, Q60, **kwargs)  # type: ignore[arg-type]
+
+
+# -- through the session --------------------------------------------------------------------------------------
+
+
+def test_the_session_passes_the_measured_margin_and_model_to_its_limiter() -> None:
+    registry = MemoryLimiterRegistry()
+
+    async def main() -> MemoryLimiter:
+        async with AssetPaySession(
+            tier="unverified",
+            merchant_id="m-1",
+            limiter=registry,
+            latency_margin="measured",
+            server_model=ServerModel.SLIDING_LOG,
+        ) as session:
+            limiter = session._requester.limiter("m-1", RouteGroup.CANCEL_ITEM)
+            assert isinstance(limiter, MemoryLimiter)
+            return limiter
+
+    limiter = run_virtual(main())
+    assert limiter.config.margin is None
+    assert limiter.config.server_model is ServerModel.SLIDING_LOG
+    assert limiter.pacing.interval == pytest.approx(interval(10, MARGIN_FLOOR, per=10))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"server_model": "sliding-counter"},
+        {"latency_margin": "measured", "limiter": "redis://127.0.0.1:1/0"},
+        {"server_model": "bucket", "limiter": "redis://127.0.0.1:1/0"},
+    ],
+)
+def test_the_session_refuses_what_its_limiter_cannot_do(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError):
+        AssetPaySession(tier="verified", merchant_id="m-1", **kwargs)  # type: ignore[arg-type]
+
+
+class _Recording(MemoryLimiter):
+    """A real in-memory limiter that also keeps the wire times it is told."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self) -> None:
+        super().__init__(KEY, Quota(60, 6.0), latency_margin="measured")
+        self.seen: list[float] = []
+
+    def observe_wire(self, seconds: float) -> None:
+        self.seen.append(seconds)
+        super().observe_wire(seconds)
+
+
+class _OneLimiter:
+    """A registry handing out one limiter."""
+
+    def __init__(self, limiter: MemoryLimiter) -> None:
+        self.limiter = limiter
+
+    def get(self, *args: object, **kwargs: object) -> MemoryLimiter:
+        return self.limiter
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_every_answered_attempt_reports_its_wire_time_to_the_limiter() -> None:
+    """C2: the transport tells the limiter each answered attempt's send-to-answer time, a 429 included."""
+    quota = Quota(60, 6.0)
+    limiter = _Recording()
+
+    async def main() -> None:
+        async with Sandbox(seed=5) as sb:
+            merchant = sb.add_merchant("verified", quotas={"cancel-item": quota})
+            user = sb.add_user(merchant)
+            trade = sb.add_trade(user, items=3, age=dt.timedelta(hours=1))
+            async with AssetPaySession(
+                cancel_quota=quota, base_url=sb.base_url, limiter=_OneLimiter(limiter)
+            ) as session:
+                client = session.client(sb.token(user))
+                await client.cancel_withdrawal_item(trade.id, trade.items[0].id)
+                sb.faults.add("rate-limited", group="cancel-item", times=1, retry_after=0.5)
+                await client.cancel_withdrawal_item(trade.id, trade.items[1].id)
+
+    run_virtual(main())
+    assert len(limiter.seen) == 3  # one answer, a 429 and its retry's answer
+    assert all(0 <= s < 5 for s in limiter.seen)
+
+
+# -- the lock-free grant and the hand-over between loops ----------------------------------------------------
+
+
+def test_a_loop_that_stopped_without_closing_does_not_hold_up_the_next_one() -> None:
+    """The solo loop has stopped (not closed): the next loop's hand-over returns at once."""
+    limiter = MemoryLimiter(KEY, Quota(1000, 1.0), latency_margin=0.0)
+    stopped = asyncio.new_event_loop()
+    try:
+        assert stopped.run_until_complete(limiter.acquire()) == 0.0  # granted lock-free, solo
+        assert stopped.run_until_complete(limiter.acquire()) > 0.0  # paced: one interval later
+
+        async def next_loop() -> float:
+            return await asyncio.wait_for(limiter.acquire(), timeout=1.0)
+
+        assert asyncio.run(next_loop()) < 0.5
+        assert limiter.stats().granted == 3
+    finally:
+        stopped.close()
+
+
+def test_the_lock_free_grant_keeps_the_spacing_and_the_pause() -> None:
+    async def main() -> list[float]:
+        limiter = MemoryLimiter(KEY, Q60, latency_margin=1.0)
+        loop = asyncio.get_running_loop()
+        times: list[float] = []
+        for _ in range(3):
+            await limiter.acquire()
+            times.append(loop.time())
+            await asyncio.sleep(5.0)  # idle: each call finds the slot free
+        limiter.rate_limited(30.0)
+        await limiter.acquire()
+        times.append(loop.time())
+        return times
+
+    times = run_virtual(main())
+    assert times[:3] == pytest.approx([0.0, 5.0, 10.0])
+    assert times[3] == pytest.approx(15.0 + 30.0)  # not before the pause ends
+
+
+def solo_of(limiter: MemoryLimiter) -> object:
+    """The loop that may grant without the lock (read through a call so the type checker does not narrow it)."""
+    return limiter._solo
+
+
+def test_two_live_loops_never_take_turns_at_the_lock_free_grant() -> None:
+    """Once a second live loop has used the limiter, neither grants without the lock until one closes."""
+    limiter = MemoryLimiter(KEY, Quota(1000, 1.0), latency_margin=0.0)
+    first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        first.run_until_complete(limiter.acquire())
+        assert solo_of(limiter) is first
+        second.run_until_complete(limiter.acquire())  # hands over from the first, which still lives
+        assert solo_of(limiter) is None
+        first.run_until_complete(limiter.acquire())
+        assert solo_of(limiter) is None  # the second may still have waiters and timers
+        second.close()
+        first.run_until_complete(limiter.acquire())
+        assert solo_of(limiter) is first
+        assert limiter.stats().granted == 4
+    finally:
+        first.close()
+        second.close()
