@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextvars
+import math
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +20,8 @@ from assetpay_async._version import __version__
 from assetpay_async.sandbox import ServerAlgorithm
 
 from ._exit import ExitCode
+from ._secrets import REDACTED, looks_secret, secrets_in
+from ._secrets import redact as _redact
 from ._settings import (
     ENV_BASE_URL,
     ENV_MERCHANT_ID,
@@ -31,9 +34,9 @@ from ._settings import (
 
 __all__ = ["build_parser", "parse_args", "redact"]
 
-_REDACTED: Final = "***"
-_MIN_PREFIX: Final = 12
-_JWT_SHAPED: Final = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+_REDACTED: Final = REDACTED
+_LONG_VALUE: Final = 20
+_ID: Final = re.compile(r"[0-9a-fA-F-]{32,36}|[0-9.]+")
 _secrets: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
     "assetpay_cli_secrets", default=()
 )
@@ -103,37 +106,72 @@ backlog, a real AssetPaySession, and a callback endpoint verifying the signed 'r
 
 
 def redact(text: str) -> str:
-    """``text`` with every known secret (the token from the command line or environment) replaced.
+    """``text`` with every known secret (the token, and any argument or variable that looks like one) replaced."""
+    return _redact(text, _secrets.get())
 
-    A secret's first 40 characters are replaced too: argparse quotes a bad value whole, the id check shortens it.
-    """
-    for secret in _secrets.get():
-        text = text.replace(secret, _REDACTED)
-        if len(secret) >= _MIN_PREFIX:
-            text = text.replace(secret[:40], _REDACTED)
+
+def _hide_quoted(text: str) -> str:
+    """Quoted values in an argparse message that may be secrets (long, opaque) replaced by ``***``."""
+
+    def hide(match: re.Match[str]) -> str:
+        value = match[2]
+        risky = looks_secret(value) or (
+            len(value) >= _LONG_VALUE and "/" not in value and _ID.fullmatch(value) is None
+        )
+        return f"{match[1]}{_REDACTED}{match[1]}" if risky else match[0]
+
+    text = re.sub(r"(['\"])(.*?)\1", hide, text)
+    head, sep, rest = text.partition("unrecognized arguments: ")
+    if sep:
+        words = [
+            _REDACTED if looks_secret(w) or len(w) >= _LONG_VALUE else w for w in rest.split(" ")
+        ]
+        text = head + sep + " ".join(words)
     return text
 
 
-def _secrets_in(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[str, ...]:
-    """The environment's token, the value of ``--token``, and any JWT-shaped argument (a token misplaced)."""
-    found = [environ.get(ENV_TOKEN, "")]
-    for index, arg in enumerate(argv):
-        if arg == "--token" and index + 1 < len(argv):
-            found.append(argv[index + 1])
-        elif arg.startswith("--token="):
-            found.append(arg.removeprefix("--token="))
-        elif _JWT_SHAPED.search(arg):
-            found.append(arg)
-    # Longest first, so a secret containing another is replaced whole.
-    return tuple(sorted({s for s in found if s}, key=len, reverse=True))
-
-
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose messages never carry the token."""
+    """An ArgumentParser whose messages never carry the token or a value that may be one."""
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(ExitCode.USAGE, redact(f"{self.prog}: error: {message}\n"))
+        self.exit(ExitCode.USAGE, redact(_hide_quoted(f"{self.prog}: error: {message}\n")))
+
+
+def _tier_arg(text: str) -> str:
+    # Not `choices=`: argparse would echo the value (a token pasted after --tier, lowercased).
+    value = text.lower()
+    if value not in ("verified", "unverified"):
+        raise argparse.ArgumentTypeError("expected verified or unverified")
+    return value
+
+
+def _count_arg(name: str, minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
+def _seconds_arg(name: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError("expected a number of seconds > 0")
+        return value
+
+    parse.__name__ = name
+    return parse
 
 
 def _uuid_arg(name: str) -> Callable[[str], str]:
@@ -157,8 +195,8 @@ def _connection_options() -> _Parser:
     )
     group.add_argument(
         "--tier",
-        choices=["verified", "unverified"],
-        type=str.lower,
+        metavar="{verified,unverified}",
+        type=_tier_arg,
         help=f"the merchant's status: 60 or 10 cancels a minute (${ENV_TIER})",
     )
     group.add_argument(
@@ -184,6 +222,20 @@ def _connection_options() -> _Parser:
         "--merchant-id",
         metavar="ID",
         help=f"the merchant, for opaque (non-JWT) tokens (${ENV_MERCHANT_ID})",
+    )
+    group.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=_seconds_arg("timeout"),
+        default=30.0,
+        help="give up on one request after this long (default: %(default)s)",
+    )
+    group.add_argument(
+        "--max-retries",
+        metavar="N",
+        type=_count_arg("max_retries", 0),
+        default=3,
+        help="retries of a request after a failure that proves nothing was done (default: %(default)s)",
     )
     return parent
 
@@ -242,7 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--results",
         metavar="FILE",
-        help="write one JSON line per pair, in input order, to FILE (- for stdout)",
+        help="one JSON line per pair: in FILE.partial as each pair ends, then in FILE, in input order, "
+        "when the run ends (- for stdout, as each pair ends)",
+    )
+    batch.add_argument(
+        "--progress-interval",
+        metavar="SECONDS",
+        type=_seconds_arg("progress_interval"),
+        default=10.0,
+        help="when stderr is not a terminal, print a progress line this often (default: %(default)s)",
     )
     batch.add_argument(
         "--workers",
@@ -347,10 +407,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_PATH_ARGS: Final = (
+    ("file", "FILE"),
+    ("journal", "--journal"),
+    ("results", "--results"),
+    ("seed", "--seed"),
+    ("plot", "--plot"),
+)
+
+
 def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> argparse.Namespace:
-    """Parse ``argv``; on a usage error print it (token redacted) and raise ``SystemExit(2)``."""
-    reset = _secrets.set(_secrets_in(argv, environ))
+    """Parse ``argv``; on a usage error print it (secrets redacted) and raise ``SystemExit(2)``.
+
+    A path argument that looks like a client token (pasted in the wrong place) is refused here, before any
+    file is read or created under that name.
+    """
+    secrets = secrets_in(argv, environ)
+    reset = _secrets.set(secrets)
     try:
-        return build_parser().parse_args(list(argv))
+        parser = build_parser()
+        args = parser.parse_args(list(argv))
+        for attr, name in _PATH_ARGS:
+            value = getattr(args, attr, None)
+            if isinstance(value, str) and looks_secret(value, secrets):
+                parser.error(
+                    f"{name} looks like a client token, not a path: nothing was read or created "
+                    "(pass the token in $ASSETPAY_CLIENT_TOKEN)"
+                )
+        return args
     finally:
         _secrets.reset(reset)

@@ -18,6 +18,9 @@ from assetpay_async._errors import InvalidRequestError
 from assetpay_async._quota import MerchantTier, Quota
 from assetpay_async._session import DEFAULT_BASE_URL, AssetPaySession
 from assetpay_async._tokens import SecretToken
+from assetpay_async._transport import RetryPolicy
+
+from ._secrets import looks_secret
 
 __all__ = [
     "ENV_BASE_URL",
@@ -83,6 +86,8 @@ class Connection:
             a password).
         merchant_id: the merchant, for opaque (non-JWT) tokens.
         latency_margin: J, seconds between our grant and the server's count.
+        timeout: seconds before one request is given up (``--timeout``).
+        max_retries: retries after the first attempt (``--max-retries``).
     """
 
     token: SecretToken
@@ -92,6 +97,8 @@ class Connection:
     redis_url: str | None = attrs.field(repr=False)
     merchant_id: str | None
     latency_margin: float
+    timeout: float = 30.0
+    max_retries: int = 3
 
     def session(self) -> AssetPaySession:
         """A new session with these settings (use it with ``async with``)."""
@@ -102,6 +109,9 @@ class Connection:
             merchant_id=self.merchant_id,
             latency_margin=self.latency_margin,
             limiter=self.redis_url,
+            timeout=self.timeout,
+            connect_timeout=min(self.timeout, 10.0),
+            retry=RetryPolicy(max_retries=self.max_retries),
         )
 
     def client(self, session: AssetPaySession) -> AssetPayClient:
@@ -126,9 +136,8 @@ def connection_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Con
     try:
         tier = MerchantTier(tier_text.lower()) if tier_text else None
     except ValueError:
-        raise SettingsError(
-            f"{ENV_TIER} must be 'verified' or 'unverified', got {tier_text!r}"
-        ) from None
+        # The value is not echoed: a token pasted into the wrong variable must not be printed.
+        raise SettingsError(f"{ENV_TIER} must be 'verified' or 'unverified'") from None
     if tier is None and args.quota is None:
         raise SettingsError(
             "the merchant's cancel quota is unknown: pass --tier verified|unverified (or set "
@@ -137,11 +146,18 @@ def connection_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Con
     base_url = args.base_url or environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
     if not base_url.startswith(("https://", "http://")):
         raise SettingsError("the base URL must start with https:// or http://")
+    if looks_secret(base_url, [raw_token]):
+        raise SettingsError(f"--base-url (or ${ENV_BASE_URL}) holds what looks like a token")
     redis_url = args.redis_url or environ.get(ENV_REDIS_URL) or None
     if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         # The URL may carry a password: name its form, never the URL itself.
         raise SettingsError(
             f"--redis-url (or ${ENV_REDIS_URL}) must start with redis://, rediss:// or unix://"
+        )
+    merchant_id = args.merchant_id or environ.get(ENV_MERCHANT_ID) or None
+    if merchant_id is not None and looks_secret(merchant_id, [raw_token]):
+        raise SettingsError(
+            f"--merchant-id (or ${ENV_MERCHANT_ID}) looks like a client token, not a merchant id"
         )
     return Connection(
         token=token,
@@ -149,6 +165,8 @@ def connection_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Con
         cancel_quota=args.quota,
         base_url=base_url,
         redis_url=redis_url,
-        merchant_id=args.merchant_id or environ.get(ENV_MERCHANT_ID) or None,
+        merchant_id=merchant_id,
         latency_margin=args.latency_margin,
+        timeout=getattr(args, "timeout", 30.0),
+        max_retries=getattr(args, "max_retries", 3),
     )
