@@ -67,9 +67,11 @@ class Tally:
         self.started = self.clock()
 
     def rate(self) -> float:
-        """Pairs answered per second since the start (pairs never sent do not count)."""
-        elapsed = self.clock() - self.started
-        return self.answered / elapsed if elapsed > 0 else 0.0
+        """Pairs answered per second since the start (pairs never sent do not count).
+
+        Over at least one second: a batch that fails at once does not report thousands a second.
+        """
+        return self.answered / max(self.clock() - self.started, 1.0)
 
     @property
     def answered(self) -> int:
