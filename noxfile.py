@@ -70,7 +70,7 @@ def tests(session: nox.Session) -> None:
     `nox -s tests-3.12 -- tests/cli` runs part of it on one Python; a filter that selects no test is not an error,
     the whole suite collecting none is.
     """
-    session.install("-e", ".[redis,cli]", *_group("test"), *_group("coverage"))
+    session.install("-e", ".[redis,cli,plot]", *_group("test"), *_group("coverage"))
     session.env["COVERAGE_FILE"] = f".coverage.{session.python}"
     no_tests = [5] if session.posargs else []
     session.run("coverage", "erase")
@@ -107,7 +107,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, tests, benchmarks and examples."""
-    session.install("-e", ".[redis,cli]", *_group("test"), *_group("typecheck"))
+    session.install("-e", ".[redis,cli,plot]", *_group("test"), *_group("typecheck"))
     session.run("mypy", "assetpay_async", "tests", "bench", "noxfile.py")
     if any(Path("examples").glob("*.py")):
         session.run("mypy", "examples")

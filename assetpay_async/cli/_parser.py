@@ -99,6 +99,7 @@ examples:
   assetpay demo                    # about 20 s of paced cancels, callbacks verified, zero 429s
   assetpay demo --compare-naive    # then the same backlog through aiolimiter.AsyncLimiter(N, T)
   assetpay demo --fast             # on virtual time: instant, same schedule
+  assetpay demo --fast --compare-naive --plot docs/img/demo-windows.svg   # the chart as an image
 
 Everything runs in this process over loopback: an embedded sandbox seeded with a realistic
 backlog, a real AssetPaySession, and a callback endpoint verifying the signed 'reverted' callbacks.
@@ -401,6 +402,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run the backlog through aiolimiter.AsyncLimiter(N, T) and show its 429s",
     )
     demo.add_argument("--json", action="store_true", help="write the report as one JSON object")
+    demo.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="also write the window chart as an image (.svg or .png; needs the 'plot' extra)",
+    )
     demo.add_argument(
         "--seed", type=int, default=7, help="the backlog's random seed (default: %(default)s)"
     )
