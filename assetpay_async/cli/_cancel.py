@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from rich.console import Console
 
 from assetpay_async._batch import CancelBatch, CancelOutcome, OutcomeKind
+from assetpay_async._client import AssetPayClient
 from assetpay_async._errors import AssetPayError, InvalidRequestError, SessionClosedError
+from assetpay_async._models import CancelResult
 
 from ._exit import ExitCode
 from ._render import console, write_json_line
@@ -90,33 +92,40 @@ async def _cancel_one(
                 out.print(describe_result(result), markup=False)
             return ExitCode.OK
         if not args.json:
+            out.print(describe_result(result), markup=False)  # accepted: say so now, not later
+        return await _wait_for_final(args, client, result, out, err)
+
+
+async def _wait_for_final(
+    args: argparse.Namespace,
+    client: AssetPayClient,
+    result: CancelResult,
+    out: Console,
+    err: Console,
+) -> ExitCode:
+    """``--wait``: follow the accepted item until it is final; Ctrl-C says the cancel was accepted."""
+    try:
+        final = await client.wait_for_item(args.trade_id, args.item_id, timeout=args.wait_timeout)
+    except asyncio.CancelledError:
+        _take_back_cancellation()
+        if args.json:
+            body = {"ok": True, "interrupted": True, "state": "accepted"}
+            write_json_line(sys.stdout, body | {"result": result_json(result)})
+        else:
             out.print(
-                describe_result(result), markup=False
-            )  # accepted: say so now, not after the wait
-        try:
-            final = await client.wait_for_item(
-                args.trade_id, args.item_id, timeout=args.wait_timeout
+                "interrupted while waiting for the final status; the cancel was accepted",
+                markup=False,
             )
-        except asyncio.CancelledError:
-            _take_back_cancellation()
-            if args.json:
-                body = {"ok": True, "interrupted": True, "state": "accepted"}
-                write_json_line(sys.stdout, body | {"result": result_json(result)})
-            else:
-                out.print(
-                    "interrupted while waiting for the final status; the cancel was accepted",
-                    markup=False,
-                )
-            return ExitCode.INTERRUPTED
-        except AssetPayError as exc:
-            if args.json:
-                write_json_line(
-                    sys.stdout,
-                    {"ok": False, "result": result_json(result), "error": error_json(exc)},
-                )
-            else:
-                err.print(f"while waiting: {describe_error(exc)}", markup=False)
-            return ExitCode.FAILED
+        return ExitCode.INTERRUPTED
+    except AssetPayError as exc:
+        if args.json:
+            write_json_line(
+                sys.stdout,
+                {"ok": False, "result": result_json(result), "error": error_json(exc)},
+            )
+        else:
+            err.print(f"while waiting: {describe_error(exc)}", markup=False)
+        return ExitCode.FAILED
     status = None if final.status is None else final.status.value
     if args.json:
         write_json_line(

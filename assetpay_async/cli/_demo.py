@@ -290,6 +290,30 @@ async def _naive_pass(args: argparse.Namespace, scale: DemoScale) -> tuple[Naive
         return run, sandbox.max_in_window(merchant), chart
 
 
+def _compare_table(report: DemoReport, naive: NaiveRun) -> Table:
+    """The SDK run beside the naive one, row by row."""
+    quota = report.scale.quota
+    window = f"{quota.period_seconds:.2f} s"
+    compare = Table(title="Same backlog, fresh sandbox", title_justify="left")
+    compare.add_column("", no_wrap=True)
+    compare.add_column("AssetPaySession", justify="right", no_wrap=True)
+    compare.add_column(
+        f"AsyncLimiter({quota.limit}, {quota.period_seconds:.2f})",
+        justify="right",
+        no_wrap=True,
+    )
+    compare.add_row("requests", str(report.requests), str(naive.sent))
+    compare.add_row("429s", str(report.rate_limited), str(naive.rate_limited))
+    compare.add_row("items cancelled", str(report.cancelled), str(naive.statuses.get(200, 0)))
+    compare.add_row(
+        f"most accepted in a {window} window",
+        str(report.max_in_window),
+        str(report.naive_max_in_window),
+    )
+    compare.add_row("time", f"{report.elapsed:.1f} s", f"{naive.elapsed:.1f} s")
+    return compare
+
+
 def _render(out: Console, report: DemoReport) -> None:
     quota = report.scale.quota
     window = f"{quota.period_seconds:.2f} s"
@@ -342,25 +366,7 @@ def _render(out: Console, report: DemoReport) -> None:
         )
     )
     if report.naive is not None:
-        naive = report.naive
-        compare = Table(title="Same backlog, fresh sandbox", title_justify="left")
-        compare.add_column("", no_wrap=True)
-        compare.add_column("AssetPaySession", justify="right", no_wrap=True)
-        compare.add_column(
-            f"AsyncLimiter({quota.limit}, {quota.period_seconds:.2f})",
-            justify="right",
-            no_wrap=True,
-        )
-        compare.add_row("requests", str(report.requests), str(naive.sent))
-        compare.add_row("429s", str(report.rate_limited), str(naive.rate_limited))
-        compare.add_row("items cancelled", str(report.cancelled), str(naive.statuses.get(200, 0)))
-        compare.add_row(
-            f"most accepted in a {window} window",
-            str(report.max_in_window),
-            str(report.naive_max_in_window),
-        )
-        compare.add_row("time", f"{report.elapsed:.1f} s", f"{naive.elapsed:.1f} s")
-        out.print(compare)
+        out.print(_compare_table(report, report.naive))
     verdict = (
         "All as expected: every item ended as its kind says, zero 429s, every cancel's callback verified."
         if report.ok

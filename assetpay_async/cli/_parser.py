@@ -12,7 +12,7 @@ import math
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Final, NoReturn
+from typing import TYPE_CHECKING, Final, NoReturn
 
 from assetpay_async._errors import InvalidRequestError
 from assetpay_async._protocol import parse_id
@@ -20,6 +20,7 @@ from assetpay_async._version import __version__
 from assetpay_async.sandbox import ServerAlgorithm
 
 from ._exit import ExitCode
+from ._help import BATCH_EPILOG, CANCEL_EPILOG, DEMO_EPILOG, MAIN_EPILOG, SANDBOX_EPILOG
 from ._secrets import REDACTED, looks_secret, secrets_in
 from ._secrets import redact as _redact
 from ._settings import (
@@ -40,70 +41,6 @@ _ID: Final = re.compile(r"[0-9a-fA-F-]{32,36}|[0-9.]+")
 _secrets: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
     "assetpay_cli_secrets", default=()
 )
-
-_MAIN_EPILOG = f"""\
-examples:
-  export {ENV_TOKEN}=...            # the end user's client token (never printed)
-  assetpay cancel --tier verified TRADE_ID ITEM_ID
-  assetpay cancel-batch --tier verified --results results.jsonl items.csv
-  assetpay sandbox --port 8080      # a local AssetPay emulator with seeded users
-  assetpay demo                     # the whole story in about 20 seconds
-
-exit codes: 0 success, 1 some item failed or its outcome is unknown, 2 usage or input error
-(nothing sent), 130 interrupted by Ctrl-C (after reporting what was done).
-"""
-
-_CANCEL_EPILOG = f"""\
-examples:
-  {ENV_TOKEN}=... assetpay cancel --tier verified \\
-      6f1c0b9e-6a4e-4b59-9a1e-2f3f8c1d2e3f 0d9b3c4a-8e21-4f6b-a1b2-c3d4e5f60718
-  assetpay cancel --tier verified --json --wait TRADE_ID ITEM_ID
-
-A cancel the marketplace accepted prints 'cancelled' and exits 0; the item turns 'reverted' later
-(--wait prints the accepted line at once, then polls until it does): refund the user then. Any
-refusal prints its key, code and request id and exits 1. Ctrl-C says what is known: accepted,
-outcome unknown (the request may have reached AssetPay), or not sent; it exits 130.
-"""
-
-_BATCH_EPILOG = f"""\
-examples:
-  assetpay cancel-batch --tier verified items.csv
-  assetpay cancel-batch --tier verified --results - items.jsonl > results.jsonl
-  cut -d, -f1,2 export.csv | assetpay cancel-batch --tier unverified -
-
-The file is CSV (trade_id,item_id per line, optional header) or JSON Lines
-({{"trade_id": "...", "item_id": "..."}} per line); '#' starts a comment line. Every line is
-checked before anything is sent: a malformed line stops the command with its line number.
-Ctrl-C stops cleanly and reports what was done, what may have been done and what never ran.
-With --journal PATH a killed run (kill -9 too) resumes where it stopped: run the same command
-again. A refused token, a disabled account, or --max-transport-failures pairs in a row with
-nothing getting through stop the batch at once (exit 1). A duplicated pair is cancelled once.
-Requests are paced to the merchant's quota ({ENV_TIER} or --tier), so a batch takes about one
-minute per 58 items at 60/min.
-"""
-
-_SANDBOX_EPILOG = """\
-examples:
-  assetpay sandbox                          # http://127.0.0.1:8080, a seeded merchant and users
-  assetpay sandbox --port 0 --json          # a free port; one JSON line with URL and tokens
-  assetpay sandbox --seed world.json --algorithm gcra
-  assetpay sandbox --callback-url http://127.0.0.1:8001/assetpay/callback   # examples/refund_recipe.py
-
-Prints the sandbox's URL and a client token per seeded user (sandbox tokens: test secrets made
-for printing), then serves until Ctrl-C. Point the SDK or 'assetpay cancel --base-url' at it.
-The seed format is described in docs/sandbox.md.
-"""
-
-_DEMO_EPILOG = """\
-examples:
-  assetpay demo                    # about 20 s of paced cancels, callbacks verified, zero 429s
-  assetpay demo --compare-naive    # then the same backlog through aiolimiter.AsyncLimiter(N, T)
-  assetpay demo --fast             # on virtual time: instant, same schedule
-  assetpay demo --fast --compare-naive --plot docs/img/demo-windows.svg   # the chart as an image
-
-Everything runs in this process over loopback: an embedded sandbox seeded with a realistic
-backlog, a real AssetPaySession, and a callback endpoint verifying the signed 'reverted' callbacks.
-"""
 
 
 def redact(text: str) -> str:
@@ -137,6 +74,10 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(ExitCode.USAGE, redact(_hide_quoted(f"{self.prog}: error: {message}\n")))
+
+
+if TYPE_CHECKING:  # the type of parser.add_subparsers()
+    _Commands = argparse._SubParsersAction[_Parser]
 
 
 def _tier_arg(text: str) -> str:
@@ -241,26 +182,15 @@ def _connection_options() -> _Parser:
     return parent
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole ``assetpay`` parser."""
+def _add_cancel(commands: _Commands, connection: _Parser) -> None:
+    """``assetpay cancel``."""
     formatter = argparse.RawDescriptionHelpFormatter
-    parser = _Parser(
-        prog="assetpay",
-        description="Cancel AssetPay withdrawal items within the merchant's shared rate limit.",
-        epilog=_MAIN_EPILOG,
-        formatter_class=formatter,
-        allow_abbrev=False,
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    connection = _connection_options()
-
     cancel = commands.add_parser(
         "cancel",
         parents=[connection],
         help="cancel one withdrawal item",
         description="Cancel one undelivered withdrawal item and print the result or the typed error.",
-        epilog=_CANCEL_EPILOG,
+        epilog=CANCEL_EPILOG,
         formatter_class=formatter,
         allow_abbrev=False,
     )
@@ -280,12 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up waiting after this long (default: %(default)s)",
     )
 
+
+def _add_batch(commands: _Commands, connection: _Parser) -> None:
+    """``assetpay cancel-batch``."""
+    formatter = argparse.RawDescriptionHelpFormatter
     batch = commands.add_parser(
         "cancel-batch",
         parents=[connection],
         help="cancel every pair of a CSV or JSON Lines file",
         description="Cancel many items, paced to the merchant's quota, with a progress bar and a summary.",
-        epilog=_BATCH_EPILOG,
+        epilog=BATCH_EPILOG,
         formatter_class=formatter,
         allow_abbrev=False,
     )
@@ -336,11 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
         "request (one trade read to check) instead of one request per item",
     )
 
+
+def _add_sandbox(commands: _Commands) -> None:
+    """``assetpay sandbox``."""
+    formatter = argparse.RawDescriptionHelpFormatter
     sandbox = commands.add_parser(
         "sandbox",
         help="run the AssetPay emulator until Ctrl-C",
         description="Run the stateful AssetPay emulator on loopback and print its URL and seeded tokens.",
-        epilog=_SANDBOX_EPILOG,
+        epilog=SANDBOX_EPILOG,
         formatter_class=formatter,
         allow_abbrev=False,
     )
@@ -378,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON line (URL, tokens) instead"
     )
 
+
+def _add_demo(commands: _Commands) -> None:
+    """``assetpay demo``."""
+    formatter = argparse.RawDescriptionHelpFormatter
     demo = commands.add_parser(
         "demo",
         help="the main job end to end against an embedded sandbox",
@@ -385,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Batch-cancel a realistic backlog through a real AssetPaySession against an in-process sandbox,\n"
             "verify the signed 'reverted' callbacks, and show requests per window against the quota."
         ),
-        epilog=_DEMO_EPILOG,
+        epilog=DEMO_EPILOG,
         formatter_class=formatter,
         allow_abbrev=False,
     )
@@ -410,6 +352,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--seed", type=int, default=7, help="the backlog's random seed (default: %(default)s)"
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole ``assetpay`` parser."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(
+        prog="assetpay",
+        description="Cancel AssetPay withdrawal items within the merchant's shared rate limit.",
+        epilog=MAIN_EPILOG,
+        formatter_class=formatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    connection = _connection_options()
+    _add_cancel(commands, connection)
+    _add_batch(commands, connection)
+    _add_sandbox(commands)
+    _add_demo(commands)
     return parser
 
 
