@@ -105,6 +105,9 @@ def test_demo_draws_accepted_per_window_against_the_quota_line_beside_the_naive_
     quota_lines = [line for line in out.splitlines() if line.startswith("N=60  │")]
     assert len(quota_lines) == 2  # one quota line per chart
     assert any(line.startswith("429s  │") and "x" in line for line in out.splitlines())
+    # The progress bar counts the seeded refusals as such, not as failures of a run that went as expected.
+    assert "100 refused (of 100 seeded to be)" in out
+    assert " failed" not in out
 
 
 def test_demo_plot_writes_the_same_chart_as_an_image(
