@@ -190,12 +190,17 @@ class _Run:
             return
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
+        installed = []
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._on_signal, task)
+            try:
+                loop.add_signal_handler(sig, self._on_signal, task)
+            except (ValueError, RuntimeError, NotImplementedError):  # not the main thread; Windows
+                continue
+            installed.append(sig)
         try:
             yield
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in installed:
                 loop.remove_signal_handler(sig)
 
     def _on_signal(self, task: asyncio.Task[object] | None) -> None:
