@@ -75,11 +75,12 @@ def tests(session: nox.Session) -> None:
     no_tests = [5] if session.posargs else []
     session.run("coverage", "erase")
     # On every core: xdist's workers are subprocesses, measured through coverage's subprocess patch
-    # ([tool.coverage.run] patch), and combined below with the rest. `-- -n 0` runs in one process.
+    # ([tool.coverage.run] patch), and combined below with the rest. `-- -n 0` runs in one process. The tests
+    # that drive real processes on the wall clock share one worker (tests/support/xdist_groups.py).
     workers = (
         []
         if any(a.startswith(("-n", "--numprocesses")) for a in session.posargs)
-        else ["-n", "auto"]
+        else ["-n", "auto", "--dist", "loadgroup", "-p", "tests.support.xdist_groups"]
     )
     session.run(
         "coverage", "run", "-m", "pytest", *workers, *session.posargs, success_codes=[0, *no_tests]
