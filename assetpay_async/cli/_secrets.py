@@ -21,7 +21,8 @@ _MIN_KNOWN: Final = 8  # a shorter "token" (a test's placeholder) would match or
 # Three base64url segments: a JWT (AssetPay's client tokens), whole or inside a longer argument.
 _JWT: Final = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
 _API_KEY: Final = re.compile(r"ap_[A-Za-z0-9_-]{8,}")
-_LONG_OPAQUE: Final = re.compile(r"[A-Za-z0-9_+=-]{32,}")
+_LONG_OPAQUE: Final = re.compile(r"[A-Za-z0-9_+=-]{40,}")
+_MIN_DIGITS: Final = 4
 _UUID: Final = re.compile(r"[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}")
 
 

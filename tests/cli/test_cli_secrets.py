@@ -132,7 +132,9 @@ def test_a_token_in_any_environment_variable_is_never_printed(
         "ASSETPAY_BASE_URL": DEAD,
     } | {variable: TOKEN}
     args = [TRADE, ITEM] if command == "cancel" else ["items.csv"]
-    done = _run([command, *args], env, tmp_path)  # no new flag: the same line fails on older versions
+    done = _run(
+        [command, *args], env, tmp_path
+    )  # no new flag: the same line fails on older versions
     _assert_nothing_leaked(done, tmp_path)
     assert done.returncode != 0
 
