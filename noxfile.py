@@ -68,13 +68,23 @@ def tests(session: nox.Session) -> None:
     """The whole suite under branch coverage (subprocesses included), warnings as errors (pyproject sets both).
 
     `nox -s tests-3.12 -- tests/cli` runs part of it on one Python; a filter that selects no test is not an error,
-    the whole suite collecting none is.
+    the whole suite collecting none is. The suite runs on every core (pytest-xdist, ``-n auto``).
     """
-    session.install("-e", ".[redis,cli]", *_group("test"), *_group("coverage"))
+    session.install("-e", ".[redis,cli,plot]", *_group("test"), *_group("coverage"))
     session.env["COVERAGE_FILE"] = f".coverage.{session.python}"
     no_tests = [5] if session.posargs else []
     session.run("coverage", "erase")
-    session.run("coverage", "run", "-m", "pytest", *session.posargs, success_codes=[0, *no_tests])
+    # On every core: xdist's workers are subprocesses, measured through coverage's subprocess patch
+    # ([tool.coverage.run] patch), and combined below with the rest. `-- -n 0` runs in one process. The tests
+    # that drive real processes on the wall clock share one worker (tests/support/xdist_groups.py).
+    workers = (
+        []
+        if any(a.startswith(("-n", "--numprocesses")) for a in session.posargs)
+        else ["-n", "auto", "--dist", "loadgroup", "-p", "tests.support.xdist_groups"]
+    )
+    session.run(
+        "coverage", "run", "-m", "pytest", *workers, *session.posargs, success_codes=[0, *no_tests]
+    )
     session.run("coverage", "combine", "--quiet")  # this process's data and its subprocesses'
     session.run("coverage", "report")
 
@@ -107,7 +117,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package, tests, benchmarks and examples."""
-    session.install("-e", ".[redis,cli]", *_group("test"), *_group("typecheck"))
+    session.install("-e", ".[redis,cli,plot]", *_group("test"), *_group("typecheck"))
     session.run("mypy", "assetpay_async", "tests", "bench", "noxfile.py")
     if any(Path("examples").glob("*.py")):
         session.run("mypy", "examples")

@@ -169,6 +169,11 @@ class CancelBatch(WholeTrades):
         """One outcome per pair, in input order; pairs not finished yet show as NOT_ATTEMPTED or UNKNOWN."""
         return [self._ledger.outcome(i) for i in range(len(self._pairs))]
 
+    def decided(self, index: int) -> CancelOutcome | None:
+        """Pair ``index``'s final outcome, or None while it is queued or in flight (a duplicate: its first's)."""
+        first = self._ledger.plan.dup_of.get(index, index)
+        return None if self._ledger.outcomes[first] is None else self._ledger.outcome(index)
+
     @property
     def unlisted(self) -> list[CancelResult]:
         """Items a whole-trade cancel of this batch cancelled that no pair listed, each once.

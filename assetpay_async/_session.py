@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_BASE_URL", "AssetPaySession", "RetryPolicy"]
 
 DEFAULT_BASE_URL: Final = "https://api.assetpay.gg"
+"""AssetPay's production API root: the default ``base_url`` of [`AssetPaySession`][assetpay_async.AssetPaySession]."""
 _REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
 
 

@@ -19,7 +19,16 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from assetpay_async import DEFAULT_BASE_URL, AssetPayError, AssetPaySession, OutcomeKind, TradeItem
+from assetpay_async import (
+    DEFAULT_BASE_URL,
+    AssetPayClient,
+    AssetPayError,
+    AssetPaySession,
+    CancelOutcome,
+    CancelTooSoonError,
+    OutcomeKind,
+    TradeItem,
+)
 
 
 def read_pairs(path: Path) -> list[tuple[str, str]]:
@@ -28,6 +37,29 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
     return [
         (r[0].strip(), r[1].strip()) for r in rows if len(r) >= 2 and r[0].strip() != "trade_id"
     ]
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)  # a long run: every step shows at once, also in a log file
+
+
+async def _cancel_all(
+    client: AssetPayClient, pairs: Sequence[tuple[str, str]]
+) -> list[CancelOutcome]:
+    """Cancel ``pairs``; items too young to cancel are said so, then cancelled once 30 minutes old."""
+    outcomes = await client.cancel_withdrawal_items(pairs)
+    young = [i for i, o in enumerate(outcomes) if isinstance(o.error, CancelTooSoonError)]
+    if young:
+        _say(
+            f"{len(young)} item(s) are younger than 30 minutes (TRADE_CANCEL_TOO_SOON): waiting until "
+            "each is 30 minutes old to cancel it again (at most 30 min; Ctrl-C leaves them as they are)"
+        )
+        again = await client.cancel_withdrawal_items(
+            [pairs[i] for i in young], reschedule_too_soon=True
+        )
+        for index, outcome in zip(young, again, strict=True):
+            outcomes[index] = outcome
+    return outcomes
 
 
 async def main(
@@ -41,7 +73,11 @@ async def main(
     """Cancel ``pairs``, wait for the accepted ones to be reverted; return counts by final state."""
     async with AssetPaySession(tier=tier, base_url=base_url or DEFAULT_BASE_URL) as session:
         client = session.client(token)
-        outcomes = await client.cancel_withdrawal_items(pairs, reschedule_too_soon=True)
+        quota = session.quota("cancel-item")
+        _say(
+            f"cancelling {len(pairs)} item(s), at most {quota.limit} per {quota.period_seconds:g}s"
+        )
+        outcomes = await _cancel_all(client, pairs)
         summary = Counter(
             o.kind.value
             if o.ok
@@ -58,6 +94,11 @@ async def main(
         accepted = [
             o for o in outcomes if o.kind is OutcomeKind.CANCELLED and o.duplicate_of is None
         ]
+        if accepted:
+            _say(
+                f"{len(accepted)} cancel(s) accepted: following each item until AssetPay marks it "
+                f"'reverted' (refund then; up to {follow_timeout / 60:g} min)"
+            )
         finals = await asyncio.gather(*(follow(o.trade_id, o.item_id) for o in accepted))
         for final in finals:
             status = final.status if isinstance(final, TradeItem) else None

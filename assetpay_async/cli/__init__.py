@@ -47,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.USAGE)
     from ._app import execute  # noqa: PLC0415 - rich, the optional [cli] extra, is needed from here on
 
+    # SIGINT/SIGTERM are this process's to handle (docs/cli.md, "Output and signals").
+    args.handle_signals = True  # type: ignore[attr-defined]
     virtual = getattr(args, "fast", False)
     try:
         code = (run_virtual if virtual else asyncio.run)(execute(args, environ))  # type: ignore[arg-type]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 
-from ._cancel import run_cancel, run_cancel_batch
+from ._batch_run import run_cancel_batch
+from ._cancel import run_cancel
 from ._demo import run_demo
 from ._exit import ExitCode
 from ._render import console

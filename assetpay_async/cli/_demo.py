@@ -33,8 +33,10 @@ from assetpay_async.sandbox import Sandbox
 from assetpay_async.testing import VirtualTimeLoop, run_virtual
 
 from ._backlog import BACKLOG_MIX, Backlog, Category, seed_backlog
+from ._chart import Series, series_from_requests, text_chart
 from ._exit import ExitCode
 from ._naive import NaiveRun, cancel_naively
+from ._plot import plot_series
 from ._render import BatchProgressBar, console, key_value_table, write_json_line
 
 __all__ = ["DemoReport", "DemoScale", "run_demo"]
@@ -120,6 +122,8 @@ class DemoReport:
     cancelled: int
     naive: NaiveRun | None = None
     naive_max_in_window: int | None = None
+    chart: Series | None = None
+    naive_chart: Series | None = None
 
     @property
     def ok(self) -> bool:
@@ -226,7 +230,13 @@ async def _run_sdk(args: argparse.Namespace, scale: DemoScale, progress_to: Cons
             ) as session:
                 client = session.client(sandbox.token(backlog.user))
                 started = loop.time()
-                with BatchProgressBar(progress_to, len(backlog.pairs), get_time=loop.time) as bar:
+                refusals = sum(c is not Category.ELIGIBLE for c in backlog.categories)
+                with BatchProgressBar(
+                    progress_to,
+                    len(backlog.pairs),
+                    get_time=loop.time,
+                    failure_label=f"refused (of {refusals} seeded to be)",
+                ) as bar:
                     outcomes = await client.cancel_withdrawal_items(
                         backlog.pairs, on_progress=bar.update
                     )
@@ -248,10 +258,16 @@ async def _run_sdk(args: argparse.Namespace, scale: DemoScale, progress_to: Cons
             callbacks_verified=ledger.events,
             reverted_seen=len(ledger.reverted & cancelled),
             cancelled=len(cancelled),
+            chart=series_from_requests(
+                "AssetPaySession",
+                sandbox.requests,
+                limit=scale.quota.limit,
+                period=scale.quota.period_seconds,
+            ),
         )
 
 
-async def _run_naive(args: argparse.Namespace, scale: DemoScale) -> tuple[NaiveRun, int]:
+async def _run_naive(args: argparse.Namespace, scale: DemoScale) -> tuple[NaiveRun, int, Series]:
     if isinstance(asyncio.get_running_loop(), VirtualTimeLoop):
         # aiolimiter can spin on a float shortfall when virtual time stands still; on a fresh virtual loop whose
         # clock starts at 0 every time it computes is an exact binary fraction (see DemoScale.for_duration).
@@ -259,14 +275,43 @@ async def _run_naive(args: argparse.Namespace, scale: DemoScale) -> tuple[NaiveR
     return await _naive_pass(args, scale)
 
 
-async def _naive_pass(args: argparse.Namespace, scale: DemoScale) -> tuple[NaiveRun, int]:
+async def _naive_pass(args: argparse.Namespace, scale: DemoScale) -> tuple[NaiveRun, int, Series]:
     async with _new_sandbox(args, scale) as sandbox:
         merchant = sandbox.add_merchant("verified", quotas={RouteGroup.CANCEL_ITEM: scale.quota})
         backlog = seed_backlog(sandbox, merchant, seed=args.seed)
         run = await cancel_naively(
             sandbox.base_url, sandbox.token(backlog.user), backlog.pairs, scale.quota
         )
-        return run, sandbox.max_in_window(merchant)
+        quota = scale.quota
+        label = f"AsyncLimiter({quota.limit}, {quota.period_seconds:.2f})"
+        chart = series_from_requests(
+            label, sandbox.requests, limit=quota.limit, period=quota.period_seconds
+        )
+        return run, sandbox.max_in_window(merchant), chart
+
+
+def _compare_table(report: DemoReport, naive: NaiveRun) -> Table:
+    """The SDK run beside the naive one, row by row."""
+    quota = report.scale.quota
+    window = f"{quota.period_seconds:.2f} s"
+    compare = Table(title="Same backlog, fresh sandbox", title_justify="left")
+    compare.add_column("", no_wrap=True)
+    compare.add_column("AssetPaySession", justify="right", no_wrap=True)
+    compare.add_column(
+        f"AsyncLimiter({quota.limit}, {quota.period_seconds:.2f})",
+        justify="right",
+        no_wrap=True,
+    )
+    compare.add_row("requests", str(report.requests), str(naive.sent))
+    compare.add_row("429s", str(report.rate_limited), str(naive.rate_limited))
+    compare.add_row("items cancelled", str(report.cancelled), str(naive.statuses.get(200, 0)))
+    compare.add_row(
+        f"most accepted in a {window} window",
+        str(report.max_in_window),
+        str(report.naive_max_in_window),
+    )
+    compare.add_row("time", f"{report.elapsed:.1f} s", f"{naive.elapsed:.1f} s")
+    return compare
 
 
 def _render(out: Console, report: DemoReport) -> None:
@@ -321,31 +366,22 @@ def _render(out: Console, report: DemoReport) -> None:
         )
     )
     if report.naive is not None:
-        naive = report.naive
-        compare = Table(title="Same backlog, fresh sandbox", title_justify="left")
-        compare.add_column("", no_wrap=True)
-        compare.add_column("AssetPaySession", justify="right", no_wrap=True)
-        compare.add_column(
-            f"AsyncLimiter({quota.limit}, {quota.period_seconds:.2f})",
-            justify="right",
-            no_wrap=True,
-        )
-        compare.add_row("requests", str(report.requests), str(naive.sent))
-        compare.add_row("429s", str(report.rate_limited), str(naive.rate_limited))
-        compare.add_row("items cancelled", str(report.cancelled), str(naive.statuses.get(200, 0)))
-        compare.add_row(
-            f"most accepted in a {window} window",
-            str(report.max_in_window),
-            str(report.naive_max_in_window),
-        )
-        compare.add_row("time", f"{report.elapsed:.1f} s", f"{naive.elapsed:.1f} s")
-        out.print(compare)
+        out.print(_compare_table(report, report.naive))
     verdict = (
         "All as expected: every item ended as its kind says, zero 429s, every cancel's callback verified."
         if report.ok
         else "Something did not go as expected: see the rows above."
     )
     out.print(verdict, markup=False)
+
+
+def _draw_charts(out: Console, report: DemoReport) -> None:
+    """The accepted requests per window against the quota line, SDK and naive run one above the other."""
+    for chart in (report.chart, report.naive_chart):
+        if chart is not None and chart.times:
+            out.print()
+            for line in text_chart(chart, width=min(max(out.width - 8, 20), 72)):
+                out.print(line, markup=False, highlight=False)
 
 
 async def run_demo(args: argparse.Namespace) -> ExitCode:
@@ -370,10 +406,17 @@ async def run_demo(args: argparse.Namespace) -> ExitCode:
             "Now the same backlog through aiolimiter.AsyncLimiter(N, T) on a fresh sandbox...",
             markup=False,
         )
-        naive, naive_max = await _run_naive(args, scale)
-        report = attrs.evolve(report, naive=naive, naive_max_in_window=naive_max)
+        naive, naive_max, naive_chart = await _run_naive(args, scale)
+        report = attrs.evolve(
+            report, naive=naive, naive_max_in_window=naive_max, naive_chart=naive_chart
+        )
     if args.json:
         write_json_line(sys.stdout, report.as_json())
     else:
         _render(out, report)
+        _draw_charts(out, report)
+    if args.plot is not None:
+        charts = [c for c in (report.chart, report.naive_chart) if c is not None]
+        plot_series(charts, args.plot)
+        out.print(f"Chart written to {args.plot}", markup=False)
     return ExitCode.OK if report.ok else ExitCode.FAILED

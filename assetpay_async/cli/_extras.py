@@ -1,7 +1,8 @@
 """Which optional extra a parsed command needs, checked before it runs: one usage line naming it, never a traceback.
 
 Each extra is asked for only by what needs it: rich by every command (it draws the output), aiolimiter only by
-``demo --compare-naive`` (the naive baseline), redis-py only by a command given a Redis URL.
+``demo --compare-naive`` (the naive baseline), matplotlib only by ``demo --plot``, redis-py only by a command
+given a Redis URL.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ MISSING_RICH: Final = (
 _MISSING_AIOLIMITER: Final = (
     "assetpay demo: --compare-naive needs aiolimiter, from the 'cli' extra: "
     "pip install 'assetpay-async[cli]'\n"
+)
+_MISSING_PLOT: Final = (
+    "assetpay demo: --plot needs matplotlib, from the 'plot' extra: "
+    "pip install 'assetpay-async[plot]'\n"
 )
 _MISSING_REDIS: Final = (
     "assetpay {command}: --redis-url (or ${env}) needs the 'redis' extra: "
@@ -42,6 +47,8 @@ def missing_extra(args: argparse.Namespace, environ: Mapping[str, str]) -> str |
         return MISSING_RICH
     if args.command == "demo" and args.compare_naive and not _importable("aiolimiter"):
         return _MISSING_AIOLIMITER
+    if args.command == "demo" and args.plot is not None and not _importable("matplotlib"):
+        return _MISSING_PLOT
     # Only the commands that reach AssetPay have --redis-url; the others ignore the variable.
     wants_redis = hasattr(args, "redis_url") and bool(args.redis_url or environ.get(ENV_REDIS_URL))
     if wants_redis and not _importable("redis.asyncio"):

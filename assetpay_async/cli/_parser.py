@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import contextvars
+import math
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Final, NoReturn
+from typing import TYPE_CHECKING, Final, NoReturn
 
 from assetpay_async._errors import InvalidRequestError
 from assetpay_async._protocol import parse_id
@@ -19,6 +20,9 @@ from assetpay_async._version import __version__
 from assetpay_async.sandbox import ServerAlgorithm
 
 from ._exit import ExitCode
+from ._help import BATCH_EPILOG, CANCEL_EPILOG, DEMO_EPILOG, MAIN_EPILOG, SANDBOX_EPILOG
+from ._secrets import REDACTED, looks_secret, secrets_in
+from ._secrets import redact as _redact
 from ._settings import (
     ENV_API_KEY,
     ENV_API_SECRET,
@@ -33,111 +37,85 @@ from ._settings import (
 
 __all__ = ["build_parser", "parse_args", "redact"]
 
-_REDACTED: Final = "***"
-_MIN_PREFIX: Final = 12
-_JWT_SHAPED: Final = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
-_SECRET_OPTIONS: Final = frozenset({"--token", "--api-key", "--api-secret"})
+_REDACTED: Final = REDACTED
+_LONG_VALUE: Final = 20
+_ID: Final = re.compile(r"[0-9a-fA-F-]{32,36}|[0-9.]+")
 _secrets: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
     "assetpay_cli_secrets", default=()
 )
 
-_MAIN_EPILOG = f"""\
-examples:
-  export {ENV_TOKEN}=...            # the end user's client token (never printed)
-  assetpay cancel --tier verified TRADE_ID ITEM_ID
-  assetpay cancel-batch --tier verified --results results.jsonl items.csv
-  assetpay sandbox --port 8080      # a local AssetPay emulator with seeded users
-  assetpay demo                     # the whole story in about 20 seconds
-
-exit codes: 0 success, 1 some item failed or its outcome is unknown, 2 usage or input error
-(nothing sent), 130 interrupted by Ctrl-C (after reporting what was done).
-"""
-
-_CANCEL_EPILOG = f"""\
-examples:
-  {ENV_TOKEN}=... assetpay cancel --tier verified \\
-      6f1c0b9e-6a4e-4b59-9a1e-2f3f8c1d2e3f 0d9b3c4a-8e21-4f6b-a1b2-c3d4e5f60718
-  assetpay cancel --tier verified --json --wait TRADE_ID ITEM_ID
-
-A cancel the marketplace accepted prints 'cancelled' and exits 0; the item turns 'reverted' later
-(--wait prints the accepted line at once, then polls until it does): refund the user then. Any
-refusal prints its key, code and request id and exits 1. Ctrl-C says what is known: accepted,
-outcome unknown (the request may have reached AssetPay), or not sent; it exits 130.
-"""
-
-_BATCH_EPILOG = f"""\
-examples:
-  assetpay cancel-batch --tier verified items.csv
-  assetpay cancel-batch --tier verified --results - items.jsonl > results.jsonl
-  cut -d, -f1,2 export.csv | assetpay cancel-batch --tier unverified -
-
-The file is CSV (trade_id,item_id per line, optional header) or JSON Lines
-({{"trade_id": "...", "item_id": "..."}} per line); '#' starts a comment line. Every line is
-checked before anything is sent: a malformed line stops the command with its line number.
-Ctrl-C stops cleanly and reports what was done, what may have been done and what never ran.
-With --journal PATH a killed run (kill -9 too) resumes where it stopped: run the same command
-again. A refused token, a disabled account, or --max-transport-failures pairs in a row with
-nothing getting through stop the batch at once (exit 1). A duplicated pair is cancelled once.
-Requests are paced to the merchant's quota ({ENV_TIER} or --tier), so a batch takes about one
-minute per 58 items at 60/min.
-"""
-
-_SANDBOX_EPILOG = """\
-examples:
-  assetpay sandbox                          # http://127.0.0.1:8080, a seeded merchant and users
-  assetpay sandbox --port 0 --json          # a free port; one JSON line with URL and tokens
-  assetpay sandbox --seed world.json --algorithm gcra
-  assetpay sandbox --callback-url http://127.0.0.1:8001/assetpay/callback   # examples/refund_recipe.py
-
-Prints the sandbox's URL and a client token per seeded user (sandbox tokens: test secrets made
-for printing), then serves until Ctrl-C. Point the SDK or 'assetpay cancel --base-url' at it.
-The seed format is described in docs/sandbox.md.
-"""
-
-_DEMO_EPILOG = """\
-examples:
-  assetpay demo                    # about 20 s of paced cancels, callbacks verified, zero 429s
-  assetpay demo --compare-naive    # then the same backlog through aiolimiter.AsyncLimiter(N, T)
-  assetpay demo --fast             # on virtual time: instant, same schedule
-
-Everything runs in this process over loopback: an embedded sandbox seeded with a realistic
-backlog, a real AssetPaySession, and a callback endpoint verifying the signed 'reverted' callbacks.
-"""
-
 
 def redact(text: str) -> str:
-    """``text`` with every known secret (the token from the command line or environment) replaced.
+    """``text`` with every known secret (the token, and any argument or variable that looks like one) replaced."""
+    return _redact(text, _secrets.get())
 
-    A secret's first 40 characters are replaced too: argparse quotes a bad value whole, the id check shortens it.
-    """
-    for secret in _secrets.get():
-        text = text.replace(secret, _REDACTED)
-        if len(secret) >= _MIN_PREFIX:
-            text = text.replace(secret[:40], _REDACTED)
+
+def _hide_quoted(text: str) -> str:
+    """Quoted values in an argparse message that may be secrets (long, opaque) replaced by ``***``."""
+
+    def hide(match: re.Match[str]) -> str:
+        value = match[2]
+        risky = looks_secret(value) or (
+            len(value) >= _LONG_VALUE and "/" not in value and _ID.fullmatch(value) is None
+        )
+        return f"{match[1]}{_REDACTED}{match[1]}" if risky else match[0]
+
+    text = re.sub(r"(['\"])(.*?)\1", hide, text)
+    head, sep, rest = text.partition("unrecognized arguments: ")
+    if sep:
+        words = [
+            _REDACTED if looks_secret(w) or len(w) >= _LONG_VALUE else w for w in rest.split(" ")
+        ]
+        text = head + sep + " ".join(words)
     return text
 
 
-def _secrets_in(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[str, ...]:
-    """The environment's token, the value of ``--token``, and any JWT-shaped argument (a token misplaced)."""
-    found = [environ.get(name, "") for name in (ENV_TOKEN, ENV_API_KEY, ENV_API_SECRET)]
-    for index, arg in enumerate(argv):
-        option, equals, value = arg.partition("=")
-        if option in _SECRET_OPTIONS and equals:
-            found.append(value)
-        elif arg in _SECRET_OPTIONS and index + 1 < len(argv):
-            found.append(argv[index + 1])
-        elif _JWT_SHAPED.search(arg):
-            found.append(arg)
-    # Longest first, so a secret containing another is replaced whole.
-    return tuple(sorted({s for s in found if s}, key=len, reverse=True))
-
-
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose messages never carry the token."""
+    """An ArgumentParser whose messages never carry the token or a value that may be one."""
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(ExitCode.USAGE, redact(f"{self.prog}: error: {message}\n"))
+        self.exit(ExitCode.USAGE, redact(_hide_quoted(f"{self.prog}: error: {message}\n")))
+
+
+if TYPE_CHECKING:  # the type of parser.add_subparsers()
+    _Commands = argparse._SubParsersAction[_Parser]
+
+
+def _tier_arg(text: str) -> str:
+    # Not `choices=`: argparse would echo the value (a token pasted after --tier, lowercased).
+    value = text.lower()
+    if value not in ("verified", "unverified"):
+        raise argparse.ArgumentTypeError("expected verified or unverified")
+    return value
+
+
+def _count_arg(name: str, minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
+def _seconds_arg(name: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError("expected a number of seconds > 0")
+        return value
+
+    parse.__name__ = name
+    return parse
 
 
 def _uuid_arg(name: str) -> Callable[[str], str]:
@@ -161,8 +139,8 @@ def _connection_options() -> _Parser:
     )
     group.add_argument(
         "--tier",
-        choices=["verified", "unverified"],
-        type=str.lower,
+        metavar="{verified,unverified}",
+        type=_tier_arg,
         help=f"the merchant's status: 60 or 10 cancels a minute (${ENV_TIER})",
     )
     group.add_argument(
@@ -199,29 +177,32 @@ def _connection_options() -> _Parser:
         metavar="SECRET",
         help=f"merchant mode: the API secret, to mint tokens locally; prefer ${ENV_API_SECRET}",
     )
+    group.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=_seconds_arg("timeout"),
+        default=30.0,
+        help="give up on one request after this long (default: %(default)s)",
+    )
+    group.add_argument(
+        "--max-retries",
+        metavar="N",
+        type=_count_arg("max_retries", 0),
+        default=3,
+        help="retries of a request after a failure that proves nothing was done (default: %(default)s)",
+    )
     return parent
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole ``assetpay`` parser."""
+def _add_cancel(commands: _Commands, connection: _Parser) -> None:
+    """``assetpay cancel``."""
     formatter = argparse.RawDescriptionHelpFormatter
-    parser = _Parser(
-        prog="assetpay",
-        description="Cancel AssetPay withdrawal items within the merchant's shared rate limit.",
-        epilog=_MAIN_EPILOG,
-        formatter_class=formatter,
-        allow_abbrev=False,
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    connection = _connection_options()
-
     cancel = commands.add_parser(
         "cancel",
         parents=[connection],
         help="cancel one withdrawal item",
         description="Cancel one undelivered withdrawal item and print the result or the typed error.",
-        epilog=_CANCEL_EPILOG,
+        epilog=CANCEL_EPILOG,
         formatter_class=formatter,
         allow_abbrev=False,
     )
@@ -241,12 +222,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up waiting after this long (default: %(default)s)",
     )
 
+
+def _add_batch(commands: _Commands, connection: _Parser) -> None:
+    """``assetpay cancel-batch``."""
+    formatter = argparse.RawDescriptionHelpFormatter
     batch = commands.add_parser(
         "cancel-batch",
         parents=[connection],
         help="cancel every pair of a CSV or JSON Lines file",
         description="Cancel many items, paced to the merchant's quota, with a progress bar and a summary.",
-        epilog=_BATCH_EPILOG,
+        epilog=BATCH_EPILOG,
         formatter_class=formatter,
         allow_abbrev=False,
     )
@@ -256,7 +241,15 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--results",
         metavar="FILE",
-        help="write one JSON line per pair, in input order, to FILE (- for stdout)",
+        help="one JSON line per pair: in FILE.partial as each pair ends, then in FILE, in input order, "
+        "when the run ends (- for stdout, as each pair ends)",
+    )
+    batch.add_argument(
+        "--progress-interval",
+        metavar="SECONDS",
+        type=_seconds_arg("progress_interval"),
+        default=10.0,
+        help="when stderr is not a terminal, print a progress line this often (default: %(default)s)",
     )
     batch.add_argument(
         "--workers",
@@ -289,11 +282,15 @@ def build_parser() -> argparse.ArgumentParser:
         "request (one trade read to check) instead of one request per item",
     )
 
+
+def _add_sandbox(commands: _Commands) -> None:
+    """``assetpay sandbox``."""
+    formatter = argparse.RawDescriptionHelpFormatter
     sandbox = commands.add_parser(
         "sandbox",
         help="run the AssetPay emulator until Ctrl-C",
         description="Run the stateful AssetPay emulator on loopback and print its URL and seeded tokens.",
-        epilog=_SANDBOX_EPILOG,
+        epilog=SANDBOX_EPILOG,
         formatter_class=formatter,
         allow_abbrev=False,
     )
@@ -331,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON line (URL, tokens) instead"
     )
 
+
+def _add_demo(commands: _Commands) -> None:
+    """``assetpay demo``."""
+    formatter = argparse.RawDescriptionHelpFormatter
     demo = commands.add_parser(
         "demo",
         help="the main job end to end against an embedded sandbox",
@@ -338,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Batch-cancel a realistic backlog through a real AssetPaySession against an in-process sandbox,\n"
             "verify the signed 'reverted' callbacks, and show requests per window against the quota."
         ),
-        epilog=_DEMO_EPILOG,
+        epilog=DEMO_EPILOG,
         formatter_class=formatter,
         allow_abbrev=False,
     )
@@ -356,15 +357,62 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", action="store_true", help="write the report as one JSON object")
     demo.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="also write the window chart as an image (.svg or .png; needs the 'plot' extra)",
+    )
+    demo.add_argument(
         "--seed", type=int, default=7, help="the backlog's random seed (default: %(default)s)"
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole ``assetpay`` parser."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(
+        prog="assetpay",
+        description="Cancel AssetPay withdrawal items within the merchant's shared rate limit.",
+        epilog=MAIN_EPILOG,
+        formatter_class=formatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    connection = _connection_options()
+    _add_cancel(commands, connection)
+    _add_batch(commands, connection)
+    _add_sandbox(commands)
+    _add_demo(commands)
     return parser
 
 
+_PATH_ARGS: Final = (
+    ("file", "FILE"),
+    ("journal", "--journal"),
+    ("results", "--results"),
+    ("seed", "--seed"),
+    ("plot", "--plot"),
+)
+
+
 def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> argparse.Namespace:
-    """Parse ``argv``; on a usage error print it (token redacted) and raise ``SystemExit(2)``."""
-    reset = _secrets.set(_secrets_in(argv, environ))
+    """Parse ``argv``; on a usage error print it (secrets redacted) and raise ``SystemExit(2)``.
+
+    A path argument that looks like a client token (pasted in the wrong place) is refused here, before any
+    file is read or created under that name.
+    """
+    secrets = secrets_in(argv, environ)
+    reset = _secrets.set(secrets)
     try:
-        return build_parser().parse_args(list(argv))
+        parser = build_parser()
+        args = parser.parse_args(list(argv))
+        for attr, name in _PATH_ARGS:
+            value = getattr(args, attr, None)
+            if isinstance(value, str) and looks_secret(value, secrets):
+                parser.error(
+                    f"{name} looks like a client token, not a path: nothing was read or created "
+                    "(pass the token in $ASSETPAY_CLIENT_TOKEN)"
+                )
+        return args
     finally:
         _secrets.reset(reset)

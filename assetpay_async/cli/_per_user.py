@@ -45,6 +45,8 @@ class PerUserBatch:
         self._total = len(lines)
         self._latest: dict[int, BatchProgress] = {}
         self._parts: list[tuple[CancelBatch, list[int]]] = []
+        self._indexes: dict[int, list[int]] = {}
+        self._where: dict[int, tuple[CancelBatch, int]] = {}
         for number, ((steam_id, trade_url), indexes) in enumerate(groups.items()):
             batch = CancelBatch(
                 client_for(steam_id, trade_url),
@@ -53,6 +55,9 @@ class PerUserBatch:
                 **options,  # type: ignore[arg-type]
             )
             self._parts.append((batch, indexes))
+            self._indexes[id(batch)] = indexes
+            for local, index in enumerate(indexes):
+                self._where[index] = (batch, local)
 
     def _progress_of(self, number: int) -> Callable[[BatchProgress], None]:
         def update(progress: BatchProgress) -> None:
@@ -88,6 +93,18 @@ class PerUserBatch:
                     duplicate_of=None if duplicate is None else indexes[duplicate],
                 )
         return [o for o in merged if o is not None]
+
+    def decided(self, index: int) -> CancelOutcome | None:
+        """Pair ``index`` of the file's final outcome, or None while it is queued or in flight."""
+        batch, local = self._where[index]
+        outcome = batch.decided(local)
+        if outcome is None:
+            return None
+        indexes = self._indexes[id(batch)]
+        duplicate = outcome.duplicate_of
+        return attrs.evolve(
+            outcome, index=index, duplicate_of=None if duplicate is None else indexes[duplicate]
+        )
 
     @property
     def stopped(self) -> BatchStoppedError | None:

@@ -54,6 +54,7 @@ class BatchProgressBar:
         total: pairs in the batch.
         get_time: the clock of the event loop (so time left is right on a virtual-time loop too).
         description: the label in front of the bar.
+        failure_label: what the failure count is called (the demo's refusals are expected ones).
     """
 
     def __init__(
@@ -63,12 +64,13 @@ class BatchProgressBar:
         *,
         get_time: Callable[[], float],
         description: str = "cancelling",
+        failure_label: str = "failed",
     ) -> None:
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("[red]{task.fields[failures]} failed"),
+            TextColumn(f"[red]{{task.fields[failures]}} {failure_label}"),
             TextColumn("{task.fields[rate]:5.1f}/s"),
             TimeElapsedColumn(),
             TextColumn("left"),
@@ -91,6 +93,12 @@ class BatchProgressBar:
             failures=progress.failures,
             rate=progress.rate,
             rate_limited=progress.rate_limited,
+        )
+
+    def show(self, done: int, failures: int, rate: float, rate_limited: int) -> None:
+        """Draw counts the caller keeps (``cancel-batch``: the same tally as its summary)."""
+        self._progress.update(
+            self._task, completed=done, failures=failures, rate=rate, rate_limited=rate_limited
         )
 
     def __enter__(self) -> Self:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -42,15 +42,31 @@ def describe_result(result: CancelResult) -> str:
     )
 
 
+# The SDK's advice names its Python API; on the command line the same setting is a flag.
+_CLI_WORDS: Final = (
+    (
+        "pass merchant_id= to AssetPaySession",
+        "pass --merchant-id ID (or set $ASSETPAY_MERCHANT_ID)",
+    ),
+)
+
+
+def cli_words(text: str) -> str:
+    """``text`` with the SDK's Python-level advice replaced by the command line's flags."""
+    for sdk, cli in _CLI_WORDS:
+        text = text.replace(sdk, cli)
+    return text
+
+
 def describe_error(exc: BaseException) -> str:
     """One line for a failed call: the error class, then what AssetPay or the network said."""
     unknown = isinstance(exc, AssetPayError) and exc.ambiguous
     prefix = "outcome unknown" if unknown else "failed"
     if isinstance(exc, APIError):
         # str() carries key, code, HTTP status, message, request id and the ambiguity note.
-        return f"{prefix}: {type(exc).__name__} {exc}"
+        return cli_words(f"{prefix}: {type(exc).__name__} {exc}")
     text = " ".join(str(exc).split()) or "(no message)"
-    return f"{prefix}: {type(exc).__name__}: {text}"
+    return cli_words(f"{prefix}: {type(exc).__name__}: {text}")
 
 
 def result_json(result: CancelResult) -> dict[str, Any]:

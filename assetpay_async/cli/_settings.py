@@ -19,6 +19,9 @@ from assetpay_async._minting import ApiKey, ApiSecret
 from assetpay_async._quota import MerchantTier, Quota
 from assetpay_async._session import DEFAULT_BASE_URL, AssetPaySession
 from assetpay_async._tokens import SecretToken
+from assetpay_async._transport import RetryPolicy
+
+from ._secrets import looks_secret
 
 __all__ = [
     "ENV_API_KEY",
@@ -90,6 +93,8 @@ class Connection:
         latency_margin: J, seconds between our grant and the server's count.
         api_key: the merchant's API key (merchant mode: tokens minted per end user of the batch file).
         api_secret: the merchant's API secret (kept out of the repr).
+        timeout: seconds before one request is given up (``--timeout``).
+        max_retries: retries after the first attempt (``--max-retries``).
     """
 
     token: SecretToken | None
@@ -101,6 +106,8 @@ class Connection:
     latency_margin: float
     api_key: ApiKey | None = None
     api_secret: ApiSecret | None = attrs.field(default=None, repr=False)
+    timeout: float = 30.0
+    max_retries: int = 3
 
     def session(self) -> AssetPaySession:
         """A new session with these settings (use it with ``async with``)."""
@@ -113,6 +120,9 @@ class Connection:
             limiter=self.redis_url,
             api_key=None if self.api_key is None else self.api_key.reveal(),
             api_secret=None if self.api_secret is None else self.api_secret.reveal(),
+            timeout=self.timeout,
+            connect_timeout=min(self.timeout, 10.0),
+            retry=RetryPolicy(max_retries=self.max_retries),
         )
 
     def client(self, session: AssetPaySession) -> AssetPayClient:
@@ -151,9 +161,8 @@ def connection_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Con
     try:
         tier = MerchantTier(tier_text.lower()) if tier_text else None
     except ValueError:
-        raise SettingsError(
-            f"{ENV_TIER} must be 'verified' or 'unverified', got {tier_text!r}"
-        ) from None
+        # The value is not echoed: a token pasted into the wrong variable must not be printed.
+        raise SettingsError(f"{ENV_TIER} must be 'verified' or 'unverified'") from None
     if tier is None and args.quota is None:
         raise SettingsError(
             "the merchant's cancel quota is unknown: pass --tier verified|unverified (or set "
@@ -162,11 +171,19 @@ def connection_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Con
     base_url = args.base_url or environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
     if not base_url.startswith(("https://", "http://")):
         raise SettingsError("the base URL must start with https:// or http://")
+    known = [raw_token] if raw_token else []
+    if looks_secret(base_url, known):
+        raise SettingsError(f"--base-url (or ${ENV_BASE_URL}) holds what looks like a token")
     redis_url = args.redis_url or environ.get(ENV_REDIS_URL) or None
     if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         # The URL may carry a password: name its form, never the URL itself.
         raise SettingsError(
             f"--redis-url (or ${ENV_REDIS_URL}) must start with redis://, rediss:// or unix://"
+        )
+    merchant_id = args.merchant_id or environ.get(ENV_MERCHANT_ID) or None
+    if merchant_id is not None and looks_secret(merchant_id, known):
+        raise SettingsError(
+            f"--merchant-id (or ${ENV_MERCHANT_ID}) looks like a client token, not a merchant id"
         )
     return Connection(
         token=token,
@@ -174,10 +191,12 @@ def connection_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Con
         cancel_quota=args.quota,
         base_url=base_url,
         redis_url=redis_url,
-        merchant_id=args.merchant_id or environ.get(ENV_MERCHANT_ID) or None,
+        merchant_id=merchant_id,
         latency_margin=args.latency_margin,
         api_key=api_key,
         api_secret=api_secret,
+        timeout=getattr(args, "timeout", 30.0),
+        max_retries=getattr(args, "max_retries", 3),
     )
 
 

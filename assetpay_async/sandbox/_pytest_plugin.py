@@ -2,7 +2,7 @@
 
 Installed with the package, so it loads in every pytest run of its users: it imports nothing heavy until
 the fixture is used. The fixture needs pytest-asyncio (auto or strict mode). Configure the sandbox of one
-test with a marker::
+test with a marker:
 
     @pytest.mark.assetpay_sandbox(algorithm="gcra", burst=2, seed=7)
     async def test_my_code(assetpay_sandbox): ...

@@ -640,7 +640,7 @@ class Sandbox:
     def from_seed(cls, document: Mapping[str, Any], /, **options: Any) -> Self:
         """A sandbox (not started) holding the merchants, users and trades of a JSON seed document.
 
-        Format::
+        Format (JSON):
 
             {"merchants": [{"id": "m-1", "secret": "...", "api_key": "ap_...", "tier": "verified",
                             "callback_url": null,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -82,3 +83,54 @@ def test_the_scale_is_a_power_of_two_of_the_real_minute(seconds: float) -> None:
 def test_demo_refuses_a_silly_duration(capsys: pytest.CaptureFixture[str], seconds: str) -> None:
     assert main(["demo", "--fast", "--seconds", seconds]) == ExitCode.USAGE
     assert "--seconds must be between 1 and 3600" in capsys.readouterr().err
+
+
+def test_demo_draws_accepted_per_window_against_the_quota_line_beside_the_naive_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["demo", "--fast", "--compare-naive", "--seconds", "5"])
+    out = capsys.readouterr().out
+    assert code == ExitCode.OK
+    sdk = next(
+        line for line in out.splitlines() if line.startswith("AssetPaySession: accepted per")
+    )
+    naive = next(line for line in out.splitlines() if line.startswith("AsyncLimiter(60, "))
+    peak = int(sdk.split("at most ")[1].split()[0])
+    table_peak = next(
+        line for line in out.splitlines() if line.startswith("│ most accepted in a")
+    ).split("│")[2]
+    assert peak == int(table_peak) <= 60  # the chart and the table agree
+    assert "429" not in sdk
+    assert "refused with 429" in naive
+    quota_lines = [line for line in out.splitlines() if line.startswith("N=60  │")]
+    assert len(quota_lines) == 2  # one quota line per chart
+    assert any(line.startswith("429s  │") and "x" in line for line in out.splitlines())
+    # The progress bar counts the seeded refusals as such, not as failures of a run that went as expected.
+    assert "100 refused (of 100 seeded to be)" in out
+    assert " failed" not in out
+
+
+def test_demo_plot_writes_the_same_chart_as_an_image(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    image = tmp_path / "windows.svg"
+    assert main(["demo", "--fast", "--compare-naive", "--plot", str(image)]) == ExitCode.OK
+    svg = image.read_text()
+    assert svg.lstrip().startswith("<?xml")
+    assert "<svg" in svg
+    for text in ("AssetPaySession", "AsyncLimiter(60, 3.75)", "quota N = 60", "429s"):
+        assert text in svg
+    assert f"Chart written to {image}" in capsys.readouterr().out
+
+
+def test_the_docs_show_the_demo_image_and_the_command_that_makes_it() -> None:
+    root = Path(__file__).parents[2]
+    assert (root / "docs" / "img" / "demo-windows.svg").read_text().count("<svg") == 1
+    command = "assetpay demo --fast --compare-naive --plot docs/img/demo-windows.svg"
+    limiter = (root / "docs" / "limiter.md").read_text()
+    readme = (root / "README.md").read_text()
+    assert "](img/demo-windows.svg)" in limiter
+    assert "](docs/img/demo-windows.svg)" in readme
+    assert command in limiter
+    assert command in readme

@@ -48,6 +48,41 @@ def test_batch_cancels_a_file_and_follows_every_item_to_reverted(
     assert "3  final: reverted" in capsys.readouterr().out
 
 
+def test_batch_says_what_it_waits_for_before_waiting_for_young_items(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A young item (as ``assetpay sandbox`` seeds them) is waited for, and the wait is announced first."""
+    batch = load_example("batch")
+    said: list[tuple[float, str]] = []
+
+    async def scenario() -> dict[str, int]:
+        loop = asyncio.get_running_loop()
+        async with Sandbox(seed=3, start=now()) as sb:
+            user = sb.add_user(sb.add_merchant("verified"))
+            young = sb.add_trade(user, items=1, age=dt.timedelta(minutes=10))
+            source = tmp_path / "items.csv"
+            source.write_text(f"{young.id},{young.items[0].id}\n")
+            started = loop.time()
+
+            def watch() -> None:
+                text = capsys.readouterr().out
+                if text:
+                    said.append((loop.time() - started, text))
+                loop.call_later(1.0, watch)
+
+            watch()
+            summary: dict[str, int] = await batch.main(
+                batch.read_pairs(source), token=sb.token(user), base_url=sb.base_url
+            )
+            return summary
+
+    summary = run_virtual(scenario())
+    assert summary == {"cancelled": 1, "final: reverted": 1}
+    announced = next(at for at, text in said if "younger than 30 minutes" in text)
+    assert announced < 5.0  # said at once, not after the ~20 minute wait
+    assert any("waiting until each is 30 minutes old" in text for _, text in said)
+
+
 def test_bot_cancels_only_stuck_cs2_items_round_after_round() -> None:
     bot = load_example("bot")
 
