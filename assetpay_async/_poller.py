@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final, TypeGuard
 
@@ -41,7 +40,7 @@ from ._refs import names
 if TYPE_CHECKING:
     from ._interfaces import ItemReader, SessionView
 
-__all__ = ["FollowedItem", "TradePoller", "observe", "poller_for"]
+__all__ = ["FollowedItem", "SessionPollers", "TradePoller", "observe", "poller_for"]
 
 logger = logging.getLogger("assetpay_async._poller")
 
@@ -132,6 +131,7 @@ class TradePoller:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._reads: set[asyncio.Task[None]] = set()
+        self._closed: BaseException | None = None
         self.reads = 0
         """Trades this poller read successfully (for tests and benchmarks): one per trade per round, whether
         it came from its own ``GET /client/trades/{id}`` or from a shared scan of the list (which costs one
@@ -201,7 +201,9 @@ class TradePoller:
             watch.max_interval = min(watch.max_interval, max_interval)
         waiter = _Waiter(self.loop.create_future(), item_id)
         known = None if watch.last is None else watch.last.item(item_id)
-        if _terminal(known):
+        if self._closed is not None:
+            waiter.future.set_exception(self._closed)
+        elif _terminal(known):
             waiter.future.set_result(known)  # final is final: the last read already shows it
         else:
             watch.waiters.append(waiter)
@@ -239,6 +241,22 @@ class TradePoller:
                     watch.waiters.remove(waiter)
                     settled += 1
         return settled
+
+    def close_now(self, error: BaseException) -> None:
+        """End every waiter with ``error`` and refuse new ones; the polling task ends on its own."""
+        self._closed = error
+        for watch in list(self._watches.values()):
+            self._fail(watch, error)
+        self._watches.clear()
+        self._wakeup.set()
+
+    async def aclose(self, error: BaseException) -> None:
+        """``close_now``, then wait for the polling task and its reads to end (they are cancelled)."""
+        self.close_now(error)
+        task = self._task
+        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     # -- the polling loop -----------------------------------------------------------------------------
 
@@ -346,24 +364,49 @@ class TradePoller:
         watch.waiters.clear()
 
 
-_POLLERS: weakref.WeakKeyDictionary[SessionView, dict[str, TradePoller]] = (
-    weakref.WeakKeyDictionary()
-)
+class SessionPollers:
+    """The pollers of one session, one per merchant and event loop; the session owns it and closes it."""
+
+    def __init__(self) -> None:
+        self._by_merchant: dict[str, TradePoller] = {}
+        self._closed: BaseException | None = None
+
+    def get(self, merchant_id: str) -> TradePoller:
+        """The poller of ``merchant_id`` on the running loop (created on first use)."""
+        poller = self._by_merchant.get(merchant_id)
+        if poller is None or poller.loop is not asyncio.get_running_loop():
+            poller = self._by_merchant[merchant_id] = TradePoller(merchant_id)
+            if self._closed is not None:
+                poller.close_now(self._closed)
+        return poller
+
+    def observe(self, trade: Trade) -> int:
+        """Settle the waiters whose item ``trade`` shows final (a verified callback); how many."""
+        settled = 0
+        for merchant_id, poller in list(self._by_merchant.items()):
+            if trade.merchant_id is None or trade.merchant_id == merchant_id:
+                settled += poller.observe(trade)
+        return settled
+
+    async def aclose(self, error: BaseException) -> None:
+        """End every waiter at once with ``error`` and stop the polling (the session is closing)."""
+        self._closed = error
+        for poller in list(self._by_merchant.values()):
+            await poller.aclose(error)
+
+
+def _pollers_of(session: SessionView) -> SessionPollers:
+    pollers = getattr(session, "_trade_pollers", None)
+    if not isinstance(pollers, SessionPollers):
+        raise TypeError(f"{type(session).__name__} holds no trade pollers")
+    return pollers
 
 
 def poller_for(session: SessionView, merchant_id: str) -> TradePoller:
     """The poller of ``merchant_id`` in ``session`` on the running loop (created on first use)."""
-    pollers = _POLLERS.setdefault(session, {})
-    poller = pollers.get(merchant_id)
-    if poller is None or poller.loop is not asyncio.get_running_loop():
-        poller = pollers[merchant_id] = TradePoller(merchant_id)
-    return poller
+    return _pollers_of(session).get(merchant_id)
 
 
 def observe(session: SessionView, trade: Trade) -> int:
     """Feed a verified callback's trade to the session's pollers; how many waiters it settled."""
-    settled = 0
-    for merchant_id, poller in list(_POLLERS.get(session, {}).items()):
-        if trade.merchant_id is None or trade.merchant_id == merchant_id:
-            settled += poller.observe(trade)
-    return settled
+    return _pollers_of(session).observe(trade)

@@ -13,8 +13,14 @@ from typing import TYPE_CHECKING, Any, Final, Self
 import aiohttp
 
 from ._client import AssetPayClient
-from ._errors import ConfigurationError, InvalidRequestError, MerchantMismatchError
+from ._errors import (
+    ConfigurationError,
+    InvalidRequestError,
+    MerchantMismatchError,
+    SessionClosedError,
+)
 from ._limiting import LimiterPolicy, LimiterRegistry, LimiterStats, default_registry
+from ._poller import SessionPollers
 from ._quota import MerchantTier, Quota, RouteGroup, default_quota
 from ._tokens import SecretToken, merchant_of
 from ._transport import Requester, RetryPolicy
@@ -208,6 +214,8 @@ class AssetPaySession:
             latency_margin=latency_margin,
             max_queue_wait=max_queue_wait,
         )
+        self._trade_pollers = SessionPollers()
+        """The pollers of ``wait_for_items``, one per merchant; closed with the session."""
 
     # -- public ---------------------------------------------------------------------------------------
 
@@ -278,8 +286,12 @@ class AssetPaySession:
         [`SessionClosedError`][assetpay_async.SessionClosedError] (``ambiguous`` when an earlier attempt of
         the call may have reached AssetPay) and leave the merchant's queue, so other sessions of the
         merchant move up. The HTTP session is closed if the SDK created it, and the Redis limiter registry
-        if the session made it from ``limiter=``.
+        if the session made it from ``limiter=``. Waiters of ``wait_for_items`` and ``wait_for_item`` end at
+        once with ``SessionClosedError`` (their outcomes hold it), not at their next poll.
         """
+        await self._trade_pollers.aclose(
+            SessionClosedError("the session was closed while waiting for items to become final")
+        )
         await self._requester.aclose()
         made, self._made_registry = self._made_registry, None
         if made is not None:

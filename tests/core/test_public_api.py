@@ -36,6 +36,7 @@ PUBLIC_NAMES = [
     "LimiterPolicy",
     "LimiterRegistry",
     "LimiterStats",
+    "ListingDidNotTerminateError",
     "MemoryLimiterRegistry",
     "MerchantMismatchError",
     "MerchantTier",

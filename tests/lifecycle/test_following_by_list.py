@@ -88,9 +88,10 @@ def test_the_round_that_learns_the_route_is_missing_scans_once() -> None:
             pairs = [(t.id, i.id) for t in trades for i in t.items]
             outcomes = await w.session.client(w.token).wait_for_items(pairs, timeout=60)
             assert all(o.status is TradeStatus.REVERTED for o in outcomes)
-            # Each trade's probe was on its way before the first 404 came back (the sandbox does not record
-            # requests to a route it lacks; the limiter counts them); then one page for all ten.
-            assert w.session.limiter_stats("trades-read").granted == 10 + 1
+            # ONE probe of the single-trade route, shared by the ten trades' reads (issue 19.4: it was one probe
+            # per trade; the sandbox does not record requests to a route it lacks, the limiter counts them);
+            # then one page for all ten.
+            assert w.session.limiter_stats("trades-read").granted == 1 + 1
             assert _list_reads(w) == 1
 
     run_virtual(main())
@@ -180,7 +181,7 @@ def test_a_failing_page_leaves_the_unseen_waiters_for_the_next_round() -> None:
         assert [o.status for o in outcomes] == [TradeStatus.REVERTED, TradeStatus.REVERTED]
         assert [o.error for o in outcomes] == [None, None]
         targets = [r.target for r in server.requests]
-        assert sum(1 for t in targets if not t.startswith(LIST + "?")) == 2  # the two probes
+        assert sum(1 for t in targets if not t.startswith(LIST + "?")) == 1  # one probe for both
         listing = [t for t in targets if t.startswith(LIST + "?")]
         failed = [t for t in listing if "cursor=c2" in t][:-1]
         # Round 1: page 1 (A is final there) and page 2 failing after its retries; round 2 reads pages 1 and
