@@ -6,7 +6,7 @@ import contextlib
 import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, TypeVar, Unpack
 
 from . import _poller
@@ -176,9 +176,10 @@ class AssetPayClient:
         on_read: Callable[[str, Trade | Exception], None],
         *,
         pace: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
+        singly: Collection[str] = (),
+    ) -> set[str]:
         """The poller's round: ``TradeReader.read_trades`` (``pace`` awaited before each request)."""
-        await self._reader(pace).read_trades(refs, on_read)
+        return await self._reader(pace).read_trades(refs, on_read, singly=singly)
 
     async def list_trades(
         self,

@@ -35,6 +35,8 @@ from ._errors import (
     WaitTimeoutError,
 )
 from ._models import Trade, TradeItem, TradeStatus
+from ._quota import Quota, RouteGroup
+from ._read_pace import DEFAULT_READ_SHARE, ReadPace
 from ._refs import names
 
 if TYPE_CHECKING:
@@ -99,6 +101,7 @@ class _Watch:
         "max_interval",
         "next_at",
         "reading",
+        "singly",
         "trade_id",
         "waiters",
     )
@@ -114,6 +117,7 @@ class _Watch:
         self.interval = first_poll
         self.max_interval = max_interval
         self.reading = False
+        self.singly = False  # a scan of the list did not reach it: read it by its own route
 
 
 def _terminal(item: TradeItem | None) -> TypeGuard[TradeItem]:
@@ -121,10 +125,16 @@ def _terminal(item: TradeItem | None) -> TypeGuard[TradeItem]:
 
 
 class TradePoller:
-    """The poller of one merchant in one session (get it with ``poller_for``)."""
+    """The poller of one merchant in one session (get it with ``poller_for``).
 
-    def __init__(self, merchant_id: str) -> None:
+    Args:
+        merchant_id: the merchant.
+        pace: the poller's share of the merchant's trades-read quota (every request it sends waits for it).
+    """
+
+    def __init__(self, merchant_id: str, pace: ReadPace) -> None:
         self.merchant_id = merchant_id
+        self.pace = pace
         self.loop = asyncio.get_running_loop()
         # Keyed by token and trade: a trade is read with a token of its owner (another user's reads 403).
         self._watches: dict[tuple[str, str], _Watch] = {}
@@ -304,8 +314,13 @@ class TradePoller:
             if watch is not None:
                 self._done(watch, result)
 
+        singly = [watch.trade_id for watch in group if watch.singly]
         try:
-            await group[0].client._read_trades(list(pending), on_read)
+            unlisted = await group[0].client._read_trades(
+                list(pending), on_read, pace=self.pace.wait, singly=singly
+            )
+            for watch in group:
+                watch.singly = watch.singly or watch.trade_id in unlisted
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every waiter must end, even on a bug
@@ -365,17 +380,24 @@ class TradePoller:
 
 
 class SessionPollers:
-    """The pollers of one session, one per merchant and event loop; the session owns it and closes it."""
+    """The pollers of one session, one per merchant and event loop; the session owns it and closes it.
 
-    def __init__(self) -> None:
+    Args:
+        read_share: the share of the trades-read quota the pollers may spend (0 < share <= 1).
+    """
+
+    def __init__(self, read_share: float = DEFAULT_READ_SHARE) -> None:
+        self.read_share = read_share
         self._by_merchant: dict[str, TradePoller] = {}
         self._closed: BaseException | None = None
 
-    def get(self, merchant_id: str) -> TradePoller:
-        """The poller of ``merchant_id`` on the running loop (created on first use)."""
+    def get(self, merchant_id: str, quota: Quota) -> TradePoller:
+        """The poller of ``merchant_id`` on the running loop (created on first use), within ``read_share``
+        of ``quota`` (the trades-read quota)."""
         poller = self._by_merchant.get(merchant_id)
         if poller is None or poller.loop is not asyncio.get_running_loop():
-            poller = self._by_merchant[merchant_id] = TradePoller(merchant_id)
+            pace = ReadPace(quota, self.read_share)
+            poller = self._by_merchant[merchant_id] = TradePoller(merchant_id, pace)
             if self._closed is not None:
                 poller.close_now(self._closed)
         return poller
@@ -404,7 +426,7 @@ def _pollers_of(session: SessionView) -> SessionPollers:
 
 def poller_for(session: SessionView, merchant_id: str) -> TradePoller:
     """The poller of ``merchant_id`` in ``session`` on the running loop (created on first use)."""
-    return _pollers_of(session).get(merchant_id)
+    return _pollers_of(session).get(merchant_id, session.quota(RouteGroup.TRADES_READ))
 
 
 def observe(session: SessionView, trade: Trade) -> int:

@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+import logging
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Sequence
 from typing import Final, Protocol, TypeVar
 
 from . import _protocol as proto
@@ -30,6 +31,9 @@ __all__ = ["Caller", "TradeReader"]
 T = TypeVar("T")
 _OLDEST: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
 _PAGE: Final = 100
+_GAMES: Final = list(proto.GAMES)
+_WITHDRAW: Final = str(TradeType.WITHDRAW)
+logger = logging.getLogger("assetpay_async._reader")
 
 
 class Caller(Protocol):
@@ -150,9 +154,15 @@ class TradeReader:
         return await self._get(spec, proto.decode_trade_page)
 
     async def pages(
-        self, *, type: str | None, game: str, page_size: int
+        self,
+        *,
+        type: str | None,
+        game: str,
+        page_size: int,
+        budget: list[int | None] | None = None,
     ) -> AsyncGenerator[Trade, None]:
-        """One game's trades, newest first, page by page, until the listing ends.
+        """One game's trades, newest first, page by page, until the listing ends (or ``budget[0]`` pages,
+        when it is not None: each page read takes one from it).
 
         Raises:
             ListingDidNotTerminateError: the listing does not end (a cursor came back, the page bound).
@@ -160,6 +170,10 @@ class TradeReader:
         scan = ListingScan(game)
         cursor: str | None = None
         while True:
+            if budget is not None and budget[0] is not None:
+                if budget[0] <= 0:
+                    return
+                budget[0] -= 1
             page = await self.list_trades(type=type, game=game, cursor=cursor, limit=page_size)
             for trade in page.items:
                 yield trade
@@ -193,21 +207,29 @@ class TradeReader:
                 await stream.aclose()
 
     async def search(
-        self, refs: Sequence[str], games: Sequence[str], kind: str | None, found: dict[str, Trade]
+        self,
+        refs: Sequence[str],
+        games: Sequence[str],
+        kind: str | None,
+        found: dict[str, Trade],
+        *,
+        max_pages: int | None = None,
     ) -> None:
         """Put in ``found`` the trade each of ``refs`` names, in one scan of ``GET /client/trades``.
 
         Each game in turn, newest first, page by page; stops as soon as every ref was seen, so a round of
         recent trades costs the pages down to the oldest of them, however many refs there are. A ref still
-        missing from ``found`` on return is not listed (every page of ``games`` was read). A page that fails
-        raises, leaving in ``found`` what the pages before it showed.
+        missing from ``found`` on return is not listed (every page of ``games`` was read), unless the scan
+        stopped at ``max_pages`` pages in all. A page that fails raises, leaving in ``found`` what the pages
+        before it showed.
         """
         unseen = [ref for ref in dict.fromkeys(refs) if ref not in found]
+        budget = [max_pages]
         for game in games:
             if not unseen:
                 return
             async with contextlib.aclosing(
-                self.pages(type=kind, game=game, page_size=_PAGE)
+                self.pages(type=kind, game=game, page_size=_PAGE, budget=budget)
             ) as trades:
                 async for trade in trades:
                     hits = [ref for ref in unseen if names(ref, trade.id, trade.external_id)]
@@ -220,19 +242,51 @@ class TradeReader:
     # -- a round of followed trades ---------------------------------------------------------------------
 
     async def read_trades(
-        self, refs: Sequence[str], on_read: Callable[[str, Trade | Exception], None]
-    ) -> None:
-        """Read the withdrawal trades ``refs`` name (parsed refs), telling ``on_read`` each one's trade or error.
+        self,
+        refs: Sequence[str],
+        on_read: Callable[[str, Trade | Exception], None],
+        *,
+        singly: Collection[str] = (),
+    ) -> set[str]:
+        """Read the withdrawal trades ``refs`` name (parsed refs), telling ``on_read`` each one's trade or error;
+        return the refs a scan of the list did not reach (read them singly next time: pass them as ``singly``).
 
-        The poller's way to read a round of trades. Where the single-trade route serves, one
-        ``GET /client/trades/{ref}`` each, all at once, each reported as soon as it is answered (while the
-        session does not know the route, one of them probes it and the others wait for its answer). Where the
-        session reads through the list, ONE scan of ``GET /client/trades`` for all of them (both games, newest
-        first, stopping as soon as every ref was seen), every result reported at the end of the scan: a ref
-        not listed is a ``TradeNotFoundError`` (after every page of both games), and when a page fails (or
-        the listing does not terminate), every ref not seen yet gets that error. ``on_read`` is called
-        exactly once per distinct ref (unless this coroutine is cancelled) and must not raise.
+        The poller's way to read a round of trades, at the fewest requests it can:
+
+        * where the session reads through the list (the single-trade route is missing), ONE scan of
+          ``GET /client/trades`` for all of them (both games, newest first, stopping as soon as every ref
+          was seen); a ref not listed is a ``TradeNotFoundError`` after every page of both games, and when a
+          page fails (or the listing does not terminate) every ref not seen yet gets that error;
+        * otherwise, with two refs or more (``singly`` aside), the same scan first, but never more pages than
+          the single reads it saves (one fewer than the refs it looks for); what it did not find is read with
+          ``GET /client/trades/{ref}``, one each, all at once (while the session does not know that route,
+          one of them probes it and the others wait for its answer).
+
+        ``on_read`` is called exactly once per distinct ref (unless this coroutine is cancelled) and must not
+        raise.
         """
+        distinct = list(dict.fromkeys(refs))
+        if self._routes.single_trade_missing and not self._routes.probe_due():
+            await self._scan_round(distinct, on_read)
+            return set()
+        wanted = [ref for ref in distinct if ref not in set(singly)]
+        found: dict[str, Trade] = {}
+        unreached: set[str] = set()
+        if len(wanted) >= 2:
+            try:
+                await self.search(wanted, _GAMES, _WITHDRAW, found, max_pages=len(wanted) - 1)
+                unreached = set(wanted) - set(found)
+            except Exception as exc:  # the single-trade route reads the rest
+                logger.debug("a scan of the list failed, reading trades one by one: %s", exc)
+            for ref, trade in found.items():
+                on_read(ref, trade)
+        await self._read_singly([ref for ref in distinct if ref not in found], on_read)
+        return unreached
+
+    async def _read_singly(
+        self, refs: list[str], on_read: Callable[[str, Trade | Exception], None]
+    ) -> None:
+        """One ``GET /client/trades/{ref}`` each, all at once; those that find the route missing: one scan."""
         by_list: list[str] = []
 
         async def one(ref: str) -> None:
@@ -247,7 +301,7 @@ class TradeReader:
                 on_read(ref, trade)
 
         async with asyncio.TaskGroup() as group:
-            for ref in dict.fromkeys(refs):
+            for ref in refs:
                 group.create_task(one(ref))
         if by_list:
             await self._scan_round(by_list, on_read)
@@ -255,12 +309,13 @@ class TradeReader:
     async def _scan_round(
         self, refs: list[str], on_read: Callable[[str, Trade | Exception], None]
     ) -> None:
-        games, kind = list(proto.GAMES), str(TradeType.WITHDRAW)
         found: dict[str, Trade] = {}
         failure: Exception | None = None
         try:
-            await self.search(refs, games, kind, found)
+            await self.search(refs, _GAMES, _WITHDRAW, found)
         except Exception as exc:
             failure = exc
         for ref in refs:
-            on_read(ref, found[ref] if ref in found else failure or not_listed(ref, games, kind))
+            on_read(
+                ref, found[ref] if ref in found else failure or not_listed(ref, _GAMES, _WITHDRAW)
+            )

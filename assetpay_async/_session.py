@@ -22,6 +22,7 @@ from ._errors import (
 from ._limiting import LimiterPolicy, LimiterRegistry, LimiterStats, default_registry
 from ._poller import SessionPollers
 from ._quota import MerchantTier, Quota, RouteGroup, default_quota
+from ._read_pace import DEFAULT_READ_SHARE, check_share
 from ._tokens import SecretToken, merchant_of
 from ._transport import Requester, RetryPolicy
 
@@ -124,10 +125,14 @@ class AssetPaySession:
             another key prefix or ``fallback=False``: you own it and close it.
         wall_clock: the current UTC datetime, compared with AssetPay's timestamps (a trade's ``createdAt``)
             to know when an item becomes old enough to cancel; inject the sandbox's clock in tests.
+        poll_read_share: the share of the trades-read quota the shared poller of ``wait_for_items`` may
+            spend (default half), so that it never eats the quota other readers of the merchant share;
+            above 0, at most 1.
 
     Raises:
         ConfigurationError: a bad argument (an unknown ``tier`` or ``policy``, a non-positive ``timeout``,
-            a ``limiter`` that is neither a registry nor Redis, ...), or neither ``tier`` nor
+            a ``limiter`` that is neither a registry nor Redis, a ``poll_read_share`` outside (0, 1], ...),
+            or neither ``tier`` nor
             ``cancel_quota``.
     """
 
@@ -149,6 +154,7 @@ class AssetPaySession:
         max_queue_wait: float | None = None,
         limiter: LimiterRegistry | str | aioredis.Redis | None = None,
         wall_clock: Callable[[], dt.datetime] | None = None,
+        poll_read_share: float = DEFAULT_READ_SHARE,
     ) -> None:
         if tier is None and cancel_quota is None:
             raise ConfigurationError(
@@ -197,6 +203,7 @@ class AssetPaySession:
             raise ConfigurationError(
                 f"policy must be one of {[p.value for p in LimiterPolicy]}, got {policy!r}"
             ) from None
+        check_share(poll_read_share)
         registry, self._made_registry = _registry_of(limiter)
         self._merchant_id = merchant_id
         self._base_url = base_url.rstrip("/")
@@ -214,7 +221,7 @@ class AssetPaySession:
             latency_margin=latency_margin,
             max_queue_wait=max_queue_wait,
         )
-        self._trade_pollers = SessionPollers()
+        self._trade_pollers = SessionPollers(check_share(poll_read_share))
         """The pollers of ``wait_for_items``, one per merchant; closed with the session."""
 
     # -- public ---------------------------------------------------------------------------------------

@@ -91,6 +91,12 @@ class TradeRoutes:
         """``unknown``, ``present``, ``suspect`` or ``missing``."""
         return self._state.value
 
+    def probe_due(self) -> bool:
+        """True when the route is suspected missing and the probe that confirms it is due."""
+        return (
+            self._state is _State.SUSPECT and asyncio.get_running_loop().time() >= self._confirm_at
+        )
+
     async def use_single(self) -> bool | None:
         """Whether a read should use the single-trade route: True, False (read the list), or None: this
         caller is THE probe, must send one single-trade read and report its outcome with ``learn(..., probe=True)``."""

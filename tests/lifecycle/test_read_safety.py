@@ -146,7 +146,10 @@ def test_wait_for_items_ends_its_waiters_on_a_cycling_listing() -> None:
                     )
                 )
             assert [type(o.error) for o in outcomes] == [ListingDidNotTerminateError] * 2
-            assert lists(server) == 3  # one scan for both, stopped at the repeated cursor
+            # A first scan of one page (one fewer than the single reads it would save) does not find them;
+            # the probe finds the single-trade route missing; then ONE full scan for both, stopped at the
+            # repeated cursor.
+            assert (singles(server), lists(server)) == (1, 1 + 3)
 
     run_virtual(main())
 
@@ -252,34 +255,51 @@ def _list_only(trades: list[dict[str, Any]], missing: Reply) -> Callable[[Record
 
 
 @pytest.mark.parametrize("missing", [BARE_404, GATEWAY_404], ids=["bare", "envelope"])
-def test_following_many_trades_probes_the_missing_route_once(missing: Reply) -> None:
+def test_following_many_unlisted_trades_probes_the_missing_route_once(missing: Reply) -> None:
     async def main() -> None:
-        trades = [trade_json(f"t-{n}", "reverted", items=2) for n in range(50)]
+        refs = [(f"t-{n}", f"t-{n}-i0") for n in range(50)]
         async with ScriptedServer() as server:
-            server.respond = _list_only(trades, missing)
+            server.respond = _list_only([], missing)  # the list does not show them
             async with new_session(server.url, trades_quota=READS) as session:
-                pairs = [(t["id"], i["id"]) for t in trades for i in t["items"]]
-                outcomes = await session.client(make_token()).wait_for_items(pairs, timeout=60)
-                assert all(o.status is TradeStatus.REVERTED for o in outcomes)
-                assert session.limiter_stats("trades-read").granted == 2
-            assert (singles(server), lists(server)) == (1, 1)  # one probe shared by 50 waiters
+                outcomes = await session.client(make_token()).wait_for_items(refs, timeout=60)
+            assert [type(o.error) for o in outcomes] == [TradeNotFoundError] * 50
+            # The first scan (both games' single page), ONE probe shared by the fifty reads that needed the
+            # route (it was fifty probes), then one full scan for them all.
+            assert (singles(server), lists(server)) == (1, 2 + 2)
 
     run_virtual(main())
 
 
-def test_a_long_follow_confirms_the_missing_route_once_then_never_probes_again() -> None:
+@pytest.mark.parametrize("missing", [BARE_404, GATEWAY_404], ids=["bare", "envelope"])
+def test_concurrent_reads_share_one_probe(missing: Reply) -> None:
     async def main() -> None:
         trades = [trade_json(f"t-{n}") for n in range(20)]
         async with ScriptedServer() as server:
+            server.respond = _list_only(trades, missing)
+            async with new_session(server.url, trades_quota=READS) as session:
+                client = session.client(make_token())
+                read = await asyncio.gather(
+                    *(client.get_trade(t["id"], game="730") for t in trades)
+                )
+            assert [t.id for t in read] == [t["id"] for t in trades]
+            assert (singles(server), lists(server)) == (
+                1,
+                20,
+            )  # one probe; each read its own search
+
+    run_virtual(main())
+
+
+def test_following_listed_trades_needs_no_probe() -> None:
+    async def main() -> None:
+        trades = [trade_json(f"t-{n}", "reverted", items=2) for n in range(50)]
+        async with ScriptedServer() as server:
             server.respond = _list_only(trades, BARE_404)
             async with new_session(server.url, trades_quota=READS) as session:
-                pairs = [(t["id"], t["items"][0]["id"]) for t in trades]
-                outcomes = await session.client(make_token()).wait_for_items(
-                    pairs, timeout=600, max_interval=15
-                )
-            assert all(o.error is not None for o in outcomes)  # never final: timed out
-            assert singles(server) == 2  # the probe, and one confirmation later
-            assert lists(server) > 20
+                pairs = [(t["id"], i["id"]) for t in trades for i in t["items"]]
+                outcomes = await session.client(make_token()).wait_for_items(pairs, timeout=60)
+                assert all(o.status is TradeStatus.REVERTED for o in outcomes)
+            assert (singles(server), lists(server)) == (0, 1)  # one page for fifty trades
 
     run_virtual(main())
 
