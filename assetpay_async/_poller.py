@@ -1,15 +1,16 @@
-"""Follow many items to their final state with one poller per merchant and session.
+"""Follow many items to their final state with one poller per merchant, owned by the session.
 
 Every waiter of a session (``wait_for_items``, ``wait_for_item``) registers its items with the merchant's
-``TradePoller``. The poller keeps one *watch* per trade: however many of its items are followed, a poll reads
-the trade once (through the trades-read limiter every reader of the merchant shares) and settles every waiter
-whose item it shows final. Each trade is read again ``first_poll`` seconds later, the gap growing by half each
-time up to ``max_interval``; the limiter paces the rest, so 1,000 items across 100 trades cost 100 reads a round
-instead of 1,000.
+``TradePoller``, which the session keeps in its ``SessionPollers`` and closes with it (``aclose()`` ends every
+waiter at once with ``SessionClosedError``). The poller keeps one *watch* per trade: however many of its items are
+followed, a poll reads the trade once and settles every waiter whose item it shows final. Each trade is read again
+``first_poll`` seconds later, the gap growing by half each time up to ``max_interval``.
 
 The trades due at one moment are read together, one group per client token, with ``client._read_trades``: one
-``GET /client/trades/{id}`` each where that route serves, and where the session found it missing ONE scan of
-``GET /client/trades`` for the whole group (newest first, down to the oldest trade due) instead of one scan each.
+scan of ``GET /client/trades`` for the group where that costs fewer requests than reading each trade (and where
+the single-trade route is missing), ``GET /client/trades/{id}`` for the rest; a trade the scan did not reach is
+read singly from then on. Every request of the poller first waits for its ``ReadPace``: the poller spends at
+most ``poll_read_share`` of the merchant's trades-read quota, which every other reader of the merchant shares.
 
 Callbacks meet polling here too: a verified callback fed to ``observe`` (``callback_handler(session=...)``
 does it) settles the waiters of the items it shows final at once, without a read. Polling remains the fallback
