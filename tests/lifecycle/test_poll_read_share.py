@@ -93,3 +93,25 @@ def test_trades_deep_in_the_listing_cost_one_short_scan_then_single_reads() -> N
             assert 6 <= rounds <= 10
 
     run_virtual(main())
+
+
+def test_trades_followed_by_separate_calls_share_the_rounds() -> None:
+    async def main() -> None:
+        async with lifecycle_world(revert_delay=30.0) as w:
+            first = [w.sandbox.add_trade(w.user, items=2, age=HOUR) for _ in range(10)]
+            second = [w.sandbox.add_trade(w.user, items=2, age=HOUR) for _ in range(10)]
+            client = w.session.client(w.token)
+            pairs = [[(t.id, i.id) for t in trades for i in t.items] for trades in (first, second)]
+            await client.cancel_withdrawal_items(pairs[0] + pairs[1])
+            lists = _lists(w)
+            one = asyncio.create_task(client.wait_for_items(pairs[0], max_interval=10.0))
+            await asyncio.sleep(0.4)  # a second call, a little later, for other trades of the user
+            two = asyncio.create_task(client.wait_for_items(pairs[1], max_interval=10.0))
+            for outcomes in await asyncio.gather(one, two):
+                assert all(o.status is TradeStatus.REVERTED for o in outcomes)
+            # One page a round for the twenty trades once the second call's trades ride along with the
+            # first's (about 8 rounds to 30 s), not a scan for each call every round (about 16).
+            assert _lists(w) - lists <= 11
+            assert _singles(w) == 0
+
+    run_virtual(main())
