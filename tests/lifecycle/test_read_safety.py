@@ -34,6 +34,7 @@ from tests.support.core import (
     Reply,
     ScriptedServer,
     api_error,
+    echo_cancel,
     make_token,
     new_session,
     success_body,
@@ -397,5 +398,36 @@ def test_waiting_on_a_closed_session_is_refused() -> None:
             outcomes = await client.wait_for_items([(str(uuid.uuid4()), "i")], timeout=60)
             assert isinstance(outcomes[0].error, SessionClosedError)
             assert server.requests == []
+
+    run_virtual(main())
+
+
+def test_whole_trade_planning_on_a_cycling_listing_cancels_item_by_item() -> None:
+    async def main() -> None:
+        listing = cycling()
+
+        def respond(request: RecordedRequest) -> Reply:
+            if request.method == "POST":
+                return echo_cancel(request)
+            return listing(request)
+
+        trade = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+        items = ["0010f8d48278ccb8", "0010f8d48278ccb9"]
+        async with ScriptedServer() as server:
+            server.respond = respond
+            async with new_session(server.url, trades_quota=READS) as session:
+                outcomes = await _bounded(
+                    session.client(make_token()).cancel_withdrawal_items(
+                        [(trade, item) for item in items], whole_trades=True
+                    )
+                )
+            assert all(o.ok for o in outcomes)
+            posts = [r.target for r in server.requests if r.method == "POST"]
+            # The plan could not read the trade (the listing did not terminate): no whole-trade cancel,
+            # each item on its own, and the scan stopped at the repeated cursor.
+            assert sorted(posts) == [
+                f"/client/trading/withdraw/{trade}/items/{item}/cancel" for item in items
+            ]
+            assert lists(server) == 3
 
     run_virtual(main())
