@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import datetime as dt
-import functools
 import logging
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Final, TypeVar, Unpack
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, TypeVar, Unpack
 
 from . import _poller
 from . import _protocol as proto
@@ -17,8 +14,6 @@ from ._batch import BatchOptions, CancelBatch, CancelOutcome
 from ._errors import (
     AssetPayError,
     InvalidRequestError,
-    InvalidResponseError,
-    TradeNotFoundError,
     WaitTimeoutError,
 )
 from ._models import (
@@ -31,7 +26,7 @@ from ._models import (
     TradeType,
 )
 from ._poller import FollowedItem
-from ._refs import names
+from ._reader import TradeReader
 from ._tokens import SecretToken
 
 if TYPE_CHECKING:
@@ -42,24 +37,6 @@ __all__ = ["AssetPayClient"]
 
 T = TypeVar("T")
 logger = logging.getLogger("assetpay_async")
-
-
-_OLDEST: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
-
-
-def _age_key(trade: Trade) -> dt.datetime:
-    return trade.created_at or _OLDEST
-
-
-def _not_listed(ref: str, games: list[str], kind: str | None) -> TradeNotFoundError:
-    return TradeNotFoundError(
-        f"no trade {ref!r} among this user's trades "
-        f"(type {kind or 'any'}, game {' and '.join(games)})",
-        http_status=200,
-        code=None,
-        key="TRADE_NOT_FOUND",
-        request_id=None,
-    )
 
 
 class AssetPayClient:
@@ -186,6 +163,10 @@ class AssetPayClient:
             call.spec, call.decode, max_queue_wait=max_queue_wait, on_send=on_send
         )
 
+    def _reader(self, pace: Callable[[], Awaitable[None]] | None = None) -> TradeReader:
+        """This client's view of the session's read path (``_reader``; ``pace``: the poller's share)."""
+        return TradeReader(self._call, self._requester.trade_routes, pace)
+
     async def get_trade(
         self,
         trade_id: uuid.UUID | str,
@@ -196,9 +177,12 @@ class AssetPayClient:
         """Read one trade through the merchant's trades-read quota.
 
         The first choice is ``GET /client/trades/{id}`` (one request). That route is not in AssetPay's
-        published API: when it answers as a missing route does (a 404 or 405 without an AssetPay envelope),
-        the session remembers it and from then on finds the trade in ``GET /client/trades`` instead, newest
-        first, page by page (one request per page of 100), until the trade turns up.
+        published API: when it answers as a missing route does (a 404 or 405 without an AssetPay envelope, or
+        a gateway's 404 envelope with key ``NOT_FOUND`` / code 1003), the read finds the trade in
+        ``GET /client/trades`` instead, newest first, page by page (one request per page of 100), until the
+        trade turns up. The session then reads through the list, probes the route once more a minute later
+        and keeps the list for good only if that answer confirms it (a single transient 404 does not).
+        While the session does not know the route, one read probes it and concurrent reads wait for it.
 
         Args:
             trade_id: AssetPay's id of the trade or the externalId you gave it.
@@ -207,120 +191,23 @@ class AssetPayClient:
 
         Raises:
             InvalidRequestError: a bad ref or filter, before anything is sent.
-            TradeNotFoundError: no such trade (from AssetPay, or after a complete list search).
+            TradeNotFoundError: no such trade (``TRADE_NOT_FOUND`` from AssetPay, or after a complete list
+                search).
+            ListingDidNotTerminateError: the list search met a listing that does not end.
             ForbiddenError, ...: AssetPay's answer.
         """
-        ref = proto.parse_id(trade_id, "trade_id")
-        # Validate the list search's filters now, so a bad one fails before any request either way.
-        games = [str(game)] if game is not None else list(proto.GAMES)
-        kind = None if type is None else str(type)
-        for one in games:
-            proto.list_trades_request(type=kind, game=one)
-        if not self._requester.trade_routes.single_trade_missing:
-            trade = await self._read_single(ref)
-            if trade is not None:
-                return trade
-        return await self._find_trade(ref, games, kind)
-
-    async def _read_single(self, ref: str) -> Trade | None:
-        """``GET /client/trades/{ref}``; None when the route answers as a missing one (remembered by the session)."""
-        spec = proto.get_trade_request(ref)
-        try:
-            return await self._call(spec, functools.partial(proto.decode_trade, trade_ref=ref))
-        except InvalidResponseError as exc:
-            if not proto.is_missing_route(exc):
-                raise
-            routes = self._requester.trade_routes
-            if not routes.single_trade_missing:
-                routes.single_trade_missing = True
-                logger.info(
-                    "GET /client/trades/{id} answered HTTP %s without an AssetPay envelope: "
-                    "this session finds trades through GET /client/trades from now on",
-                    exc.http_status,
-                )
-            return None
-
-    async def _find_trade(self, ref: str, games: list[str], kind: str | None) -> Trade:
-        """The trade ``ref`` names, found by reading ``GET /client/trades`` newest first."""
-        found: dict[str, Trade] = {}
-        await self._search_list([ref], games, kind, found)
-        if ref not in found:
-            raise _not_listed(ref, games, kind)
-        return found[ref]
-
-    async def _search_list(
-        self, refs: Sequence[str], games: list[str], kind: str | None, found: dict[str, Trade]
-    ) -> None:
-        """Put in ``found`` the trade each of ``refs`` names, in one scan of ``GET /client/trades``.
-
-        Each game in turn, newest first, page by page; stops as soon as every ref was seen, so a round of
-        recent trades costs the pages down to the oldest of them, however many refs there are. A ref still
-        missing from ``found`` on return is not listed (every page of ``games`` was read). A page that fails
-        raises, leaving in ``found`` what the pages before it showed.
-        """
-        unseen = [ref for ref in dict.fromkeys(refs) if ref not in found]
-        for game in games:
-            if not unseen:
-                return
-            async with contextlib.aclosing(
-                self._pages(type=kind, game=game, page_size=100)
-            ) as trades:
-                async for trade in trades:
-                    hits = [ref for ref in unseen if names(ref, trade.id, trade.external_id)]
-                    for ref in hits:
-                        found[ref] = trade
-                        unseen.remove(ref)
-                    if not unseen:
-                        return
+        return await self._reader().get_trade(trade_id, game=game, type=type)
 
     async def _read_trades(
-        self, refs: Sequence[str], on_read: Callable[[str, Trade | Exception], None]
-    ) -> None:
-        """Read the withdrawal trades ``refs`` name (parsed refs), telling ``on_read`` each one's trade or error.
-
-        The poller's way to read a round of trades. Where the single-trade route serves, one
-        ``GET /client/trades/{ref}`` each, all at once, each reported as soon as it is answered. Where the
-        session found it missing, ONE scan of ``GET /client/trades`` for all of them (both games, newest
-        first, stopping as soon as every ref was seen), every result reported at the end of the scan: a
-        ref not listed is a ``TradeNotFoundError`` (after every page of both games), and when a page
-        fails, every ref not seen yet gets that page's error. A ref whose single-trade read is the one
-        that finds the route missing joins the scan. ``on_read`` is called exactly once per distinct ref
-        (unless this coroutine is cancelled) and must not raise.
-        """
-        games, kind = list(proto.GAMES), str(TradeType.WITHDRAW)
-        distinct = list(dict.fromkeys(refs))
-        by_list: list[str] = []
-        if self._requester.trade_routes.single_trade_missing:
-            by_list = distinct
-        else:
-
-            async def one(ref: str) -> None:
-                try:
-                    trade = await self._read_single(ref)
-                except Exception as exc:  # reported, never raised: the other reads go on
-                    on_read(ref, exc)
-                    return
-                if trade is None:
-                    by_list.append(ref)
-                else:
-                    on_read(ref, trade)
-
-            async with asyncio.TaskGroup() as group:
-                for ref in distinct:
-                    group.create_task(one(ref))
-        if not by_list:
-            return
-        found: dict[str, Trade] = {}
-        failure: Exception | None = None
-        try:
-            await self._search_list(by_list, games, kind, found)
-        except Exception as exc:
-            failure = exc
-        for ref in by_list:
-            if ref in found:
-                on_read(ref, found[ref])
-            else:
-                on_read(ref, failure or _not_listed(ref, games, kind))
+        self,
+        refs: Sequence[str],
+        on_read: Callable[[str, Trade | Exception], None],
+        *,
+        pace: Callable[[], Awaitable[None]] | None = None,
+        singly: Collection[str] = (),
+    ) -> set[str]:
+        """The poller's round: ``TradeReader.read_trades`` (``pace`` awaited before each request)."""
+        return await self._reader(pace).read_trades(refs, on_read, singly=singly)
 
     async def list_trades(
         self,
@@ -340,13 +227,7 @@ class AssetPayClient:
             cursor: ``next_cursor`` of the previous page.
             limit: trades per page, 1 to 100.
         """
-        spec = proto.list_trades_request(
-            cursor=cursor,
-            limit=limit,
-            type=None if type is None else str(type),
-            game=str(game),
-        )
-        return await self._call(spec, proto.decode_trade_page)
+        return await self._reader().list_trades(type=type, game=game, cursor=cursor, limit=limit)
 
     async def iter_trades(
         self,
@@ -360,44 +241,14 @@ class AssetPayClient:
         Without ``game``, every game's trades: AssetPay lists one game per request, so each game is read
         on its own and the two are merged newest first (the first page of each is read before the first
         trade is yielded). Each page is one request through the trades-read quota; stop iterating to stop
-        reading. A ``nextCursor`` equal to the cursor sent ends a game's scan.
+        reading. A ``nextCursor`` equal to the cursor sent ends a game's scan; a cursor that comes back
+        later (A -> B -> A), or a listing past its bound of pages, raises
+        [`ListingDidNotTerminateError`][assetpay_async.ListingDidNotTerminateError].
         """
-        kind = None if type is None else str(type)
-        games = [str(game)] if game is not None else list(proto.GAMES)
-        for one in games:  # bad filters fail before the first request
-            proto.list_trades_request(type=kind, game=one, limit=page_size)
-        streams = [self._pages(type=kind, game=one, page_size=page_size) for one in games]
-        try:
-            heads: list[tuple[Trade, AsyncGenerator[Trade, None]]] = []
-            for stream in streams:
-                first = await anext(stream, None)
-                if first is not None:
-                    heads.append((first, stream))
-            while heads:
-                newest = max(range(len(heads)), key=lambda i: _age_key(heads[i][0]))
-                trade, stream = heads[newest]
+        pages = self._reader().iter_trades(type=type, game=game, page_size=page_size)
+        async with contextlib.aclosing(pages) as trades:
+            async for trade in trades:
                 yield trade
-                following = await anext(stream, None)
-                if following is None:
-                    del heads[newest]
-                else:
-                    heads[newest] = (following, stream)
-        finally:
-            for stream in streams:
-                await stream.aclose()
-
-    async def _pages(
-        self, *, type: str | None, game: str, page_size: int
-    ) -> AsyncGenerator[Trade, None]:
-        """One game's trades, newest first, page by page; stops on a repeated or missing cursor."""
-        cursor: str | None = None
-        while True:
-            page = await self.list_trades(type=type, game=game, cursor=cursor, limit=page_size)
-            for trade in page.items:
-                yield trade
-            if not page.next_cursor or not page.items or page.next_cursor == cursor:
-                return
-            cursor = page.next_cursor
 
     async def wait_for_item(
         self,

@@ -15,6 +15,7 @@ AssetPayError                      base of everything below; ``ambiguous`` = out
 ├── LimiterBackendError            the shared limiter's store (Redis) failed and fallback is off
 ├── InvalidResponseError           no AssetPay envelope (HTML, empty, bad JSON, missing fields)
 │   └── RefsUnconfirmed            (_protocol, private) ... an answer naming other ids than a UUID-shaped ref
+├── ListingDidNotTerminateError    GET /client/trades kept giving pages (a repeated cursor, the page bound)
 ├── TransportError                 the request or its response was lost on the network
 │   └── RequestTimeoutError        ... because the request timed out on the wire
 ├── APIError                       AssetPay answered with an error envelope
@@ -62,6 +63,7 @@ __all__ = [
     "InvalidResponseError",
     "ItemNotFoundError",
     "LimiterBackendError",
+    "ListingDidNotTerminateError",
     "MerchantMismatchError",
     "NotCancellableError",
     "QueueTimeoutError",
@@ -293,3 +295,25 @@ class APIValidationError(APIError):
 
 class ServerError(APIError):
     """A 5xx answer carrying an error envelope (SERVER_ERROR, SYSTEM_MAINTENANCE, SERVICE_UNAVAILABLE)."""
+
+
+# -- Reading trades: a listing that never ends (reads) -------------------------------------------------
+
+
+class ListingDidNotTerminateError(AssetPayError):
+    """``GET /client/trades`` did not terminate: a ``nextCursor`` came back that this scan had already followed
+    (A -> B -> A), or the scan passed its bound of pages or kept getting pages of trades it had already seen.
+
+    The SDK stops reading instead of spending the merchant's read quota on a listing that never ends.
+
+    Attributes:
+        game: the game whose listing was being read.
+        pages: the pages read by the scan before it stopped.
+        cursor: the repeated cursor, when a cursor repeated.
+    """
+
+    def __init__(self, message: str, *, game: str, pages: int, cursor: str | None = None) -> None:
+        super().__init__(message)
+        self.game = game
+        self.pages = pages
+        self.cursor = cursor

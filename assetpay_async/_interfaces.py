@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Protocol, TypeVar, runtime_checkable
 
 from ._limiter_types import LimiterStats
@@ -77,10 +77,16 @@ class ItemReader(Protocol):
         ...
 
     async def _read_trades(
-        self, refs: Sequence[str], on_read: Callable[[str, Trade | Exception], None]
-    ) -> None:
-        """Read a round of withdrawal trades (one list scan for all where the single-trade route is
-        missing), calling ``on_read`` once per distinct ref with its trade or error."""
+        self,
+        refs: Sequence[str],
+        on_read: Callable[[str, Trade | Exception], None],
+        *,
+        pace: Callable[[], Awaitable[None]] | None = None,
+        singly: Collection[str] = (),
+    ) -> set[str]:
+        """Read a round of withdrawal trades (one list scan for all where it is cheaper, single reads for the
+        rest), calling ``on_read`` once per distinct ref with its trade or error and awaiting ``pace`` before
+        each request; returns the refs the scan did not reach (to be passed as ``singly`` next time)."""
         ...
 
 

@@ -1,15 +1,16 @@
-"""Follow many items to their final state with one poller per merchant and session.
+"""Follow many items to their final state with one poller per merchant, owned by the session.
 
 Every waiter of a session (``wait_for_items``, ``wait_for_item``) registers its items with the merchant's
-``TradePoller``. The poller keeps one *watch* per trade: however many of its items are followed, a poll reads
-the trade once (through the trades-read limiter every reader of the merchant shares) and settles every waiter
-whose item it shows final. Each trade is read again ``first_poll`` seconds later, the gap growing by half each
-time up to ``max_interval``; the limiter paces the rest, so 1,000 items across 100 trades cost 100 reads a round
-instead of 1,000.
+``TradePoller``, which the session keeps in its ``SessionPollers`` and closes with it (``aclose()`` ends every
+waiter at once with ``SessionClosedError``). The poller keeps one *watch* per trade: however many of its items are
+followed, a poll reads the trade once and settles every waiter whose item it shows final. Each trade is read again
+``first_poll`` seconds later, the gap growing by half each time up to ``max_interval``.
 
 The trades due at one moment are read together, one group per client token, with ``client._read_trades``: one
-``GET /client/trades/{id}`` each where that route serves, and where the session found it missing ONE scan of
-``GET /client/trades`` for the whole group (newest first, down to the oldest trade due) instead of one scan each.
+scan of ``GET /client/trades`` for the group where that costs fewer requests than reading each trade (and where
+the single-trade route is missing), ``GET /client/trades/{id}`` for the rest; a trade the scan did not reach is
+read singly from then on. Every request of the poller first waits for its ``ReadPace``: the poller spends at
+most ``poll_read_share`` of the merchant's trades-read quota, which every other reader of the merchant shares.
 
 Callbacks meet polling here too: a verified callback fed to ``observe`` (``callback_handler(session=...)``
 does it) settles the waiters of the items it shows final at once, without a read. Polling remains the fallback
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final, TypeGuard
 
@@ -36,12 +36,14 @@ from ._errors import (
     WaitTimeoutError,
 )
 from ._models import Trade, TradeItem, TradeStatus
+from ._quota import Quota, RouteGroup
+from ._read_pace import DEFAULT_READ_SHARE, ReadPace
 from ._refs import names
 
 if TYPE_CHECKING:
     from ._interfaces import ItemReader, SessionView
 
-__all__ = ["FollowedItem", "TradePoller", "observe", "poller_for"]
+__all__ = ["FollowedItem", "SessionPollers", "TradePoller", "observe", "poller_for"]
 
 logger = logging.getLogger("assetpay_async._poller")
 
@@ -100,6 +102,7 @@ class _Watch:
         "max_interval",
         "next_at",
         "reading",
+        "singly",
         "trade_id",
         "waiters",
     )
@@ -115,6 +118,7 @@ class _Watch:
         self.interval = first_poll
         self.max_interval = max_interval
         self.reading = False
+        self.singly = False  # a scan of the list did not reach it: read it by its own route
 
 
 def _terminal(item: TradeItem | None) -> TypeGuard[TradeItem]:
@@ -122,20 +126,25 @@ def _terminal(item: TradeItem | None) -> TypeGuard[TradeItem]:
 
 
 class TradePoller:
-    """The poller of one merchant in one session (get it with ``poller_for``)."""
+    """The poller of one merchant in one session (get it with ``poller_for``).
 
-    def __init__(self, merchant_id: str) -> None:
+    Args:
+        merchant_id: the merchant.
+        pace: the poller's share of the merchant's trades-read quota (every request it sends waits for it).
+    """
+
+    def __init__(self, merchant_id: str, pace: ReadPace) -> None:
         self.merchant_id = merchant_id
+        self.pace = pace
         self.loop = asyncio.get_running_loop()
         # Keyed by token and trade: a trade is read with a token of its owner (another user's reads 403).
         self._watches: dict[tuple[str, str], _Watch] = {}
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._reads: set[asyncio.Task[None]] = set()
+        self._closed: BaseException | None = None
         self.reads = 0
-        """Trades this poller read successfully (for tests and benchmarks): one per trade per round, whether
-        it came from its own ``GET /client/trades/{id}`` or from a shared scan of the list (which costs one
-        request per page, not per trade)."""
+        """Trades read (for tests and benchmarks): one per trade a round, by its own route or a scan."""
 
     # -- waiters --------------------------------------------------------------------------------------
 
@@ -201,7 +210,9 @@ class TradePoller:
             watch.max_interval = min(watch.max_interval, max_interval)
         waiter = _Waiter(self.loop.create_future(), item_id)
         known = None if watch.last is None else watch.last.item(item_id)
-        if _terminal(known):
+        if self._closed is not None:
+            waiter.future.set_exception(self._closed)
+        elif _terminal(known):
             waiter.future.set_result(known)  # final is final: the last read already shows it
         else:
             watch.waiters.append(waiter)
@@ -240,6 +251,22 @@ class TradePoller:
                     settled += 1
         return settled
 
+    def close_now(self, error: BaseException) -> None:
+        """End every waiter with ``error`` and refuse new ones; the polling task ends on its own."""
+        self._closed = error
+        for watch in list(self._watches.values()):
+            self._fail(watch, error)
+        self._watches.clear()
+        self._wakeup.set()
+
+    async def aclose(self, error: BaseException) -> None:
+        """``close_now``, then wait for the polling task and its reads to end (they are cancelled)."""
+        self.close_now(error)
+        task = self._task
+        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     # -- the polling loop -----------------------------------------------------------------------------
 
     def _ensure_running(self) -> None:
@@ -250,17 +277,7 @@ class TradePoller:
     async def _run(self) -> None:
         try:
             while self._watches:
-                now = self.loop.time()
-                waits = []
-                due: dict[str, list[_Watch]] = {}
-                for watch in list(self._watches.values()):
-                    if watch.reading or not watch.waiters:  # settled: its waiters are leaving
-                        continue
-                    if watch.next_at <= now:
-                        watch.reading = True
-                        due.setdefault(watch.client.token_fingerprint, []).append(watch)
-                    else:
-                        waits.append(watch.next_at - now)
+                due, waits = self._due(self.loop.time())
                 for group in due.values():
                     task = self.loop.create_task(self._read(group))
                     self._reads.add(task)
@@ -277,6 +294,31 @@ class TradePoller:
             if self._reads:
                 await asyncio.gather(*self._reads, return_exceptions=True)
 
+    def _due(self, now: float) -> tuple[dict[str, list[_Watch]], list[float]]:
+        """The watches to read now, by client token, and the seconds until each other one is due. A watch a
+        scan reaches rides along with its token's group when its read is under a third of its gap away: free
+        in the same scan, it keeps trades followed by separate calls in one round instead of a scan each."""
+        due: dict[str, list[_Watch]] = {}
+        later: list[_Watch] = []
+        for watch in list(self._watches.values()):
+            if watch.reading or not watch.waiters:  # settled: its waiters are leaving
+                continue
+            if watch.next_at <= now:
+                due.setdefault(watch.client.token_fingerprint, []).append(watch)
+            else:
+                later.append(watch)
+        waits = []
+        for watch in later:
+            group = due.get(watch.client.token_fingerprint)
+            if group is not None and not watch.singly and watch.next_at - now <= watch.interval / 3:
+                group.append(watch)
+            else:
+                waits.append(watch.next_at - now)
+        for group in due.values():
+            for watch in group:
+                watch.reading = True
+        return due, waits
+
     async def _read(self, group: list[_Watch]) -> None:
         """Read the due trades of one client token together; each watch is settled as its result comes."""
         pending = {watch.trade_id: watch for watch in group}
@@ -286,8 +328,13 @@ class TradePoller:
             if watch is not None:
                 self._done(watch, result)
 
+        singly = [watch.trade_id for watch in group if watch.singly]
         try:
-            await group[0].client._read_trades(list(pending), on_read)
+            unlisted = await group[0].client._read_trades(
+                list(pending), on_read, pace=self.pace.wait, singly=singly
+            )
+            for watch in group:
+                watch.singly = watch.singly or watch.trade_id in unlisted
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every waiter must end, even on a bug
@@ -346,24 +393,56 @@ class TradePoller:
         watch.waiters.clear()
 
 
-_POLLERS: weakref.WeakKeyDictionary[SessionView, dict[str, TradePoller]] = (
-    weakref.WeakKeyDictionary()
-)
+class SessionPollers:
+    """The pollers of one session, one per merchant and event loop; the session owns it and closes it.
+
+    Args:
+        read_share: the share of the trades-read quota the pollers may spend (0 < share <= 1).
+    """
+
+    def __init__(self, read_share: float = DEFAULT_READ_SHARE) -> None:
+        self.read_share = read_share
+        self._by_merchant: dict[str, TradePoller] = {}
+        self._closed: BaseException | None = None
+
+    def get(self, merchant_id: str, quota: Quota) -> TradePoller:
+        """The poller of ``merchant_id`` on the running loop (created on first use), within ``read_share``
+        of ``quota`` (the trades-read quota)."""
+        poller = self._by_merchant.get(merchant_id)
+        if poller is None or poller.loop is not asyncio.get_running_loop():
+            pace = ReadPace(quota, self.read_share)
+            poller = self._by_merchant[merchant_id] = TradePoller(merchant_id, pace)
+            if self._closed is not None:
+                poller.close_now(self._closed)
+        return poller
+
+    def observe(self, trade: Trade) -> int:
+        """Settle the waiters whose item ``trade`` shows final (a verified callback); how many."""
+        settled = 0
+        for merchant_id, poller in list(self._by_merchant.items()):
+            if trade.merchant_id is None or trade.merchant_id == merchant_id:
+                settled += poller.observe(trade)
+        return settled
+
+    async def aclose(self, error: BaseException) -> None:
+        """End every waiter at once with ``error`` and stop the polling (the session is closing)."""
+        self._closed = error
+        for poller in list(self._by_merchant.values()):
+            await poller.aclose(error)
+
+
+def _pollers_of(session: SessionView) -> SessionPollers:
+    pollers = getattr(session, "_trade_pollers", None)  # an AssetPaySession's
+    if not isinstance(pollers, SessionPollers):
+        raise TypeError(f"{type(session).__name__} holds no trade pollers")
+    return pollers
 
 
 def poller_for(session: SessionView, merchant_id: str) -> TradePoller:
     """The poller of ``merchant_id`` in ``session`` on the running loop (created on first use)."""
-    pollers = _POLLERS.setdefault(session, {})
-    poller = pollers.get(merchant_id)
-    if poller is None or poller.loop is not asyncio.get_running_loop():
-        poller = pollers[merchant_id] = TradePoller(merchant_id)
-    return poller
+    return _pollers_of(session).get(merchant_id, session.quota(RouteGroup.TRADES_READ))
 
 
 def observe(session: SessionView, trade: Trade) -> int:
     """Feed a verified callback's trade to the session's pollers; how many waiters it settled."""
-    settled = 0
-    for merchant_id, poller in list(_POLLERS.get(session, {}).items()):
-        if trade.merchant_id is None or trade.merchant_id == merchant_id:
-            settled += poller.observe(trade)
-    return settled
+    return _pollers_of(session).observe(trade)

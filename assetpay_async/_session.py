@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any, Final, Self
 import aiohttp
 
 from ._client import AssetPayClient
-from ._errors import ConfigurationError, InvalidRequestError, MerchantMismatchError
+from ._errors import (
+    ConfigurationError,
+    InvalidRequestError,
+    MerchantMismatchError,
+    SessionClosedError,
+)
 from ._limiting import (
     LimiterPolicy,
     LimiterRegistry,
@@ -25,7 +30,9 @@ from ._limiting import (
 )
 from ._merchant import MerchantAuth, MerchantClient, MerchantScope
 from ._minting import ApiKey, ApiSecret, end_user
+from ._poller import SessionPollers
 from ._quota import MerchantTier, Quota, RouteGroup, default_quota
+from ._read_pace import DEFAULT_READ_SHARE, check_share
 from ._tokens import SecretToken, merchant_of
 from ._transport import Requester, RetryPolicy
 
@@ -189,10 +196,14 @@ class AssetPaySession:
         api_secret: the merchant's API secret: client tokens are then minted locally (no request, no
             quota); without it each end user's token comes from ``POST /auth/authenticate-client``. Never
             shown. Needs ``api_key``.
+        poll_read_share: the share of the trades-read quota the shared poller of ``wait_for_items`` may
+            spend (default half), so that it never eats the quota other readers of the merchant share;
+            above 0, at most 1.
 
     Raises:
         ConfigurationError: a bad argument (an unknown ``tier`` or ``policy``, a non-positive ``timeout``,
-            a ``limiter`` that is neither a registry nor Redis, an unknown ``server_model``, a measured
+            a ``limiter`` that is neither a registry nor Redis, an unknown ``server_model``, a
+            ``poll_read_share`` outside (0, 1], a measured
             margin or declared server model with a Redis limiter, ...), or neither ``tier`` nor
             ``cancel_quota``.
     """
@@ -218,6 +229,7 @@ class AssetPaySession:
         api_key: str | None = None,
         api_secret: str | None = None,
         server_model: ServerModel | str = ServerModel.UNKNOWN,
+        poll_read_share: float = DEFAULT_READ_SHARE,
     ) -> None:
         if tier is None and cancel_quota is None:
             raise ConfigurationError(
@@ -280,6 +292,7 @@ class AssetPaySession:
             raise ConfigurationError(
                 f"policy must be one of {[p.value for p in LimiterPolicy]}, got {policy!r}"
             ) from None
+        read_share = check_share(poll_read_share)  # before a registry is made
         registry, self._made_registry = _registry_of(limiter)
         self._merchant_id = merchant_id
         self._base_url = base_url.rstrip("/")
@@ -309,6 +322,8 @@ class AssetPaySession:
                 on_merchant=self._learn_merchant,
             )
             self._merchant_scope = MerchantScope(self._requester, self._auth)
+        self._trade_pollers = SessionPollers(read_share)
+        """The pollers of ``wait_for_items``, one per merchant; closed with the session."""
 
     # -- public ---------------------------------------------------------------------------------------
 
@@ -443,8 +458,12 @@ class AssetPaySession:
         [`SessionClosedError`][assetpay_async.SessionClosedError] (``ambiguous`` when an earlier attempt of
         the call may have reached AssetPay) and leave the merchant's queue, so other sessions of the
         merchant move up. The HTTP session is closed if the SDK created it, and the Redis limiter registry
-        if the session made it from ``limiter=``.
+        if the session made it from ``limiter=``. Waiters of ``wait_for_items`` and ``wait_for_item`` end at
+        once with ``SessionClosedError`` (their outcomes hold it), not at their next poll.
         """
+        await self._trade_pollers.aclose(
+            SessionClosedError("the session was closed while waiting for items to become final")
+        )
         await self._requester.aclose()
         made, self._made_registry = self._made_registry, None
         if made is not None:

@@ -1,18 +1,28 @@
-"""Following items to their final state: one shared poller per merchant against one poller per item.
+"""Following items to their final state: reads spent against the minimum, and the share of the read quota used.
 
-1,000 cancelled items across 100 trades (10 each) turn ``reverted`` 60 s after their cancel; the reads that follow
-them go through AssetPay's unverified trades-read quota, 30 a minute, which the sandbox enforces. SDK and sandbox
-share one virtual-time loop, so half an hour of polling runs in seconds of wall time.
+Cancelled items turn ``reverted`` 60 s after their cancel; the reads that follow them go through the merchant's
+trades-read quota, which the sandbox enforces and which every other reader of the merchant shares (a frontend,
+``get_trade`` calls, whole-trade planning). SDK and sandbox share one virtual-time loop, so the numbers repeat
+exactly and an hour of polling runs in seconds of wall time. Two scenes:
+
+* the unverified quota, 30 reads a minute: 1,000 items across 100 trades;
+* the verified quota, 3,000 reads a minute: 10,000 items across 1,000 trades.
 
 Three ways to follow the same items:
 
-* ``wait_for_items``: one call, the shared poller reads each trade once a round;
-* ``wait_for_item`` x 1,000: one call per item, all running at once -- they share the same poller;
-* one poller per item: the pre-0.x ``wait_for_item`` loop (read the trade, back off 1 s -> 15 s), 1,000 at once.
+* ``wait_for_items``: one call, the session's shared poller;
+* ``wait_for_item`` x every item: one call per item, all at once -- they share the same poller;
+* one poller per item: the pre-0.x ``wait_for_item`` loop (read the trade, back off 1 s -> 15 s), all at once;
+* ``wait_for_items`` where every trade belongs to another user: a page of the list shows one user's trades only,
+  so each trade is read on its own (``GET /client/trades/{id}``) -- the case where the poller's share of the
+  read quota, not the list, bounds what it spends.
 
-Reported: trade reads spent, 429s drawn, and the time from the start of following to the last final state.
+Reported: the trade reads spent (requests of the trades-read group, whatever the route), their ratio to the
+minimum (one read per followed trade, once it is final), the share of the read quota used (the busiest window
+of the quota's period, as the sandbox counted it), 429s drawn, and the time from the start of
+following to the last final state.
 
-Run: ``nox -s bench -- following`` or ``python -m bench following [--trades 100] [--items-per-trade 10]``.
+Run: ``python -m bench following [--scenes 30,3000] [--share 0.5]``; ``--smoke`` for a tiny size.
 """
 
 from __future__ import annotations
@@ -22,30 +32,59 @@ import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
 
+import attrs
+
 from assetpay_async import AssetPayClient, AssetPaySession, Quota, TradeItem
 from assetpay_async._limiting import MemoryLimiterRegistry
+from assetpay_async._read_pace import DEFAULT_READ_SHARE
 from assetpay_async.sandbox import Sandbox
 from assetpay_async.testing import run_virtual
 
 from ._common import VIRTUAL, stamp
 
-READS = Quota(30, 60.0)
-"""AssetPay's unverified trades-read quota."""
-CANCELS = Quota(1000, 1.0)
+CANCELS = Quota(100_000, 1.0)
 """Only to set the scene quickly: the cancels are not what is measured."""
 REVERT_DELAY = 60.0
 
-Pairs = Sequence[tuple[str, str]]
-Follow = Callable[[AssetPayClient, Pairs], Awaitable[None]]
+Jobs = Sequence[tuple[AssetPayClient, str, str]]
+"""What to follow: each item with the client of its trade's user."""
+Follow = Callable[[Jobs], Awaitable[None]]
 
 
-async def _shared(client: AssetPayClient, pairs: Pairs) -> None:
-    outcomes = await client.wait_for_items(pairs, timeout=24 * 3600)
-    assert all(o.final for o in outcomes)
+@attrs.frozen
+class Scene:
+    reads_per_minute: int
+    trades: int
+    items_per_trade: int
 
 
-async def _wait_for_item_each(client: AssetPayClient, pairs: Pairs) -> None:
-    await asyncio.gather(*(client.wait_for_item(t, i, timeout=24 * 3600) for t, i in pairs))
+SCENES = {30: Scene(30, 100, 10), 3000: Scene(3000, 1000, 10)}
+
+
+@attrs.frozen
+class Result:
+    reads: int
+    minimum: int
+    peak_share: float
+    limited: int
+    took: float
+
+
+def _by_client(jobs: Jobs) -> dict[AssetPayClient, list[tuple[str, str]]]:
+    grouped: dict[AssetPayClient, list[tuple[str, str]]] = {}
+    for client, trade_id, item_id in jobs:
+        grouped.setdefault(client, []).append((trade_id, item_id))
+    return grouped
+
+
+async def _shared(jobs: Jobs) -> None:
+    calls = [c.wait_for_items(p, timeout=24 * 3600) for c, p in _by_client(jobs).items()]
+    for outcomes in await asyncio.gather(*calls):
+        assert all(o.final for o in outcomes)
+
+
+async def _wait_for_item_each(jobs: Jobs) -> None:
+    await asyncio.gather(*(c.wait_for_item(t, i, timeout=24 * 3600) for c, t, i in jobs))
 
 
 async def poll_one_item(client: AssetPayClient, trade_id: str, item_id: str) -> TradeItem:
@@ -59,57 +98,93 @@ async def poll_one_item(client: AssetPayClient, trade_id: str, item_id: str) -> 
         interval = min(15.0, interval * 1.5)
 
 
-async def _poller_per_item(client: AssetPayClient, pairs: Pairs) -> None:
-    await asyncio.gather(*(poll_one_item(client, t, i) for t, i in pairs))
+async def _poller_per_item(jobs: Jobs) -> None:
+    await asyncio.gather(*(poll_one_item(c, t, i) for c, t, i in jobs))
 
 
-async def _run(follow: Follow, trades: int, items: int) -> tuple[int, int, float]:
+async def _run(follow: Follow, scene: Scene, share: float | None, *, users: int) -> Result:
+    reads = Quota(scene.reads_per_minute, 60.0)
     async with Sandbox(seed=11, revert_delay=REVERT_DELAY) as sb:
         merchant = sb.add_merchant(
-            "unverified", quotas={"cancel-item": CANCELS, "trades-read": READS}
+            "unverified", quotas={"cancel-item": CANCELS, "trades-read": reads}
         )
-        user = sb.add_user(merchant)
-        made = [sb.add_trade(user, items=items, age=dt.timedelta(hours=1)) for _ in range(trades)]
-        pairs = [(t.id, i.id) for t in made for i in t.items]
+        people = [sb.add_user(merchant) for _ in range(users)]
+        made = [
+            sb.add_trade(people[n % users], items=scene.items_per_trade, age=dt.timedelta(hours=1))
+            for n in range(scene.trades)
+        ]
         async with AssetPaySession(
             cancel_quota=CANCELS,
-            trades_quota=READS,
+            trades_quota=reads,
             base_url=sb.base_url,
             limiter=MemoryLimiterRegistry(),  # nothing carried over between the variants
+            poll_read_share=DEFAULT_READ_SHARE if share is None else share,
         ) as session:
-            client = session.client(sb.token(user))
-            cancelled = await client.cancel_withdrawal_items(pairs, workers=64)
-            assert all(o.ok for o in cancelled)
+            clients = [session.client(sb.token(person)) for person in people]
+            jobs = [(clients[n % users], t.id, i.id) for n, t in enumerate(made) for i in t.items]
+            for client, pairs in _by_client(jobs).items():
+                cancelled = await client.cancel_withdrawal_items(pairs, workers=64)
+                assert all(o.ok for o in cancelled)
+            before = sb.totals(merchant, "trades-read").accepted
             started = sb.clock.now()
-            await follow(client, pairs)
+            await follow(jobs)
             took = sb.clock.now() - started
         totals = sb.totals(merchant, "trades-read")
-        return totals.accepted, totals.rate_limited, took
+        spent = totals.accepted - before
+        return Result(
+            reads=spent,
+            minimum=scene.trades,
+            peak_share=sb.quota_share(merchant, "trades-read"),
+            limited=totals.rate_limited,
+            took=took,
+        )
+
+
+def _variants(scene: Scene) -> list[tuple[str, Follow, int]]:
+    total = scene.trades * scene.items_per_trade
+    return [
+        ("`wait_for_items` (shared poller)", _shared, 1),
+        (f"`wait_for_item` x {total:,}, at once (shared poller)", _wait_for_item_each, 1),
+        (f"one poller per item x {total:,} (the former `wait_for_item`)", _poller_per_item, 1),
+        (
+            f"`wait_for_items`, each trade another user's ({scene.trades:,} client tokens)",
+            _shared,
+            scene.trades,
+        ),
+    ]
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench following", description=__doc__)
-    parser.add_argument("--trades", type=int, default=100)
-    parser.add_argument("--items-per-trade", type=int, default=10)
+    parser.add_argument(
+        "--scenes", default="30,3000", help="trades-read quotas per minute, of 30 and 3000"
+    )
+    parser.add_argument(
+        "--share", type=float, default=None, help="poll_read_share (default: the session's)"
+    )
     parser.add_argument("--smoke", action="store_true", help="10 trades of 5 items: checks it runs")
     args = parser.parse_args(argv)
+    scenes = [SCENES[int(one)] for one in args.scenes.split(",")]
     if args.smoke:
-        args.trades, args.items_per_trade = 10, 5
-    total = args.trades * args.items_per_trade
+        scenes = [attrs.evolve(scene, trades=10, items_per_trade=5) for scene in scenes]
     print(stamp("following", argv, clock=VIRTUAL))
-    print()
-    print(
-        f"{total} items across {args.trades} trades, reverted {REVERT_DELAY:g} s after the cancel, "
-        f"trades-read quota {READS.limit}/{READS.period_seconds:g} s.\n"
-    )
-    print("| how | trade reads | 429s | time to the last final state |")
-    print("|---|---:|---:|---:|")
-    variants: list[tuple[str, Follow]] = [
-        ("`wait_for_items` (shared poller)", _shared),
-        (f"`wait_for_item` x {total}, at once (shared poller)", _wait_for_item_each),
-        (f"one poller per item x {total} (the former `wait_for_item`)", _poller_per_item),
-    ]
-    for name, follow in variants:
-        reads, limited, took = run_virtual(_run(follow, args.trades, args.items_per_trade))
-        print(f"| {name} | {reads} | {limited} | {took:,.0f} s ({took / 60:.1f} min) |")
+    for scene in scenes:
+        total = scene.trades * scene.items_per_trade
+        print()
+        print(
+            f"{total:,} items across {scene.trades:,} trades, reverted {REVERT_DELAY:g} s after the "
+            f"cancel; trades-read quota {scene.reads_per_minute:,} per 60 s. Minimum: one read per "
+            f"trade, {scene.trades:,}.\n"
+        )
+        print(
+            "| how | trade reads | reads / minimum | read quota used (busiest 60 s) | 429s | "
+            "time to the last final state |"
+        )
+        print("|---|---:|---:|---:|---:|---:|")
+        for name, follow, users in _variants(scene):
+            r = run_virtual(_run(follow, scene, args.share, users=users))
+            print(
+                f"| {name} | {r.reads:,} | {r.reads / r.minimum:.2f} | {r.peak_share:.0%} | "
+                f"{r.limited} | {r.took:,.0f} s ({r.took / 60:.1f} min) |"
+            )
     return 0

@@ -37,6 +37,7 @@ PUBLIC_NAMES = [
     "LimiterPolicy",
     "LimiterRegistry",
     "LimiterStats",
+    "ListingDidNotTerminateError",
     "MemoryLimiterRegistry",
     "MerchantMismatchError",
     "MerchantScope",
