@@ -18,14 +18,32 @@ def test_the_architecture_page_names_real_modules_and_is_in_the_nav() -> None:
     assert "architecture.md" in (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
 
 
-def test_every_test_the_hardening_section_cites_exists() -> None:
+def _cited_in(heading: str) -> set[str]:
     evidence = (ROOT / "docs" / "evidence.md").read_text(encoding="utf-8")
-    section = evidence.split("## Request-path hardening", 1)[1].split("\n## ", 1)[0]
-    cited = set(re.findall(r"\b(test_[a-z0-9_]+)\b(?!\.py)", section))
-    assert len(cited) >= 20
+    section = evidence.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"\b(test_[a-z0-9_]+)\b(?!\.py)", section))
+
+
+def _defined_tests() -> set[str]:
     sources = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "tests").rglob("test_*.py"))
-    defined = set(re.findall(r"def (test_[a-z0-9_]+)", sources))
-    assert cited - defined == set()
+    return set(re.findall(r"def (test_[a-z0-9_]+)", sources))
+
+
+def test_every_test_the_hardening_section_cites_exists() -> None:
+    cited = _cited_in("Request-path hardening")
+    assert len(cited) >= 20
+    assert cited - _defined_tests() == set()
+
+
+def test_every_test_the_fails_closed_section_cites_exists_in_the_file_it_names() -> None:
+    evidence = (ROOT / "docs" / "evidence.md").read_text(encoding="utf-8")
+    section = evidence.split("## Fails closed", 1)[1].split("\n## ", 1)[0]
+    cited = _cited_in("Fails closed")
+    assert len(cited) >= 30
+    assert cited - _defined_tests() == set()
+    # A `tests/x/test_y.py::test_z` citation names the file that defines the test.
+    for path, name in re.findall(r"(tests/[\w/]+\.py)::(test_\w+)", section):
+        assert f"def {name}(" in (ROOT / path).read_text(encoding="utf-8"), f"{path}::{name}"
 
 
 def _reference() -> str:
