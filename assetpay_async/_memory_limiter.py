@@ -32,7 +32,7 @@ from ._limiter_loops import (
 )
 from ._limiter_types import LimiterKey, LimiterPolicy, LimiterStats, ServerModel
 from ._pacing import (
-    MARGIN_FLOOR,
+    MEASURED,
     MarginEstimator,
     Pacing,
     PacingConfig,
@@ -66,8 +66,8 @@ class MemoryLimiter(LoopWaker):
         key: the (merchant, route group) this limiter paces; used in statistics, logs and errors.
         quota: the server's quota, N requests per T seconds.
         policy: how grants are spaced (see [`LimiterPolicy`][assetpay_async.LimiterPolicy]).
-        latency_margin: J, the seconds of spread between a grant here and the server counting the request;
-            ``"measured"`` sizes it from the send-to-answer times reported to ``observe_wire``.
+        latency_margin: J, the seconds of spread between a grant here and the server counting the request,
+            or ``"measured"`` (default): J follows the send-to-answer times told to ``observe_wire``.
         server_model: how the server counts, when known (see [`ServerModel`][assetpay_async.ServerModel]).
         clock: where time comes from; the running event loop's ``time()`` by default.
 
@@ -114,15 +114,15 @@ class MemoryLimiter(LoopWaker):
         quota: Quota,
         *,
         policy: LimiterPolicy | str = LimiterPolicy.EVEN,
-        latency_margin: float | str = 1.0,
+        latency_margin: float | str = MEASURED,
         server_model: ServerModel | str = ServerModel.UNKNOWN,
         clock: Clock | None = None,
     ) -> None:
         self._key = key
         self._config = checked_config(quota, policy, latency_margin, server_model)
         self._estimator = MarginEstimator(half_life=quota.period_seconds)
-        self._pacing = self._config.pacing(MARGIN_FLOOR)
-        self._margin = MARGIN_FLOOR  # the measured J the pacing was computed with (NaN: recompute)
+        self._margin = self._estimator.value(0.0)  # the measured J of the pacing (NaN: recompute)
+        self._pacing = self._config.pacing(self._margin)
         self._last_base = -math.inf
         self._clock = clock
         self._lock = threading.Lock()
