@@ -191,7 +191,8 @@ def test_a_declared_server_model_spaces_grants_n_per_t_plus_j(model: str) -> Non
 
 
 def test_the_default_server_model_keeps_one_grant_in_reserve() -> None:
-    assert MemoryLimiter(KEY, Quota(10, 60.0)).pacing.interval == pytest.approx(interval(10, 1.0))
+    limiter = MemoryLimiter(KEY, Quota(10, 60.0), latency_margin=1.0)
+    assert limiter.pacing.interval == pytest.approx(interval(10, 1.0))
     assert pacing_for(Quota(10, 60.0), "even", 1.0).interval == pytest.approx(  # type: ignore[arg-type]
         interval(10, 1.0)
     )
