@@ -136,6 +136,12 @@ class MemoryLimiterRegistry:
             entry.asked = asked
         if entry.warned:
             return
+        if not slower:
+            outcome = "the current one"
+        elif entry.limiter.config == config:
+            outcome = "switching to the new one"
+        else:  # a fixed J beside a measured one
+            outcome = f"measuring J, never below {entry.limiter.config.floor:g}s"
         entry.warned = True
         key = entry.limiter.key
         interval = config.pacing(entry.limiter.latency_margin).interval
@@ -152,7 +158,7 @@ class MemoryLimiterRegistry:
             config.server_model.value,
             interval,
             current.interval,
-            "switching to the new one" if slower else "the current one",
+            outcome,
         )
 
 

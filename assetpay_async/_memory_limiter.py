@@ -37,6 +37,7 @@ from ._pacing import (
     Pacing,
     PacingConfig,
     checked_config,
+    combined,
     grant_time,
     level_at,
     percentile,
@@ -345,9 +346,7 @@ class MemoryLimiter(LoopWaker):
     def latency_margin(self) -> float:
         """J in force now, in seconds: the fixed ``latency_margin``, or the measured one."""
         with self._lock:
-            if self._config.margin is not None:
-                return self._config.margin
-            return self._estimator.value(self._now())
+            return self._config.margin_at(self._estimator.value(self._now()))
 
     def stats(self) -> LimiterStats:
         """A snapshot of this limiter's counters."""
@@ -387,14 +386,15 @@ class MemoryLimiter(LoopWaker):
     def adopt(self, config: PacingConfig) -> bool:
         """Pace by ``config`` from the next grant on if it is slower now; queued calls keep their places.
 
-        Returns:
-            Whether ``config`` was adopted.
+        A fixed J beside a measured one becomes its floor ([`combined`][assetpay_async._pacing.combined]).
+        Returns whether the pacing changed.
         """
         with self._lock:
-            pacing = config.pacing(self._estimator.value(self._now()))
-            if pacing.interval <= self._pacing.interval:
+            measured = self._estimator.value(self._now())
+            adopted = combined(self._config, config, measured)
+            if adopted is None:
                 return False
-            self._config, self._pacing, self._margin = config, pacing, math.nan
+            self._config, self._pacing, self._margin = adopted, adopted.pacing(measured), math.nan
             return True
 
     def __repr__(self) -> str:

@@ -35,6 +35,7 @@ __all__ = [
     "Pacing",
     "PacingConfig",
     "checked_config",
+    "combined",
     "grant_base",
     "grant_time",
     "level_at",
@@ -126,17 +127,41 @@ MEASURED = "measured"
 
 @attrs.frozen
 class PacingConfig:
-    """What a caller asked of a limiter: the quota, the policy, J (None: measured) and the server model."""
+    """What a caller asked of a limiter: the quota, the policy, J (None: measured) and the server model.
+
+    ``floor`` is the smallest J a measured margin may take here: a fixed J that another session of the
+    merchant asked of the same limiter (see [`combined`][assetpay_async._pacing.combined]).
+    """
 
     quota: Quota
     policy: LimiterPolicy
     margin: float | None
     server_model: ServerModel
+    floor: float = 0.0
+
+    def margin_at(self, measured: float) -> float:
+        """J in force when a measured J is ``measured`` seconds."""
+        return max(measured, self.floor) if self.margin is None else self.margin
 
     def pacing(self, measured: float) -> Pacing:
         """The pacing of this configuration when a measured J is ``measured`` seconds."""
-        margin = measured if self.margin is None else self.margin
-        return pacing_for(self.quota, self.policy, margin, self.server_model)
+        return pacing_for(self.quota, self.policy, self.margin_at(measured), self.server_model)
+
+
+def combined(current: PacingConfig, asked: PacingConfig, measured: float) -> PacingConfig | None:
+    """What a limiter paced by ``current`` paces by when a session asks ``asked``; None: no change.
+
+    The slower of the two at the measured J (``measured`` seconds) is kept. When one of them measures J
+    and the other fixes it, the result measures, never below the fixed J: a session that asked for a
+    fixed J is not paced below it when the measured one comes down, and one that asked to measure still
+    sees J grow at once on a stall.
+    """
+    slower = asked if asked.pacing(measured).interval > current.pacing(measured).interval else current
+    if current.margin is None or asked.margin is None:
+        fixed = [c.margin for c in (current, asked) if c.margin is not None]
+        floor = max([current.floor, asked.floor, *fixed])
+        slower = attrs.evolve(slower, margin=None, floor=floor)
+    return None if slower == current else slower
 
 
 def checked_config(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import math
 
 import fakeredis
@@ -22,6 +23,9 @@ from assetpay_async._pacing import (
     MARGIN_SAMPLES,
     MARGIN_START,
     MarginEstimator,
+    PacingConfig,
+    checked_config,
+    combined,
     pacing_for,
 )
 from assetpay_async._quota import RouteGroup
@@ -442,3 +446,61 @@ def test_two_live_loops_never_take_turns_at_the_lock_free_grant() -> None:
     finally:
         first.close()
         second.close()
+
+
+# -- a fixed J and a measured one asked of one limiter ---------------------------------------------------
+
+
+def _config(margin: float | str, quota: Quota = Q60) -> PacingConfig:
+    return checked_config(quota, "even", margin, "unknown")
+
+
+def test_a_fixed_margin_asked_beside_a_measured_one_becomes_its_floor() -> None:
+    measured, fixed = _config("measured"), _config(1.0)
+    for current, asked in ((measured, fixed), (fixed, measured)):
+        merged = combined(current, asked, measured=0.1)
+        assert merged is not None
+        assert merged.margin is None  # still measured: a stall still raises J at once
+        assert merged.floor == 1.0  # but never below the fixed J asked
+        assert merged.margin_at(0.1) == 1.0
+        assert merged.margin_at(2.5) == 2.5
+        assert combined(merged, asked, measured=0.1) is None  # asked again: no change
+
+
+def test_the_slower_quota_wins_between_a_fixed_and_a_measured_margin() -> None:
+    merged = combined(_config("measured"), _config(0.5, Quota(10, 60.0)), measured=1.0)
+    assert merged is not None
+    assert (merged.quota, merged.margin, merged.floor) == (Quota(10, 60.0), None, 0.5)
+    # Two fixed margins: the slower one, as before.
+    assert combined(_config(1.0), _config(0.5), measured=0.1) is None
+    assert combined(_config(0.5), _config(1.0), measured=0.1) == _config(1.0)
+
+
+def test_a_default_session_beside_one_with_a_fixed_second_never_paces_below_it() -> None:
+    """Before the measured default, both sessions asked J = 1 s; the explicit one is still honoured."""
+    registry = MemoryLimiterRegistry()
+
+    async def main() -> list[float]:
+        default = registry.get("m-1", RouteGroup.CANCEL_ITEM, Q60)
+        fixed = registry.get("m-1", RouteGroup.CANCEL_ITEM, Q60, latency_margin=1.0)
+        assert fixed is default
+        assert isinstance(default, MemoryLimiter)
+        times: list[float] = []
+        for _ in range(300):
+            await default.acquire()
+            times.append(asyncio.get_running_loop().time())
+            default.observe_wire(0.003)  # a quick network: alone, J would come down to 0.1 s
+        default.observe_wire(2.503)  # and it still grows at once on a stall
+        assert default.latency_margin == pytest.approx(2.5)
+        return times
+
+    assert gaps(run_virtual(main())) == pytest.approx([interval(60, 1.0)] * 299)
+
+
+def test_the_warning_says_a_fixed_margin_became_the_floor(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="assetpay_async.limiter")
+    registry = MemoryLimiterRegistry()
+    registry.get("m-1", RouteGroup.CANCEL_ITEM, Q60)
+    registry.get("m-1", RouteGroup.CANCEL_ITEM, Q60, latency_margin=1.0)
+    [record] = caplog.records
+    assert "keeping the slower one (measuring J, never below 1s)" in record.getMessage()

@@ -80,7 +80,7 @@ def test_the_warning_is_per_key(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="assetpay_async.limiter")
     registry = MemoryLimiterRegistry()
     for merchant in ("m1", "m2"):
-        registry.get(merchant, CANCEL, Quota(60, 60.0))
+        registry.get(merchant, CANCEL, Quota(60, 60.0), latency_margin=1.0)
         registry.get(merchant, CANCEL, Quota(60, 60.0), latency_margin=0.5)  # faster: ignored
     assert ["'m1'" in r.getMessage() for r in caplog.records] == [True, False]
     assert "keeping the slower one (the current one)" in caplog.records[0].getMessage()
