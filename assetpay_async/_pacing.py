@@ -156,7 +156,9 @@ def combined(current: PacingConfig, asked: PacingConfig, measured: float) -> Pac
     fixed J is not paced below it when the measured one comes down, and one that asked to measure still
     sees J grow at once on a stall.
     """
-    slower = asked if asked.pacing(measured).interval > current.pacing(measured).interval else current
+    slower = (
+        asked if asked.pacing(measured).interval > current.pacing(measured).interval else current
+    )
     if current.margin is None or asked.margin is None:
         fixed = [c.margin for c in (current, asked) if c.margin is not None]
         floor = max([current.floor, asked.floor, *fixed])
