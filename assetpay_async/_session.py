@@ -172,9 +172,11 @@ class AssetPaySession:
         retry: the retry policy, including how long 429s may hold a call and the longest ``Retry-After``
             believed.
         policy: the limiter's spacing policy.
-        latency_margin: J, seconds of spread between our grant and the server's count (default 1 s), or
-            ``"measured"``: J follows the send-to-answer times this process sees (a high percentile of
-            their spread, 0.1 s at least; in-memory limiter only). ``docs/limiter.md`` compares them.
+        latency_margin: J, seconds of spread between our grant and the server's count, or ``"measured"``:
+            J follows the send-to-answer times this process sees (a high percentile of their spread, 0.1 s
+            at least; 1 s until 20 answers were seen; in-memory limiter only). None (default): measured
+            with the in-memory limiter, a fixed 1 s with Redis or a registry of your own, which cannot
+            measure. A number keeps J fixed. ``docs/limiter.md`` compares them.
         server_model: how AssetPay counts, if you know it (see [`ServerModel`][assetpay_async.ServerModel]):
             a declared sliding log, fixed window or bucket of N lets grants go (T + J) / N apart instead of
             (T + J) / (N - 1). The default, ``"unknown"``, is safe against every windowed server
@@ -222,7 +224,7 @@ class AssetPaySession:
         max_connections: int = 100,
         retry: RetryPolicy | None = None,
         policy: LimiterPolicy | str = LimiterPolicy.EVEN,
-        latency_margin: float | str = 1.0,
+        latency_margin: float | str | None = None,
         max_queue_wait: float | None = None,
         limiter: LimiterRegistry | str | aioredis.Redis | None = None,
         wall_clock: Callable[[], dt.datetime] | None = None,
@@ -262,7 +264,7 @@ class AssetPaySession:
         pacing_options = with_pacing_options(
             limiter, latency_margin=latency_margin, server_model=server_model
         )
-        if latency_margin == "measured":  # the registry is asked for it; the J below is not used
+        if latency_margin is None or latency_margin == "measured":  # a fixed 1 s where not measured
             latency_margin = 1.0
         latency_margin = _seconds("latency_margin", latency_margin, zero_ok=True)
         if max_queue_wait is not None:
