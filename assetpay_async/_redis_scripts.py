@@ -55,7 +55,7 @@ class _Script:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: aioredis.Redis | aioredis.RedisCluster,
         source: str,
         *,
         timeout: float | None,
@@ -114,7 +114,7 @@ class GcraScript:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: aioredis.Redis | aioredis.RedisCluster,
         *,
         interval: float,
         burst: int = 1,
@@ -189,7 +189,7 @@ class PeersScript:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: aioredis.Redis | aioredis.RedisCluster,
         *,
         lifetime: float,
         clock: Callable[[], float] | None = None,

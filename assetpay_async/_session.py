@@ -27,7 +27,14 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_BASE_URL", "AssetPaySession", "RetryPolicy"]
 
 DEFAULT_BASE_URL: Final = "https://api.assetpay.gg"
-_REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+_REDIS_SCHEMES: Final = (
+    "redis://",
+    "rediss://",
+    "unix://",
+    "redis+unix://",
+    "redis+sentinel://",
+    "redis+cluster://",
+)
 
 
 def _utc_now() -> dt.datetime:
@@ -36,8 +43,9 @@ def _utc_now() -> dt.datetime:
 
 def _is_redis_client(value: object) -> bool:
     # A client can only exist if its module was imported: no import of the optional extra here.
+    # A RedisCluster is no Redis subclass: without it here, it was taken for a LimiterRegistry.
     module = sys.modules.get("redis.asyncio")
-    return module is not None and isinstance(value, module.Redis)
+    return module is not None and isinstance(value, module.Redis | module.RedisCluster)
 
 
 def _registry_of(limiter: object) -> tuple[LimiterRegistry, RedisLimiterRegistry | None]:
@@ -45,9 +53,9 @@ def _registry_of(limiter: object) -> tuple[LimiterRegistry, RedisLimiterRegistry
     if limiter is None:
         return default_registry(), None
     if isinstance(limiter, str) or _is_redis_client(limiter):
-        if isinstance(limiter, str) and not limiter.startswith(_REDIS_SCHEMES):
+        if isinstance(limiter, str) and not limiter.lower().startswith(_REDIS_SCHEMES):
             raise ConfigurationError(
-                "limiter= as a string must be a Redis URL (redis://, rediss://, unix://)"
+                "limiter= as a string must be a Redis URL (" + ", ".join(_REDIS_SCHEMES) + ")"
             )
         try:
             from .redis_limiter import RedisLimiterRegistry  # noqa: PLC0415 (the optional [redis] extra)

@@ -249,22 +249,29 @@ def test_a_hanging_redis_without_fallback_raises_after_the_timeout_and_sends_not
     virtual(main)
 
 
-def test_a_huge_retry_after_pauses_at_most_the_documented_bound_here_and_in_redis() -> None:
+def test_a_pause_is_taken_as_given_and_redis_believes_a_stored_one_up_to_the_bound() -> None:
+    """CONTRACTS C3: the requester bounds Retry-After; the limiter keeps no second cap of its own.
+
+    What another process stores is still believed only up to ``max_pause`` by the acquire script.
+    """
+
     async def main(server: fakeredis.FakeServer) -> None:
         client = fakeredis.FakeAsyncRedis(server=server)
-        lim = limiter(client)
+        pausing, other = limiter(client), limiter(client)
         loop = asyncio.get_running_loop()
         bound = DEFAULT_MAX_PAUSE_PERIODS * QUOTA.period_seconds
-        await lim.acquire()
+        await pausing.acquire()
 
-        lim.rate_limited(1e9)
+        pausing.rate_limited(2 * bound)
         await asyncio.sleep(0.01)
-        stored = int(await client.hget(lim.redis_key, "paused") or 0)
-        await lim.acquire()
+        stored = int(await client.hget(pausing.redis_key, "paused") or 0)
+        await other.acquire()
 
-        assert stored == pytest.approx((bound + 0.01) * 1e6, abs=20_000)
-        assert loop.time() == pytest.approx(bound, abs=0.02)  # not 31 years
-        await lim.aclose()
+        assert pausing.stats().paused_for == pytest.approx(2 * bound - loop.time(), abs=0.02)
+        assert stored == pytest.approx((2 * bound + 0.01) * 1e6, abs=20_000)
+        assert loop.time() == pytest.approx(bound, abs=0.02)  # the other believed the bound
+        await pausing.aclose()
+        await other.aclose()
 
     virtual(main)
 
@@ -300,14 +307,20 @@ def test_a_retry_after_that_is_no_number_of_seconds_pauses_one_period(
     virtual(main)
 
 
-def test_a_configured_max_pause_is_kept() -> None:
+def test_a_configured_max_pause_bounds_what_is_believed_of_a_stored_pause() -> None:
     async def main(server: fakeredis.FakeServer) -> None:
-        lim = limiter(fakeredis.FakeAsyncRedis(server=server), max_pause=2.0)
+        client = fakeredis.FakeAsyncRedis(server=server)
+        pausing, other = limiter(client), limiter(client, max_pause=2.0)
+        loop = asyncio.get_running_loop()
 
-        lim.rate_limited(3600.0)
+        pausing.rate_limited(3600.0)
+        await asyncio.sleep(0)
+        await other.acquire()
 
-        assert lim.stats().paused_for == pytest.approx(2.0)
-        await lim.aclose()
+        assert pausing.stats().paused_for == pytest.approx(3600.0, abs=2.1)
+        assert loop.time() == pytest.approx(2.0, abs=0.02)
+        pausing.abandon()
+        await other.aclose()
 
     virtual(main)
 
@@ -318,12 +331,20 @@ async def test_the_registry_is_its_own_class_and_passes_its_options_on() -> None
 
     lim = registry.get("m", RouteGroup.CANCEL_ITEM, QUOTA, latency_margin=0.0)
     assert isinstance(lim, RedisLimiter)
+    await lim.acquire()
     lim.rate_limited(60.0)
+    await asyncio.sleep(0.05)  # the pause reaches Redis
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    other = RedisLimiterRegistry(client, key_prefix="shop", max_pause=0.3)
+    await other.get("m", RouteGroup.CANCEL_ITEM, QUOTA, latency_margin=0.0).acquire()
 
     # not an in-memory registry in disguise
     assert MemoryLimiterRegistry not in type(registry).__mro__
     assert lim.peers_key == "shop:peers:m:cancel-item"
-    assert lim.stats().paused_for == pytest.approx(3.0, abs=0.01)
+    assert lim.stats().paused_for == pytest.approx(60.0, abs=0.5)  # taken as given (C3)
+    assert loop.time() - start < 1.0  # max_pause passed on: the stored 60 s believed up to 0.3 s
+    await other.aclose()
     await registry.aclose()
     await client.aclose()
 

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -41,8 +42,13 @@ class RedisServer:
     its path across `stop` and `start`, so clients reconnect to a restarted server.
     """
 
-    def __init__(self, binary: str) -> None:
+    def __init__(
+        self, binary: str, *, args: Sequence[str] = (), password: str | None = None
+    ) -> None:
+        """``args`` are passed on to ``redis-server``; ``password`` is the default user's (to probe it)."""
         self._binary = binary
+        self._args = tuple(args)
+        self._password = password
         self._dir = Path(tempfile.mkdtemp(prefix="ap-redis-"))
         self.socket = self._dir / "redis.sock"
         self._process: subprocess.Popen[bytes] | None = None
@@ -69,6 +75,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(self._dir),
+                *self._args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -76,7 +83,9 @@ class RedisServer:
         deadline = time.monotonic() + _START_TIMEOUT
         while True:
             try:
-                with redis.Redis(unix_socket_path=str(self.socket)) as probe:
+                with redis.Redis(
+                    unix_socket_path=str(self.socket), password=self._password
+                ) as probe:
                     probe.ping()
                 return
             except (redis.ConnectionError, FileNotFoundError):
