@@ -86,6 +86,8 @@ class OutageState:
 
     def share_wait(self, now: float) -> float | None:
         """When the next grant may go if the share holds it back now, else None."""
+        if self.degraded and not self.may_share():
+            return None  # no local grant at all: the worker waits for Redis, the callers their max_wait
         if self.sharing_at(now) and self.share_due > now:
             return self.share_due
         return None

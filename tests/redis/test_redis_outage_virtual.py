@@ -20,7 +20,7 @@ import fakeredis
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from assetpay_async import LimiterBackendError
+from assetpay_async import LimiterBackendError, QueueTimeoutError
 from assetpay_async._limiting import MemoryLimiterRegistry
 from assetpay_async._quota import Quota, RouteGroup
 from assetpay_async._redis_scripts import GcraScript
@@ -384,5 +384,68 @@ def test_aclose_ends_even_when_the_client_swallows_the_heartbeats_cancellation()
             await asyncio.sleep(0.1)
         await asyncio.gather(closing, return_exceptions=True)
         assert done, "aclose() was still waiting for the heartbeat after 30 s"
+
+    virtual(main)
+
+
+async def _calls_until(
+    lim: RedisLimiter, until: float, times: list[float], errors: list[str]
+) -> None:
+    """Callers with a queue wait of 3 s (the session's ``max_queue_wait``) until ``until``."""
+    loop = asyncio.get_running_loop()
+
+    async def caller() -> None:
+        while loop.time() < until:
+            try:
+                await lim.acquire(max_wait=3.0)
+            except QueueTimeoutError:
+                errors.append("timeout")
+                await asyncio.sleep(0.5)  # refused at once when no slot is due within 3 s
+            else:
+                times.append(loop.time())
+
+    await asyncio.gather(*(caller() for _ in range(3)))
+
+
+def test_processes_that_start_during_an_outage_wait_for_redis_instead_of_granting_alone() -> None:
+    """Regression (issue 20): 4 processes started while Redis was down each granted the full N."""
+
+    async def main(server: fakeredis.FakeServer) -> None:
+        server.connected = False
+        lims = [limiter(fakeredis.FakeAsyncRedis(server=server)) for _ in range(4)]
+        times: list[float] = []
+        errors: list[str] = []
+
+        async def back_at(when: float) -> None:
+            await asyncio.sleep(when)
+            server.connected = True
+
+        await asyncio.gather(
+            *(_calls_until(lim, 30.0, times, errors) for lim in lims), back_at(12.0)
+        )
+
+        assert min(times) >= 12.0  # nothing granted before Redis was there to count the peers
+        assert errors  # the callers waited within their max_wait, then gave up (typed)
+        assert sum(lim.local_granted for lim in lims) == 0
+        assert most_in_window(times) <= QUOTA.limit
+        for lim in lims:
+            await lim.aclose()
+
+    virtual(main)
+
+
+def test_with_max_processes_a_process_started_during_an_outage_grants_its_share() -> None:
+    async def main(server: fakeredis.FakeServer) -> None:
+        server.connected = False
+        lims = [limiter(fakeredis.FakeAsyncRedis(server=server), max_processes=4) for _ in range(4)]
+        times: list[float] = []
+        errors: list[str] = []
+
+        await asyncio.gather(*(_calls_until(lim, 30.0, times, errors) for lim in lims))
+
+        assert all(lim.local_granted > 0 for lim in lims)
+        assert most_in_window(times) <= QUOTA.limit
+        for lim in lims:
+            await lim.aclose()
 
     virtual(main)
