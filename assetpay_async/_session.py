@@ -149,7 +149,7 @@ class AssetPaySession:
         policy: LimiterPolicy | str = LimiterPolicy.EVEN,
         latency_margin: float = 1.0,
         max_queue_wait: float | None = None,
-        limiter: LimiterRegistry | str | aioredis.Redis | None = None,
+        limiter: LimiterRegistry | str | aioredis.Redis | aioredis.RedisCluster | None = None,
         wall_clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         if tier is None and cancel_quota is None:

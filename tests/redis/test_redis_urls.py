@@ -97,7 +97,7 @@ async def test_a_cluster_client_is_a_redis_limiter_not_a_limiter_registry() -> N
     client = aioredis.RedisCluster(host="127.0.0.1", port=7000)
     session = AssetPaySession(tier="verified", merchant_id="m", limiter=client)
 
-    made = session._made_registry  # noqa: SLF001 (which registry the session built)
+    made = session._made_registry  # which registry the session built
 
     assert isinstance(made, RedisLimiterRegistry)
     assert made.redis is client

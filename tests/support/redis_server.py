@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -19,7 +20,7 @@ from typing import Self
 import pytest
 import redis
 
-__all__ = ["RedisServer", "redis_server_binary"]
+__all__ = ["RedisCluster", "RedisServer", "redis_server_binary"]
 
 _START_TIMEOUT = 10.0
 
@@ -130,6 +131,110 @@ class RedisServer:
 
     def close(self) -> None:
         self.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _free_port() -> int:
+    """A TCP port free on loopback whose cluster bus port (+10000) is free too."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+class RedisCluster:
+    """Three ``redis-server --cluster-enabled yes`` masters on loopback TCP, joined by ``redis-cli``."""
+
+    def __init__(self, binary: str, masters: int = 3) -> None:
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            pytest.skip("redis-cli is not installed")
+        self._cli = cli
+        self._binary = binary
+        self._dir = Path(tempfile.mkdtemp(prefix="ap-cluster-"))
+        self.ports = [_free_port() for _ in range(masters)]
+        self._processes: dict[int, subprocess.Popen[bytes]] = {}
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
+
+    def _start_node(self, port: int) -> None:
+        self._processes[port] = subprocess.Popen(  # noqa: S603 (our own arguments, no shell)
+            [
+                self._binary, "--port", str(port), "--bind", "127.0.0.1",
+                "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
+                "--cluster-node-timeout", "1000", "--save", "", "--appendonly", "no",
+                "--dir", str(self._dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def _wait(self, check: Callable[[redis.Redis], bool], what: str) -> None:
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline:
+            try:
+                if all(check(redis.Redis(port=p)) for p in self.ports if p in self._processes):
+                    return
+            except redis.RedisError:
+                pass
+            time.sleep(0.05)
+        self.close()
+        raise RuntimeError(f"the cluster did not {what}")
+
+    def start(self) -> None:
+        for port in self.ports:
+            self._start_node(port)
+        self._wait(lambda client: bool(client.ping()), "start")
+        subprocess.run(  # noqa: S603 (our own arguments)
+            [self._cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
+             "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30,
+        )  # fmt: skip
+        self._wait(
+            lambda client: client.cluster("INFO").get("cluster_state") in ("ok", b"ok"),
+            "reach cluster_state:ok",
+        )
+
+    def port_of(self, key: str) -> int:
+        """The port of the master that holds ``key``'s slot."""
+        with redis.Redis(port=self.ports[0]) as client:
+            slot = int(client.cluster("KEYSLOT", key))
+            for start, end, master, *_ in client.cluster("SLOTS"):
+                if start <= slot <= end:
+                    return int(master[1])
+        raise RuntimeError(f"no master holds slot {slot}")
+
+    def kill(self, port: int) -> None:
+        process = self._processes.pop(port)
+        process.kill()
+        process.wait()
+
+    def close(self) -> None:
+        for port in list(self._processes):
+            self.kill(port)
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> Self:
