@@ -147,8 +147,11 @@ class OutageState:
         an outage.
         """
         previous, self.generation = self.generation, generation
-        if previous is None or previous == generation:
+        if not generation or previous is None or previous == generation:
             return False
+        # As when an outage begins: the grants of the old server are not this process's alone, so the
+        # next grant waits P intervals; then as after an outage: keep to the share until all settled.
+        self.share_due = max(self.share_due, now + local_start_delay(self._interval, self.peers))
         self.settle(now)
         return True
 

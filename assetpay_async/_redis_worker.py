@@ -258,6 +258,8 @@ class GrantWorker:
             reply = await self._script.acquire(
                 self._key, reserve_within_us=head.budget_us(loop.time())
             )
+            if self._new_generation(loop, reply.generation):
+                return  # the slot stays with the server; the share decides when to ask again
             if not reply.reserved:
                 if not head.future.done():
                     head.future.set_exception(self._queue_timeout(head, reply.wait_us, loop))
@@ -302,6 +304,20 @@ class GrantWorker:
             logger.debug(
                 "slot of %s void: the key was paused or lost after it was reserved", self._key
             )
+
+    def _new_generation(self, loop: asyncio.AbstractEventLoop, generation: str) -> bool:
+        """Whether Redis is now another server (a restart, a failover) than the one of the last call."""
+        after_outage = self._outage.degraded or self._outage.outage_seen
+        if not self._outage.generation_seen(loop.time(), generation):
+            return False
+        # After an outage a new server is expected (its warning was logged); otherwise it is news.
+        logger.log(
+            logging.DEBUG if after_outage else logging.WARNING,
+            "Redis limiter store for %s changed (restart or failover): keeping to this process's "
+            "share until every peer has settled",
+            self._key,
+        )
+        return True
 
     async def _sleep_until(self, loop: asyncio.AbstractEventLoop, when: float) -> bool:
         """Sleep until ``when``; return True if woken earlier by `nudge`."""
