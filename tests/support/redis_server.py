@@ -20,7 +20,7 @@ from typing import Self
 import pytest
 import redis
 
-__all__ = ["RedisCluster", "RedisServer", "redis_server_binary"]
+__all__ = ["RedisCluster", "RedisSentinel", "RedisServer", "redis_server_binary"]
 
 _START_TIMEOUT = 10.0
 
@@ -235,6 +235,113 @@ class RedisCluster:
     def close(self) -> None:
         for port in list(self._processes):
             self.kill(port)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class RedisSentinel:
+    """A primary, one replica and three sentinels on loopback TCP (``redis-server --sentinel``)."""
+
+    SERVICE = "mymaster"
+
+    def __init__(self, binary: str) -> None:
+        self._binary = binary
+        self._dir = Path(tempfile.mkdtemp(prefix="ap-sentinel-"))
+        self.primary, self.replica = _free_port(), _free_port()
+        self.sentinels = [_free_port() for _ in range(3)]
+        self._processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinels)
+        return f"redis+sentinel://{hosts}/{self.SERVICE}"
+
+    def _spawn(self, *args: str) -> None:
+        self._processes.append(
+            subprocess.Popen(  # noqa: S603 (our own arguments, no shell)
+                [self._binary, *args],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+
+    def _wait(self, check: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline:
+            try:
+                if check():
+                    return
+            except redis.RedisError:
+                pass
+            time.sleep(0.05)
+        self.close()
+        raise RuntimeError(f"Sentinel did not {what}")
+
+    def start(self) -> None:
+        common = (
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self._dir),
+        )
+        self._spawn("--port", str(self.primary), *common)
+        self._spawn(
+            "--port", str(self.replica), "--replicaof", "127.0.0.1", str(self.primary), *common
+        )
+        for port in self.sentinels:
+            config = self._dir / f"sentinel-{port}.conf"
+            config.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self._dir}\n"
+                f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary} 2\n"
+                f"sentinel down-after-milliseconds {self.SERVICE} 1000\n"
+                f"sentinel failover-timeout {self.SERVICE} 5000\n",
+                encoding="utf-8",
+            )
+            self._spawn(str(config), "--sentinel")
+        self._wait(self._ready, "see the replica and every sentinel")
+
+    def _ready(self) -> bool:
+        for port in self.sentinels:
+            with redis.Redis(port=port) as sentinel:
+                if len(sentinel.sentinel_slaves(self.SERVICE)) != 1:
+                    return False
+                if len(sentinel.sentinel_sentinels(self.SERVICE)) != len(self.sentinels) - 1:
+                    return False
+        with redis.Redis(port=self.replica) as replica:
+            return bool(replica.info("replication").get("master_link_status") == "up")
+
+    def primary_port(self) -> int:
+        with redis.Redis(port=self.sentinels[0]) as sentinel:
+            _, port = sentinel.sentinel_get_master_addr_by_name(self.SERVICE)
+        return int(port)
+
+    def failover(self) -> None:
+        """``SENTINEL FAILOVER``: the replica becomes the primary (returns once the sentinels say so)."""
+        before = self.primary_port()
+        with redis.Redis(port=self.sentinels[0]) as sentinel:
+            sentinel.execute_command("SENTINEL FAILOVER", self.SERVICE)  # type: ignore[no-untyped-call]
+        self._wait(lambda: self.primary_port() != before, "fail over")
+
+    def close(self) -> None:
+        for process in self._processes:
+            process.kill()
+            process.wait()
+        self._processes.clear()
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> Self:
