@@ -334,7 +334,7 @@ class RedisSentinel:
         """``SENTINEL FAILOVER``: the replica becomes the primary (returns once the sentinels say so)."""
         before = self.primary_port()
         with redis.Redis(port=self.sentinels[0]) as sentinel:
-            sentinel.execute_command("SENTINEL FAILOVER", self.SERVICE)  # type: ignore[no-untyped-call]
+            sentinel.execute_command("SENTINEL FAILOVER", self.SERVICE)
         self._wait(lambda: self.primary_port() != before, "fail over")
 
     def close(self) -> None:
