@@ -298,6 +298,9 @@ class GrantWorker:
             if reply.reserved
             else None
         )
+        if self._new_generation(loop, reply.generation):
+            self.held = None  # reserved on the new server before the settle: not used
+            return
         if reply.confirmed and self.pause_until <= loop.time():
             self._grant_head(loop)
         else:
