@@ -33,6 +33,7 @@ from ._minting import ApiKey, ApiSecret, end_user
 from ._poller import SessionPollers
 from ._quota import MerchantTier, Quota, RouteGroup, default_quota
 from ._read_pace import DEFAULT_READ_SHARE, check_share
+from ._redis_urls import SCHEMES as REDIS_URL_SCHEMES
 from ._tokens import SecretToken, merchant_of
 from ._transport import Requester, RetryPolicy
 
@@ -45,7 +46,7 @@ __all__ = ["DEFAULT_BASE_URL", "AssetPaySession", "RetryPolicy"]
 
 DEFAULT_BASE_URL: Final = "https://api.assetpay.gg"
 """AssetPay's production API root: the default ``base_url`` of [`AssetPaySession`][assetpay_async.AssetPaySession]."""
-_REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+_REDIS_SCHEMES: Final = tuple(f"{scheme}://" for scheme in REDIS_URL_SCHEMES)
 
 
 def _utc_now() -> dt.datetime:
@@ -54,8 +55,9 @@ def _utc_now() -> dt.datetime:
 
 def _is_redis_client(value: object) -> bool:
     # A client can only exist if its module was imported: no import of the optional extra here.
+    # A RedisCluster is no Redis subclass: without it here, it was taken for a LimiterRegistry.
     module = sys.modules.get("redis.asyncio")
-    return module is not None and isinstance(value, module.Redis)
+    return module is not None and isinstance(value, module.Redis | module.RedisCluster)
 
 
 def _registry_of(limiter: object) -> tuple[LimiterRegistry, RedisLimiterRegistry | None]:
@@ -63,9 +65,9 @@ def _registry_of(limiter: object) -> tuple[LimiterRegistry, RedisLimiterRegistry
     if limiter is None:
         return default_registry(), None
     if isinstance(limiter, str) or _is_redis_client(limiter):
-        if isinstance(limiter, str) and not limiter.startswith(_REDIS_SCHEMES):
+        if isinstance(limiter, str) and not limiter.lower().startswith(_REDIS_SCHEMES):
             raise ConfigurationError(
-                "limiter= as a string must be a Redis URL (redis://, rediss://, unix://)"
+                "limiter= as a string must be a Redis URL (" + ", ".join(_REDIS_SCHEMES) + ")"
             )
         try:
             from .redis_limiter import RedisLimiterRegistry  # noqa: PLC0415 (the optional [redis] extra)
@@ -226,7 +228,7 @@ class AssetPaySession:
         policy: LimiterPolicy | str = LimiterPolicy.EVEN,
         latency_margin: float | str | None = None,
         max_queue_wait: float | None = None,
-        limiter: LimiterRegistry | str | aioredis.Redis | None = None,
+        limiter: LimiterRegistry | str | aioredis.Redis | aioredis.RedisCluster | None = None,
         wall_clock: Callable[[], dt.datetime] | None = None,
         api_key: str | None = None,
         api_secret: str | None = None,

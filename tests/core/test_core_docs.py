@@ -85,3 +85,11 @@ def test_cross_references_in_docstrings_are_links() -> None:
             if bare.search(line):
                 found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert found == []
+
+
+def test_every_test_any_page_cites_exists() -> None:
+    """A renamed or deleted test leaves no stale citation in the docs."""
+    defined = _defined_tests()
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        cited = set(re.findall(r"\b(test_[a-z0-9_]+)\b(?!\.py)", page.read_text(encoding="utf-8")))
+        assert cited - defined == set(), page.name

@@ -315,7 +315,7 @@ async def test_a_default_session_keeps_a_fixed_second_with_redis() -> None:
     session = AssetPaySession(cancel_quota=Q60, merchant_id="m", limiter=client)
     try:
         limiter = session._requester.limiter("m", RouteGroup.CANCEL_ITEM)
-        assert limiter._latency_margin == 1.0  # type: ignore[attr-defined]
+        assert limiter.latency_margin == 1.0  # type: ignore[attr-defined]
     finally:
         await session.aclose()
         await client.aclose()
