@@ -152,6 +152,32 @@ def decode_envelope(
         APIError: (a subclass of) for an error envelope.
         InvalidResponseError: when there is no envelope at all.
     """
+    if not truncated and 200 <= status < 300:
+        # The common answer, a well-formed success, in one parse; anything else takes the full path below.
+        try:
+            doc = json.loads(body)
+        except (ValueError, RecursionError):
+            doc = None
+        if type(doc) is dict and doc.get("success") is True and "data" in doc:
+            envelope_request_id = doc.get("requestId")
+            if not (isinstance(envelope_request_id, str) and envelope_request_id):
+                envelope_request_id = headers.get("x-request-id") or sent_request_id
+            return Envelope(doc["data"], envelope_request_id)
+    return _decode_envelope(
+        status, headers, body, sent_request_id, ambiguous=ambiguous, truncated=truncated
+    )
+
+
+def _decode_envelope(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    sent_request_id: str,
+    *,
+    ambiguous: bool,
+    truncated: bool,
+) -> Envelope:
+    """`decode_envelope` of any answer: the envelope, or the typed error it stands for."""
     request_id = headers.get("x-request-id") or sent_request_id
 
     def invalid(reason: str) -> e.AssetPayError:
