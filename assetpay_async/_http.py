@@ -164,7 +164,11 @@ async def send(
             allow_redirects=False,
             **options,
         ) as response:
-            body, truncated = await _read_capped(response)
+            length = response.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) <= MAX_RESPONSE_BYTES:
+                body, truncated = await response.read(), False  # the common case, read inline
+            else:
+                body, truncated = await _read_capped(response)
             return RawResponse(
                 response.status,
                 {name.lower(): value for name, value in response.headers.items()},

@@ -337,10 +337,15 @@ def decode_cancel(
         raise RefsUnconfirmed(error, result, trade_ref=trade_ref, item_ref=item_ref)
     # The answer carries the item's externalId, never the trade's: a caller that named the item by its
     # externalId names the trade by its own too, so only a trade named with an item's id is checked.
-    by_external_item = item_ref is not None and names(item_ref, result.item_id, None) is not True
+    by_external_item = (
+        item_ref is not None
+        and item_ref != result.item_id  # the common case, without calling `names` again
+        and names(item_ref, result.item_id, None) is not True
+    )
     if (
         trade_ref is not None
         and not by_external_item
+        and trade_ref != result.trade_id
         and names(trade_ref, result.trade_id, None) is False
     ):
         error = _mismatch(

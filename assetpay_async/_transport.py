@@ -292,7 +292,8 @@ class Requester:
             if isinstance(after, rt.Requeue):
                 _log_bounded(exc, after.pause)
             return _Answer(after, raw)
-        _log(spec, state, raw, None, None, envelope)
+        if logger.isEnabledFor(logging.DEBUG):  # checked here too: no call at all when it is off
+            _log(spec, state, raw, None, None, envelope)
         return _Answer(state.answered(raw.status, None, loop.time()), raw, envelope)
 
     async def _closable(self, waiting: Coroutine[Any, Any, R], state: rt.CallState) -> R:
