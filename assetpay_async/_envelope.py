@@ -13,9 +13,7 @@ import email.utils
 import json
 import math
 from collections.abc import Mapping
-from typing import Any, Final
-
-import attrs
+from typing import Any, Final, NamedTuple
 
 from . import _errors as e
 from ._cancel_rules import proves_not_cancelled
@@ -113,9 +111,8 @@ def _snippet(body: bytes) -> str:
     return body[: _SNIPPET_CHARS * 4].decode("utf-8", "replace")[:_SNIPPET_CHARS]
 
 
-@attrs.frozen
-class Envelope:
-    """A decoded success envelope."""
+class Envelope(NamedTuple):
+    """A decoded success envelope (a named tuple: one is made per answer)."""
 
     data: Any
     request_id: str | None

@@ -11,10 +11,9 @@ import platform
 import ssl
 import time
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import aiohttp
-import attrs
 from yarl import URL
 
 from ._protocol import RequestSpec
@@ -31,9 +30,8 @@ trades is well under 1 MiB); past this the answer is refused as an ``InvalidResp
 the rest, so a hostile or broken server cannot make the SDK buffer without bound."""
 
 
-@attrs.frozen
-class RawResponse:
-    """One answer as read off the wire.
+class RawResponse(NamedTuple):
+    """One answer as read off the wire (a named tuple: one is made per attempt).
 
     Attributes:
         status: the HTTP status.
