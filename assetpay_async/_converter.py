@@ -7,7 +7,7 @@ import functools
 import types
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import attrs
 import cattrs
@@ -15,6 +15,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 
 from ._models import (
     CancelResult,
+    CancelStatus,
     Game,
     OpenEnum,
     Trade,
@@ -136,3 +137,30 @@ def decode(data: Any, cls: type[T]) -> T:
     except _CONVERSION_FAILURES as exc:
         reason = f"{type(exc).__name__}: {exc}"[:200]
         raise ShapeError(reason) from exc
+
+
+_CANCEL_STATUSES: Final = {member.value: member for member in CancelStatus}
+
+
+def decode_cancel_result(data: Any, request_id: str | None) -> CancelResult:
+    """``data`` (a cancel's ``data``) as a [`CancelResult`][assetpay_async.CancelResult] with ``request_id``,
+    or [`ShapeError`][assetpay_async._converter.ShapeError]: `decode` with the ``requestId`` added.
+
+    The common answer (string ids, a known status, an optional string externalId) is built directly, as the
+    converter would build it; anything else goes through the converter, which accepts or refuses it.
+    """
+    if type(data) is dict:
+        trade_id, item_id = data.get("tradeId"), data.get("itemId")
+        status, external_id = data.get("status"), data.get("externalId")
+        if (
+            type(trade_id) is str
+            and type(item_id) is str
+            and type(status) is str
+            and (external_id is None or type(external_id) is str)
+            and (known := _CANCEL_STATUSES.get(status)) is not None
+        ):
+            return CancelResult(trade_id, item_id, known, external_id, request_id)
+    if isinstance(data, dict):
+        # The request id is the envelope's, not a field of data: add it rather than build the result twice.
+        data = {**data, "requestId": request_id}
+    return decode(data, CancelResult)

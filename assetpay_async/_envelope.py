@@ -13,9 +13,7 @@ import email.utils
 import json
 import math
 from collections.abc import Mapping
-from typing import Any, Final
-
-import attrs
+from typing import Any, Final, NamedTuple
 
 from . import _errors as e
 from ._cancel_rules import proves_not_cancelled
@@ -122,9 +120,8 @@ def _snippet(body: bytes) -> str:
     return body[: _SNIPPET_CHARS * 4].decode("utf-8", "replace")[:_SNIPPET_CHARS]
 
 
-@attrs.frozen
-class Envelope:
-    """A decoded success envelope."""
+class Envelope(NamedTuple):
+    """A decoded success envelope (a named tuple: one is made per answer)."""
 
     data: Any
     request_id: str | None
@@ -161,6 +158,32 @@ def decode_envelope(
         APIError: (a subclass of) for an error envelope.
         InvalidResponseError: when there is no envelope at all.
     """
+    if not truncated and 200 <= status < 300:
+        # The common answer, a well-formed success, in one parse; anything else takes the full path below.
+        try:
+            doc = json.loads(body)
+        except (ValueError, RecursionError):
+            doc = None
+        if type(doc) is dict and doc.get("success") is True and "data" in doc:
+            envelope_request_id = doc.get("requestId")
+            if not (isinstance(envelope_request_id, str) and envelope_request_id):
+                envelope_request_id = headers.get("x-request-id") or sent_request_id
+            return Envelope(doc["data"], envelope_request_id)
+    return _decode_envelope(
+        status, headers, body, sent_request_id, ambiguous=ambiguous, truncated=truncated
+    )
+
+
+def _decode_envelope(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    sent_request_id: str,
+    *,
+    ambiguous: bool,
+    truncated: bool,
+) -> Envelope:
+    """`decode_envelope` of any answer: the envelope, or the typed error it stands for."""
     request_id = headers.get("x-request-id") or sent_request_id
 
     def invalid(reason: str) -> e.AssetPayError:

@@ -11,10 +11,9 @@ import platform
 import ssl
 import time
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import aiohttp
-import attrs
 from yarl import URL
 
 from ._minting import ApiKey
@@ -32,9 +31,8 @@ trades is well under 1 MiB); past this the answer is refused as an ``InvalidResp
 the rest, so a hostile or broken server cannot make the SDK buffer without bound."""
 
 
-@attrs.frozen
-class RawResponse:
-    """One answer as read off the wire.
+class RawResponse(NamedTuple):
+    """One answer as read off the wire (a named tuple: one is made per attempt).
 
     Attributes:
         status: the HTTP status.
@@ -176,7 +174,11 @@ async def send(
             allow_redirects=False,
             **options,
         ) as response:
-            body, truncated = await _read_capped(response)
+            length = response.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) <= MAX_RESPONSE_BYTES:
+                body, truncated = await response.read(), False  # the common case, read inline
+            else:
+                body, truncated = await _read_capped(response)
             return RawResponse(
                 response.status,
                 {name.lower(): value for name, value in response.headers.items()},

@@ -16,7 +16,7 @@ from typing import Any, Final, Generic, TypeVar
 import attrs
 
 from . import _errors as e
-from ._converter import ShapeError, decode
+from ._converter import ShapeError, decode, decode_cancel_result
 from ._envelope import (
     _BY_CODE,
     _BY_KEY,
@@ -163,20 +163,26 @@ def structure(data: Any, cls: type[T], *, what: str, status: int, request_id: st
     try:
         return decode(data, cls)
     except ShapeError as exc:
-        try:
-            shown = json.dumps(data)[:_SNIPPET_CHARS]
-        except (TypeError, ValueError):
-            shown = repr(data)[:_SNIPPET_CHARS]
-        error = e.InvalidResponseError(
-            f"{what} has an unexpected shape",
-            http_status=status,
-            content_type="application/json",
-            snippet=shown,
-            request_id=request_id,
-        )
-        # AssetPay accepted the call; only its answer is unreadable.
-        error.ambiguous = 200 <= status < 300
-        raise error from exc
+        raise _unexpected_shape(data, what, status, request_id) from exc
+
+
+def _unexpected_shape(
+    data: Any, what: str, status: int, request_id: str | None
+) -> e.InvalidResponseError:
+    try:
+        shown = json.dumps(data)[:_SNIPPET_CHARS]
+    except (TypeError, ValueError):
+        shown = repr(data)[:_SNIPPET_CHARS]
+    error = e.InvalidResponseError(
+        f"{what} has an unexpected shape",
+        http_status=status,
+        content_type="application/json",
+        snippet=shown,
+        request_id=request_id,
+    )
+    # AssetPay accepted the call; only its answer is unreadable.
+    error.ambiguous = 200 <= status < 300
+    return error
 
 
 def _mismatch(what: str, data: Any, status: int, request_id: str | None) -> e.InvalidResponseError:
@@ -312,13 +318,13 @@ def decode_cancel(
             is checked only when the item was named by AssetPay's id: a merchant's own trade externalIds may be
             UUIDs, and the answer never echoes them.
     """
-    data = envelope.data
-    if isinstance(data, dict):
-        # The request id is the envelope's, not a field of data: add it rather than build the result twice.
-        data = {**data, "requestId": envelope.request_id}
-    result = structure(
-        data, CancelResult, what="cancel result", status=status, request_id=envelope.request_id
-    )
+    try:
+        result = decode_cancel_result(envelope.data, envelope.request_id)
+    except ShapeError as exc:
+        data = envelope.data
+        if isinstance(data, dict):
+            data = {**data, "requestId": envelope.request_id}  # what the converter was given
+        raise _unexpected_shape(data, "cancel result", status, envelope.request_id) from exc
     item_named = None if item_ref is None else names(item_ref, result.item_id, result.external_id)
     if item_named is False:
         error = _mismatch(
@@ -333,10 +339,15 @@ def decode_cancel(
         raise RefsUnconfirmed(error, result, trade_ref=trade_ref, item_ref=item_ref)
     # The answer carries the item's externalId, never the trade's: a caller that named the item by its
     # externalId names the trade by its own too, so only a trade named with an item's id is checked.
-    by_external_item = item_ref is not None and names(item_ref, result.item_id, None) is not True
+    by_external_item = (
+        item_ref is not None
+        and item_ref != result.item_id  # the common case, without calling `names` again
+        and names(item_ref, result.item_id, None) is not True
+    )
     if (
         trade_ref is not None
         and not by_external_item
+        and trade_ref != result.trade_id
         and names(trade_ref, result.trade_id, None) is False
     ):
         error = _mismatch(

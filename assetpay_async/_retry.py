@@ -37,6 +37,8 @@ from ._quota import Quota
 
 __all__ = [
     "DEFAULT_RETRY_AFTER_WINDOWS",
+    "FINISH",
+    "SEND",
     "Acquire",
     "Action",
     "Backoff",
@@ -182,6 +184,12 @@ class Fail:
 
 Action = Acquire | Send | Backoff | Requeue | Replay | Finish | Fail
 
+# The actions without fields, made once: every call that succeeds at its first attempt gets these, and
+# callers may test them by identity. An unbounded wait is made once too.
+SEND: Final = Send()
+FINISH: Final = Finish()
+_ACQUIRE_UNBOUNDED: Final = Acquire(None)
+
 _REJECTED_KEYS: Final = frozenset({"INVALID_TOKEN", "TOKEN_EXPIRED", "TOKEN_INVALID_OR_EXPIRED"})
 _REJECTED_CODES: Final = frozenset({1102, 1110, 1111})
 
@@ -243,7 +251,7 @@ class CallState:
     def next_wait(self, now: float) -> Acquire | Send | Fail:
         """What to do before the next attempt: use the grant held, wait for one, or give up."""
         if self.granted_at is not None:
-            return Send()
+            return SEND
         max_wait = None if self.budget is None else max(0.0, self.budget - self.queued_total)
         self._deadline_bound = False
         if self.limited is not None:
@@ -252,7 +260,7 @@ class CallState:
                 return Fail(self.limited)
             if max_wait is None or left < max_wait:
                 max_wait, self._deadline_bound = left, True
-        return Acquire(max_wait)
+        return _ACQUIRE_UNBOUNDED if max_wait is None else Acquire(max_wait)
 
     def granted(self, queued: float, now: float) -> None:
         """The limiter granted after ``queued`` seconds of waiting."""
@@ -313,7 +321,7 @@ class CallState:
         """The attempt got an answer: ``error`` is the typed error it decoded to, None for a success."""
         self.granted_at = None
         if error is None:
-            return Finish()
+            return FINISH
         self.mark(error)
         if isinstance(error, RateLimitedError):
             if self.limited is None:

@@ -18,10 +18,9 @@ import enum
 import logging
 import random
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import aiohttp
-import attrs
 
 from . import _http
 from . import _protocol as proto
@@ -58,9 +57,9 @@ class _State(enum.Enum):
     CLOSED = "closed"
 
 
-@attrs.frozen
-class _Answer:
-    """What one attempt brought back: the raw answer and its envelope, or the failure."""
+class _Answer(NamedTuple):
+    """What one attempt brought back: the raw answer and its envelope, or the failure (a tuple: one is
+    made per attempt)."""
 
     action: rt.Action
     raw: _http.RawResponse | None = None
@@ -113,6 +112,10 @@ class Requester:
         self._retry = retry
         self._registry = registry
         self._quotas = dict(quotas)
+        # Per-session constants, so that a call does not recompute them.
+        self._pause_bounds = {
+            group: retry.retry_after_bound(q) for group, q in self._quotas.items()
+        }
         self._policy = policy
         self._latency_margin = latency_margin
         self._max_queue_wait = max_queue_wait
@@ -161,7 +164,7 @@ class Requester:
     ) -> rt.CallState:
         return rt.CallState(
             self._retry,
-            self._retry.retry_after_bound(self._quotas[spec.route_group]),
+            self._pause_bounds[spec.route_group],
             repeatable=spec.repeatable,
             safe=spec.safe,
             budget=budget if budget is not None else self._max_queue_wait,
@@ -202,17 +205,25 @@ class Requester:
         loop = asyncio.get_running_loop()
         fresh: SecretToken | None = None  # a reissued token the replay goes out with
         while True:
-            await self._grant(state, limiter)
+            step = state.next_wait(loop.time())
+            if not isinstance(step, rt.Send):
+                await self._grant(state, limiter, step, loop)
             if on_send is not None:
                 on_send()
             secret = fresh or (token if isinstance(token, SecretToken) else await token.current())
             fresh = None
-            answer = await self._attempt(state, limiter, spec, headers, secret)
-            action = answer.action
+            action, raw, envelope = await self._attempt(
+                state, limiter, spec, headers, secret, loop=loop
+            )
+            if isinstance(action, rt.Finish):  # the common case first: one answer, a success
+                limiter.succeeded()
+                assert raw is not None  # noqa: S101 - Finish follows an answer
+                assert envelope is not None  # noqa: S101
+                return decode(envelope, raw.status)
             if isinstance(action, rt.Requeue):
                 limiter.rate_limited(action.pause)
                 continue
-            if answer.raw is not None:
+            if raw is not None:
                 limiter.succeeded()
             if isinstance(action, rt.Backoff):
                 await self._closable(asyncio.sleep(action.seconds), state)
@@ -224,23 +235,23 @@ class Requester:
                 state.replaying(loop.time())
             elif isinstance(action, rt.Fail):
                 raise action.error
-            elif isinstance(action, rt.Finish):
-                assert answer.raw is not None  # noqa: S101 - Finish follows an answer
-                assert answer.envelope is not None  # noqa: S101
-                return decode(answer.envelope, answer.raw.status)
 
-    async def _grant(self, state: rt.CallState, limiter: RateLimiter) -> None:
-        """Make sure the call holds a grant for its next attempt: keep the one it has, or wait for one."""
-        loop = asyncio.get_running_loop()
-        step = state.next_wait(loop.time())
+    async def _grant(
+        self,
+        state: rt.CallState,
+        limiter: RateLimiter,
+        step: rt.Acquire | rt.Fail,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """Get the call a grant for its next attempt (``step``: `CallState.next_wait`'s answer, which
+        was not `Send`): wait for one, or raise."""
         if isinstance(step, rt.Fail):
             raise step.error
-        if isinstance(step, rt.Acquire):
-            try:
-                queued = await self._closable(limiter.acquire(max_wait=step.max_wait), state)
-            except QueueTimeoutError as exc:
-                raise state.queue_timed_out(exc).error from None
-            state.granted(queued, loop.time())
+        try:
+            queued = await self._closable(limiter.acquire(max_wait=step.max_wait), state)
+        except QueueTimeoutError as exc:
+            raise state.queue_timed_out(exc).error from None
+        state.granted(queued, loop.time())
 
     async def _attempt(
         self,
@@ -249,9 +260,10 @@ class Requester:
         spec: proto.RequestSpec,
         headers: Mapping[str, str],
         token: SecretToken,
+        *,
+        loop: asyncio.AbstractEventLoop,
     ) -> _Answer:
         """Send one attempt on the grant the call holds, decode what came back, ask ``state`` what next."""
-        loop = asyncio.get_running_loop()
         state.sending()
         raw: _http.RawResponse | None = None
         try:
@@ -288,7 +300,8 @@ class Requester:
             if isinstance(after, rt.Requeue):
                 _log_bounded(exc, after.pause)
             return _Answer(after, raw)
-        _log(spec, state, raw, None, None, envelope)
+        if logger.isEnabledFor(logging.DEBUG):  # checked here too: no call at all when it is off
+            _log(spec, state, raw, None, None, envelope)
         return _Answer(state.answered(raw.status, None, loop.time()), raw, envelope)
 
     async def _closable(self, waiting: Coroutine[Any, Any, R], state: rt.CallState) -> R:

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import aiohttp
-import attrs
 
 from . import _http
 from ._errors import SessionClosedError
@@ -26,9 +25,9 @@ from ._tokens import SecretToken
 __all__ = ["AiohttpTransport", "Transport", "WireRequest"]
 
 
-@attrs.frozen
-class WireRequest:
-    """One attempt as it goes out: the call, its full URL, the core's headers and the token to send.
+class WireRequest(NamedTuple):
+    """One attempt as it goes out (a named tuple: one is made per attempt): the call, its full URL, the
+    core's headers and the token to send.
 
     Attributes:
         spec: the call (method, path, query).
