@@ -138,14 +138,9 @@ class AssetPayClient:
         """Send a cancel; when its answer names another trade or item than a ref that may be a UUID-shaped
         externalId, resolve the ref with one read before calling it a mismatch."""
         try:
-            # Straight to the request path (what `_send` does, one coroutine fewer on every cancel).
-            return await self._requester.call(
-                self._token,
-                self._merchant_id,
-                call.spec,
-                call.decode,
-                max_queue_wait=max_queue_wait,
-            )
+            # Through `_send` (and so `_call`), which a merchant-mode client extends: it learns whose quota
+            # the call spends from the user's first token.
+            return await self._send(call, max_queue_wait=max_queue_wait)
         except proto.RefsUnconfirmed as unconfirmed:
             if unconfirmed.trade_ref is None:
                 raise

@@ -242,3 +242,14 @@ async def test_a_replay_after_invalid_token_takes_no_second_quota_grant() -> Non
         w.sandbox.expire_tokens(w.user)  # refused from now on: the cancel is answered INVALID_TOKEN
         await client.cancel_withdrawal_item(trade.id, trade.items[0].id)
         assert w.session.limiter_stats(RouteGroup.CANCEL_ITEM).granted == 1
+
+
+async def test_a_first_cancel_before_the_merchant_is_known_spends_that_merchants_quota() -> None:
+    """Without ``merchant_id`` the merchant is learnt from the first token: a client's very first call, a
+    cancel, must still be paced by that merchant's limiter (not one keyed by an unknown merchant)."""
+    async with merchant_world(merchant_id=False) as w:
+        trade = w.sandbox.add_trade(w.user, age=HOUR)
+        client = w.session.client_for(STEAM_ID, TRADE_URL)
+        await client.cancel_withdrawal_item(trade.id, trade.items[0].id)
+        assert client.merchant_id == w.merchant.id
+        assert w.session.limiter_stats(RouteGroup.CANCEL_ITEM).granted == 1
