@@ -9,7 +9,7 @@ and mints a token that was never revoked.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -94,10 +94,7 @@ def cancel(sb: Sandbox, user: User, trade_id: str, item_id: str) -> rules.Answer
         behavior=sb.behavior,
         marketplace_refuses=lambda item: _marketplace_refuses(sb, item),
     )
-    trade = rules.find_trade(sb.trades, user.merchant_id, trade_id)
-    if outcome.accepted is not None and trade is not None:  # (the rules just found it)
-        outcome.accepted.cancel_pending = True
-        sb._spawn(_revert_later(sb, trade, outcome.accepted))
+    _schedule_reverts(sb, user, trade_id, () if outcome.accepted is None else (outcome.accepted,))
     return outcome.answer
 
 
@@ -111,12 +108,20 @@ def cancel_trade(sb: Sandbox, user: User, trade_id: str) -> rules.Answer:
         behavior=sb.behavior,
         marketplace_refuses=lambda item: _marketplace_refuses(sb, item),
     )
-    trade = rules.find_trade(sb.trades, user.merchant_id, trade_id)
-    if trade is not None:
-        for item in outcome.accepted:
-            item.cancel_pending = True
-            sb._spawn(_revert_later(sb, trade, item))
+    _schedule_reverts(sb, user, trade_id, outcome.accepted)
     return outcome.answer
+
+
+def _schedule_reverts(
+    sb: Sandbox, user: User, trade_id: str, accepted: Iterable[SandboxItem]
+) -> None:
+    """Accepted items are pending until the supplier reverts them, after the sandbox's delay."""
+    trade = rules.find_trade(sb.trades, user.merchant_id, trade_id)
+    if trade is None:  # (the rules just found it)
+        return
+    for item in accepted:
+        item.cancel_pending = True
+        sb._spawn(_revert_later(sb, trade, item))
 
 
 async def _revert_later(sb: Sandbox, trade: SandboxTrade, item: SandboxItem) -> None:
