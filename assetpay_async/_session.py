@@ -202,6 +202,7 @@ class AssetPaySession:
         """The pollers of ``wait_for_items``, one per merchant; closed with the session."""
 
     def _merchant_mode(self, key: ApiKey, secret: ApiSecret | None) -> None:
+        """Merchant mode: the auth that issues every end user's token, and ``session.merchant``."""
         self._auth = MerchantAuth(
             self._requester,
             key,
