@@ -376,6 +376,9 @@ class CancelBatch(WholeTrades):
         return attrs.evolve(outcome, kind=OutcomeKind.FAILED, detail=detail)
 
     def _after_failure(self, exc: BaseException) -> None:
+        if rules.is_setup_error(exc):
+            self._stop(f"a setting cannot work ({type(exc).__name__}): {exc}", exc)
+            return
         if rules.ends_batch(exc):
             key = getattr(exc, "key", None) or type(exc).__name__
             self._stop(f"AssetPay refused the client token ({key}): {type(exc).__name__}", exc)

@@ -16,6 +16,7 @@ __all__ = [
     "FATAL",
     "JournalAction",
     "ends_batch",
+    "is_setup_error",
     "journal_action",
     "proves_not_cancelled",
 ]
@@ -62,8 +63,15 @@ def proves_not_cancelled(error: BaseException | type[BaseException], *, same_tok
 
 
 def ends_batch(error: BaseException) -> bool:
-    """Whether ``error`` stops a batch at once (a refused token or a disabled account)."""
-    return isinstance(error, FATAL)
+    """Whether ``error`` stops a batch at once: a refused token, a disabled account, or a setting that cannot
+    work (a Redis limiter that refuses its credentials, ...: every further pair would meet it too)."""
+    return isinstance(error, FATAL) or is_setup_error(error)
+
+
+def is_setup_error(error: BaseException | None) -> bool:
+    """A [`ConfigurationError`][assetpay_async.ConfigurationError] met by a call (not a bad ref of one pair):
+    the limiter's store or the session's settings cannot work; nothing was sent for it."""
+    return isinstance(error, e.ConfigurationError) and not isinstance(error, e.InvalidRequestError)
 
 
 class JournalAction(enum.Enum):

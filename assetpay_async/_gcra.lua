@@ -17,7 +17,10 @@
 --          -2: reserve nothing). Reserving moves tat on by g at once.
 --          ARGV[7] (optional) the longest pause (us) to believe: a pause stored further ahead (by an older
 --          client, or with another bound) is cut to now + this, and the schedule moves back with it.
---          Returns {confirmed (1, 0 = void, -1 = nothing to confirm), reserved (1/0), wait, slot, tat}.
+--          Returns {confirmed (1, 0 = void, -1 = nothing to confirm), reserved (1/0), wait, slot, tat,
+--          generation}: the generation is the server's run_id ("" where INFO is not available), which
+--          changes when the server restarts or another one takes over (failover): the schedule the
+--          caller used may not be there.
 -- pause    ARGV[5] penalty (us): no slot is due before now + penalty. Returns the pause left (us).
 -- refund   ARGV[5] the tat a reservation left: gives its slot back if nobody reserved after it.
 --          Returns 1 if it did, else 0.
@@ -45,6 +48,12 @@ local function store(new_tat, new_paused)
   redis.call('PEXPIRE', key, string.format('%.0f', math.ceil(ttl_us / 1000) + 1000))
 end
 
+local function generation()
+  local info = redis.pcall('INFO', 'server')
+  if type(info) ~= 'string' then return '' end
+  return string.match(info, 'run_id:(%x+)') or ''
+end
+
 if op == 'acquire' then
   local confirm = tonumber(ARGV[5])
   local within = tonumber(ARGV[6])
@@ -60,15 +69,15 @@ if op == 'acquire' then
     confirmed = (exists and paused <= confirm) and 1 or 0
   end
   if within == -2 then
-    return {confirmed, 0, 0, 0, tat}
+    return {confirmed, 0, 0, 0, tat, generation()}
   end
   local base = math.max(tat, now)
   local wait = math.max(base - tolerance - now, 0)
   if within >= 0 and wait > within then
-    return {confirmed, 0, wait, now + wait, tat}
+    return {confirmed, 0, wait, now + wait, tat, generation()}
   end
   store(base + interval, paused)
-  return {confirmed, 1, wait, now + wait, base + interval}
+  return {confirmed, 1, wait, now + wait, base + interval, generation()}
 elseif op == 'pause' then
   paused = math.max(paused, now + tonumber(ARGV[5]))
   store(math.max(tat, paused + tolerance), paused)

@@ -83,7 +83,7 @@ class MemoryLimiterRegistry:
         quota: Quota,
         *,
         policy: LimiterPolicy = LimiterPolicy.EVEN,
-        latency_margin: float | str = 1.0,
+        latency_margin: float | str = MEASURED,
         server_model: ServerModel | str = ServerModel.UNKNOWN,
     ) -> RateLimiter:
         """The limiter of ``merchant_id`` for ``group``, created on first use.
@@ -93,7 +93,7 @@ class MemoryLimiterRegistry:
             group: the route group sharing the quota.
             quota: the quota this caller believes in.
             policy: the spacing policy this caller asks for.
-            latency_margin: the J this caller asks for, in seconds, or ``"measured"``.
+            latency_margin: the J this caller asks for, in seconds, or ``"measured"`` (the default).
             server_model: how this caller says the server counts.
 
         Raises:
@@ -136,6 +136,12 @@ class MemoryLimiterRegistry:
             entry.asked = asked
         if entry.warned:
             return
+        if not slower:
+            outcome = "the current one"
+        elif entry.limiter.config == config:
+            outcome = "switching to the new one"
+        else:  # a fixed J beside a measured one
+            outcome = f"measuring J, never below {entry.limiter.config.floor:g}s"
         entry.warned = True
         key = entry.limiter.key
         interval = config.pacing(entry.limiter.latency_margin).interval
@@ -152,7 +158,7 @@ class MemoryLimiterRegistry:
             config.server_model.value,
             interval,
             current.interval,
-            "switching to the new one" if slower else "the current one",
+            outcome,
         )
 
 
@@ -187,7 +193,7 @@ class _WithPacingOptions:
 
 
 def with_pacing_options(
-    limiter: object, *, latency_margin: float | str, server_model: ServerModel | str
+    limiter: object, *, latency_margin: float | str | None, server_model: ServerModel | str
 ) -> Callable[[LimiterRegistry], LimiterRegistry]:
     """How a session passes a measured margin and a declared server model on to its registry.
 
@@ -196,18 +202,22 @@ def with_pacing_options(
 
     Args:
         limiter: the session's ``limiter=`` argument.
-        latency_margin: the session's ``latency_margin=`` (``"measured"`` or seconds, checked elsewhere).
+        latency_margin: the session's ``latency_margin=``: ``"measured"``, seconds (checked elsewhere), or
+            None for the default: measured with the in-memory limiter (``limiter`` None or a
+            [`MemoryLimiterRegistry`][assetpay_async._limiting.MemoryLimiterRegistry]), which alone can
+            measure; the fixed J the session passes (1 s) with any other.
         server_model: the session's ``server_model=``.
 
     Raises:
-        ConfigurationError: an unknown ``server_model``, or a measured margin or declared server model
-            with a limiter other than the in-memory one (which alone offers them for now).
+        ConfigurationError: an unknown ``server_model``, or an explicit ``"measured"`` margin or a declared
+            server model with a limiter other than the in-memory one (which alone offers them for now).
     """
-    measured = latency_margin == MEASURED
+    in_memory = limiter is None or isinstance(limiter, MemoryLimiterRegistry)
+    measured = latency_margin == MEASURED or (latency_margin is None and in_memory)
     model = checked_config(Quota(1, 1.0), LimiterPolicy.EVEN, 0.0, server_model).server_model
     if not measured and model is ServerModel.UNKNOWN:
         return lambda registry: registry
-    if limiter is not None and not isinstance(limiter, MemoryLimiterRegistry):
+    if not in_memory:
         raise ConfigurationError(
             f"latency_margin={MEASURED!r} and server_model= need the in-memory limiter; "
             f"{type(limiter).__name__} does not offer them: pass seconds and no server_model"

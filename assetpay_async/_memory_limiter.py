@@ -32,11 +32,12 @@ from ._limiter_loops import (
 )
 from ._limiter_types import LimiterKey, LimiterPolicy, LimiterStats, ServerModel
 from ._pacing import (
-    MARGIN_FLOOR,
+    MEASURED,
     MarginEstimator,
     Pacing,
     PacingConfig,
     checked_config,
+    combined,
     grant_time,
     level_at,
     percentile,
@@ -66,8 +67,8 @@ class MemoryLimiter(LoopWaker):
         key: the (merchant, route group) this limiter paces; used in statistics, logs and errors.
         quota: the server's quota, N requests per T seconds.
         policy: how grants are spaced (see [`LimiterPolicy`][assetpay_async.LimiterPolicy]).
-        latency_margin: J, the seconds of spread between a grant here and the server counting the request;
-            ``"measured"`` sizes it from the send-to-answer times reported to ``observe_wire``.
+        latency_margin: J, the seconds of spread between a grant here and the server counting the request,
+            or ``"measured"`` (default): J follows the send-to-answer times told to ``observe_wire``.
         server_model: how the server counts, when known (see [`ServerModel`][assetpay_async.ServerModel]).
         clock: where time comes from; the running event loop's ``time()`` by default.
 
@@ -114,15 +115,15 @@ class MemoryLimiter(LoopWaker):
         quota: Quota,
         *,
         policy: LimiterPolicy | str = LimiterPolicy.EVEN,
-        latency_margin: float | str = 1.0,
+        latency_margin: float | str = MEASURED,
         server_model: ServerModel | str = ServerModel.UNKNOWN,
         clock: Clock | None = None,
     ) -> None:
         self._key = key
         self._config = checked_config(quota, policy, latency_margin, server_model)
         self._estimator = MarginEstimator(half_life=quota.period_seconds)
-        self._pacing = self._config.pacing(MARGIN_FLOOR)
-        self._margin = MARGIN_FLOOR  # the measured J the pacing was computed with (NaN: recompute)
+        self._margin = self._estimator.value(0.0)  # the measured J of the pacing (NaN: recompute)
+        self._pacing = self._config.pacing(self._margin)
         self._last_base = -math.inf
         self._clock = clock
         self._lock = threading.Lock()
@@ -345,9 +346,7 @@ class MemoryLimiter(LoopWaker):
     def latency_margin(self) -> float:
         """J in force now, in seconds: the fixed ``latency_margin``, or the measured one."""
         with self._lock:
-            if self._config.margin is not None:
-                return self._config.margin
-            return self._estimator.value(self._now())
+            return self._config.margin_at(self._estimator.value(self._now()))
 
     def stats(self) -> LimiterStats:
         """A snapshot of this limiter's counters."""
@@ -387,14 +386,15 @@ class MemoryLimiter(LoopWaker):
     def adopt(self, config: PacingConfig) -> bool:
         """Pace by ``config`` from the next grant on if it is slower now; queued calls keep their places.
 
-        Returns:
-            Whether ``config`` was adopted.
+        A fixed J beside a measured one becomes its floor ([`combined`][assetpay_async._pacing.combined]).
+        Returns whether the pacing changed.
         """
         with self._lock:
-            pacing = config.pacing(self._estimator.value(self._now()))
-            if pacing.interval <= self._pacing.interval:
+            measured = self._estimator.value(self._now())
+            adopted = combined(self._config, config, measured)
+            if adopted is None:
                 return False
-            self._config, self._pacing, self._margin = config, pacing, math.nan
+            self._config, self._pacing, self._margin = adopted, adopted.pacing(measured), math.nan
             return True
 
     def __repr__(self) -> str:

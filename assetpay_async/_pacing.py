@@ -24,8 +24,10 @@ __all__ = [
     "FLOAT_GUARD",
     "LATE_TOLERANCE",
     "MARGIN_FLOOR",
+    "MARGIN_MIN_SAMPLES",
     "MARGIN_PERCENTILE",
     "MARGIN_SAMPLES",
+    "MARGIN_START",
     "MEASURED",
     "MIN_RATE_FRACTION",
     "SLOWDOWN_FACTOR",
@@ -33,6 +35,7 @@ __all__ = [
     "Pacing",
     "PacingConfig",
     "checked_config",
+    "combined",
     "grant_base",
     "grant_time",
     "level_at",
@@ -59,6 +62,12 @@ MARGIN_SAMPLES = 256
 """How many recent send-to-answer times a measured margin looks at."""
 MARGIN_PERCENTILE = 99.0
 """The percentile of the recent spreads a measured margin settles at."""
+MARGIN_START = 1.0
+"""J of a measured margin before it has seen enough answers, in seconds: the fixed default it replaces. A
+real network may spread more than the floor before anything is seen, so a measured margin starts here and
+comes down only once it has evidence (fail closed)."""
+MARGIN_MIN_SAMPLES = 20
+"""How many send-to-answer times a measured margin needs before it may come down from its start."""
 
 
 @attrs.frozen
@@ -118,17 +127,43 @@ MEASURED = "measured"
 
 @attrs.frozen
 class PacingConfig:
-    """What a caller asked of a limiter: the quota, the policy, J (None: measured) and the server model."""
+    """What a caller asked of a limiter: the quota, the policy, J (None: measured) and the server model.
+
+    ``floor`` is the smallest J a measured margin may take here: a fixed J that another session of the
+    merchant asked of the same limiter (see [`combined`][assetpay_async._pacing.combined]).
+    """
 
     quota: Quota
     policy: LimiterPolicy
     margin: float | None
     server_model: ServerModel
+    floor: float = 0.0
+
+    def margin_at(self, measured: float) -> float:
+        """J in force when a measured J is ``measured`` seconds."""
+        return max(measured, self.floor) if self.margin is None else self.margin
 
     def pacing(self, measured: float) -> Pacing:
         """The pacing of this configuration when a measured J is ``measured`` seconds."""
-        margin = measured if self.margin is None else self.margin
-        return pacing_for(self.quota, self.policy, margin, self.server_model)
+        return pacing_for(self.quota, self.policy, self.margin_at(measured), self.server_model)
+
+
+def combined(current: PacingConfig, asked: PacingConfig, measured: float) -> PacingConfig | None:
+    """What a limiter paced by ``current`` paces by when a session asks ``asked``; None: no change.
+
+    The slower of the two at the measured J (``measured`` seconds) is kept. When one of them measures J
+    and the other fixes it, the result measures, never below the fixed J: a session that asked for a
+    fixed J is not paced below it when the measured one comes down, and one that asked to measure still
+    sees J grow at once on a stall.
+    """
+    slower = (
+        asked if asked.pacing(measured).interval > current.pacing(measured).interval else current
+    )
+    if current.margin is None or asked.margin is None:
+        fixed = [c.margin for c in (current, asked) if c.margin is not None]
+        floor = max([current.floor, asked.floor, *fixed])
+        slower = attrs.evolve(slower, margin=None, floor=floor)
+    return None if slower == current else slower
 
 
 def checked_config(
@@ -169,23 +204,30 @@ def checked_config(
 
 
 class MarginEstimator:
-    """J measured from send-to-answer times: grows at once with what it sees, shrinks slowly.
+    """J measured from send-to-answer times: starts high, grows at once with what it sees, shrinks slowly.
 
     The server counts a request somewhere between its send and its answer, so the spread of the counting
     delays is bounded by the spread of the send-to-answer times. The estimate does not split a time in
     halves (the path may be slow one way only): it uses the whole time above the fastest one seen.
 
+    - the start: ``start`` seconds (the old fixed default) until ``min_samples`` answers were seen, however
+      quick they were: a few answers say little about the spread of a real network;
     - the target: the [`MARGIN_PERCENTILE`][assetpay_async._pacing.MARGIN_PERCENTILE] of (time - fastest)
       over the last [`MARGIN_SAMPLES`][assetpay_async._pacing.MARGIN_SAMPLES] answers, never below ``floor``;
     - one answer slower than the current J (a stall) raises J to its spread at once;
-    - above the target, J halves its excess every ``half_life`` seconds.
+    - above the target, J halves every ``half_life`` seconds: from the start once ``min_samples`` answers
+      were seen, from a stall once it was seen; never faster.
 
     Args:
         floor: the smallest J, in seconds.
         half_life: seconds over which J's excess over the target halves (the window T).
+        start: J before ``min_samples`` answers were seen, in seconds.
+        min_samples: how many answers J needs before it comes down from ``start``.
 
     Example:
         >>> estimator = MarginEstimator(floor=0.1, half_life=60.0)
+        >>> estimator.value(0.0)  # nothing seen yet: the old fixed 1 s
+        1.0
         >>> estimator.observe(0.02, now=0.0), estimator.observe(1.52, now=1.0)
         (False, True)
         >>> estimator.value(1.0)  # the stall's 1.5 s above the fastest answer, at once
@@ -196,38 +238,72 @@ class MarginEstimator:
         (0.75, 0.1)
     """
 
-    __slots__ = ("_floor", "_half_life", "_order", "_peak", "_peak_at", "_sorted", "_target")
+    __slots__ = (
+        "_floor",
+        "_half_life",
+        "_min_samples",
+        "_order",
+        "_peak",
+        "_peak_at",
+        "_sorted",
+        "_start",
+        "_target",
+    )
 
-    def __init__(self, *, floor: float = MARGIN_FLOOR, half_life: float) -> None:
+    def __init__(
+        self,
+        *,
+        floor: float = MARGIN_FLOOR,
+        half_life: float,
+        start: float = MARGIN_START,
+        min_samples: int = MARGIN_MIN_SAMPLES,
+    ) -> None:
         self._floor = floor
         self._half_life = half_life
+        self._start = max(start, floor)
+        self._min_samples = min(max(min_samples, 1), MARGIN_SAMPLES)
         self._order: collections.deque[float] = collections.deque()
         self._sorted: list[float] = []
         self._target = floor
         self._peak = floor
         self._peak_at = -math.inf
 
+    @property
+    def samples(self) -> int:
+        """How many recent send-to-answer times the estimate looks at."""
+        return len(self._order)
+
     def value(self, now: float) -> float:
         """J at ``now``, in seconds."""
-        age = now - self._peak_at
-        if age <= 0:
-            return max(self._target, self._peak)
-        return max(self._target, self._peak * math.pow(0.5, age / self._half_life))
+        peak = self._decayed_peak(now)
+        if len(self._order) < self._min_samples:
+            return max(self._start, self._target, peak)
+        return max(self._target, peak)
 
     def observe(self, wire: float, now: float) -> bool:
         """Take one send-to-answer time (seconds) seen at ``now``; True when J grew."""
         before = self.value(now)
+        settling = len(self._order) < self._min_samples
         self._order.append(wire)
         bisect.insort(self._sorted, wire)
         if len(self._order) > MARGIN_SAMPLES:
             old = self._order.popleft()
             del self._sorted[bisect.bisect_left(self._sorted, old)]
+        settled = settling and len(self._order) >= self._min_samples
+        if settled and self._start > self._decayed_peak(now):
+            # Enough answers: the start becomes a peak seen now, and comes down one half-life at a time
+            # (a larger peak seen earlier decays at the same pace and stays the larger one).
+            self._peak, self._peak_at = self._start, now
         fastest = self._sorted[0]
         self._target = max(self._floor, percentile(self._sorted, MARGIN_PERCENTILE) - fastest)
         seen = wire - fastest
         if seen > before:
             self._peak, self._peak_at = seen, now
         return self.value(now) > before
+
+    def _decayed_peak(self, now: float) -> float:
+        age = now - self._peak_at
+        return self._peak if age <= 0 else self._peak * math.pow(0.5, age / self._half_life)
 
 
 def grant_base(due: float, now: float, interval: float) -> float:

@@ -55,7 +55,7 @@ class _Script:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: aioredis.Redis | aioredis.RedisCluster,
         source: str,
         *,
         timeout: float | None,
@@ -88,6 +88,8 @@ class GcraReply:
         wait_us: how long until that slot is due (also when it was not reserved: the wait that was refused).
         slot_us: when the slot is due.
         tat_us: the key's theoretical arrival time after this call (a refund needs it).
+        generation: the server's identity (its ``run_id``; "" where unknown): a new one means a restart
+            or a failover, so the schedule may have lost recent grants.
     """
 
     confirmed: bool | None
@@ -95,6 +97,7 @@ class GcraReply:
     wait_us: int
     slot_us: int
     tat_us: int
+    generation: str = ""
 
 
 class GcraScript:
@@ -114,7 +117,7 @@ class GcraScript:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: aioredis.Redis | aioredis.RedisCluster,
         *,
         interval: float,
         burst: int = 1,
@@ -151,13 +154,15 @@ class GcraScript:
         within = _NO_RESERVATION if reserve_within_us is None else max(reserve_within_us, ANY_WAIT)
         confirm = _NOTHING_TO_CONFIRM if confirm_slot_us is None else confirm_slot_us
         reply = await self._call(key, "acquire", confirm, within, *self._max_pause_args)
-        confirmed, reserved, wait_us, slot_us, tat_us = (int(value) for value in reply)
+        confirmed, reserved, wait_us, slot_us, tat_us = (int(value) for value in reply[:5])
+        generation = reply[5] if len(reply) > 5 else b""
         return GcraReply(
             confirmed=None if confirmed < 0 else bool(confirmed),
             reserved=bool(reserved),
             wait_us=wait_us,
             slot_us=slot_us,
             tat_us=tat_us,
+            generation=generation.decode() if isinstance(generation, bytes) else str(generation),
         )
 
     async def pause(self, key: str, penalty: float) -> int:
@@ -189,7 +194,7 @@ class PeersScript:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: aioredis.Redis | aioredis.RedisCluster,
         *,
         lifetime: float,
         clock: Callable[[], float] | None = None,

@@ -30,6 +30,7 @@ from ._minting import ApiKey, ApiSecret, end_user
 from ._poller import SessionPollers
 from ._quota import MerchantTier, Quota, RouteGroup
 from ._read_pace import DEFAULT_READ_SHARE
+from ._redis_urls import SCHEMES as REDIS_URL_SCHEMES
 from ._session_config import merchant_secrets, route_group, session_quotas, session_settings
 from ._tokens import SecretToken, merchant_of
 from ._transport import RetryPolicy
@@ -43,7 +44,7 @@ __all__ = ["DEFAULT_BASE_URL", "AssetPaySession", "RetryPolicy"]
 
 DEFAULT_BASE_URL: Final = "https://api.assetpay.gg"
 """AssetPay's production API root: the default ``base_url`` of [`AssetPaySession`][assetpay_async.AssetPaySession]."""
-_REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+_REDIS_SCHEMES: Final = tuple(f"{scheme}://" for scheme in REDIS_URL_SCHEMES)
 
 
 def _utc_now() -> dt.datetime:
@@ -52,8 +53,9 @@ def _utc_now() -> dt.datetime:
 
 def _is_redis_client(value: object) -> bool:
     # A client can only exist if its module was imported: no import of the optional extra here.
+    # A RedisCluster is no Redis subclass: without it here, it was taken for a LimiterRegistry.
     module = sys.modules.get("redis.asyncio")
-    return module is not None and isinstance(value, module.Redis)
+    return module is not None and isinstance(value, module.Redis | module.RedisCluster)
 
 
 def _registry_of(limiter: object) -> tuple[LimiterRegistry, RedisLimiterRegistry | None]:
@@ -61,9 +63,9 @@ def _registry_of(limiter: object) -> tuple[LimiterRegistry, RedisLimiterRegistry
     if limiter is None:
         return default_registry(), None
     if isinstance(limiter, str) or _is_redis_client(limiter):
-        if isinstance(limiter, str) and not limiter.startswith(_REDIS_SCHEMES):
+        if isinstance(limiter, str) and not limiter.lower().startswith(_REDIS_SCHEMES):
             raise ConfigurationError(
-                "limiter= as a string must be a Redis URL (redis://, rediss://, unix://)"
+                "limiter= as a string must be a Redis URL (" + ", ".join(_REDIS_SCHEMES) + ")"
             )
         try:
             from .redis_limiter import RedisLimiterRegistry  # noqa: PLC0415 (the optional [redis] extra)
@@ -107,9 +109,11 @@ class AssetPaySession:
         retry: the retry policy, including how long 429s may hold a call and the longest ``Retry-After``
             believed.
         policy: the limiter's spacing policy.
-        latency_margin: J, seconds of spread between our grant and the server's count (default 1 s), or
-            ``"measured"``: J follows the send-to-answer times this process sees (a high percentile of
-            their spread, 0.1 s at least; in-memory limiter only). ``docs/limiter.md`` compares them.
+        latency_margin: J, seconds of spread between our grant and the server's count, or ``"measured"``:
+            J follows the send-to-answer times this process sees (a high percentile of their spread, 0.1 s
+            at least; 1 s until 20 answers were seen; in-memory limiter only). None (default): measured
+            with the in-memory limiter, a fixed 1 s with Redis or a registry of your own, which cannot
+            measure. A number keeps J fixed. ``docs/limiter.md`` compares them.
         server_model: how AssetPay counts, if you know it (see [`ServerModel`][assetpay_async.ServerModel]):
             a declared sliding log, fixed window or bucket of N lets grants go (T + J) / N apart instead of
             (T + J) / (N - 1). The default, ``"unknown"``, is safe against every windowed server
@@ -157,9 +161,9 @@ class AssetPaySession:
         max_connections: int = 100,
         retry: RetryPolicy | None = None,
         policy: LimiterPolicy | str = LimiterPolicy.EVEN,
-        latency_margin: float | str = 1.0,
+        latency_margin: float | str | None = None,
         max_queue_wait: float | None = None,
-        limiter: LimiterRegistry | str | aioredis.Redis | None = None,
+        limiter: LimiterRegistry | str | aioredis.Redis | aioredis.RedisCluster | None = None,
         wall_clock: Callable[[], dt.datetime] | None = None,
         api_key: str | None = None,
         api_secret: str | None = None,

@@ -197,7 +197,7 @@ def session_settings(
         latency_margin=latency_margin,  # type: ignore[arg-type]  # checked inside
         server_model=server_model,
     )
-    if latency_margin == "measured":  # the registry is asked for it; the J below is not used
+    if latency_margin is None or latency_margin == "measured":  # a fixed 1 s where not measured
         latency_margin = 1.0
     margin = _seconds("latency_margin", latency_margin, zero_ok=True)
     if max_queue_wait is not None:

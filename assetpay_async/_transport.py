@@ -274,6 +274,10 @@ class Requester:
             _log(spec, state, None, None, exc)
             sent = isinstance(exc, _http.MaybeSentError)
             timed_out = sent and exc.timed_out  # type: ignore[union-attr]
+            # An unsent attempt's grant stays good only within the J the limiter paces by now (a measured
+            # J may be far below the session's fixed one).
+            margin = getattr(limiter, "latency_margin", self._latency_margin)
+            state.grant_margin = min(self._latency_margin, margin)
             return _Answer(
                 state.lost(maybe_sent=sent, message=str(exc), now=loop.time(), timed_out=timed_out)
             )

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from assetpay_async._batch import CancelBatch, OutcomeDetail
+from assetpay_async._batch import CancelBatch, OutcomeDetail, OutcomeKind
+from assetpay_async._cancel_rules import is_setup_error
 from assetpay_async._client import AssetPayClient
 from assetpay_async._errors import InvalidRequestError, SessionClosedError
 from assetpay_async._journal import JournalError
@@ -31,7 +32,7 @@ from ._batch_file import BatchFileError, BatchLine, parse_batch
 from ._exit import ExitCode
 from ._per_user import PerUserBatch
 from ._render import BatchProgressBar, console, outcome_table
-from ._report import count_outcomes, describe_error
+from ._report import count_outcomes, describe_error, quiet_batch_stop
 from ._results import ResultsError, ResultsWriter, Tally
 from ._settings import Connection
 
@@ -114,7 +115,7 @@ class _Run:
             def limited() -> int:
                 return session.limiter_stats(RouteGroup.CANCEL_ITEM).rate_limited
 
-            with self._signals(), self._progress(writer.tally, limited):
+            with self._signals(), self._progress(writer.tally, limited), quiet_batch_stop():
                 try:
                     await batch.run()
                     interrupted = False
@@ -284,6 +285,16 @@ class _Run:
     ) -> ExitCode:
         human, args = self.human, self.args
         outcomes = batch.outcomes
+        nothing_sent = all(
+            o.kind is OutcomeKind.NOT_ATTEMPTED or is_setup_error(o.error) for o in outcomes
+        )
+        if batch.stopped is not None and is_setup_error(batch.stopped.cause) and nothing_sent:
+            # A setting that cannot work (a Redis that refuses the password) stopped it before any send.
+            text = describe_error(batch.stopped.cause)
+            if "nothing was sent" not in text:
+                text += "; nothing was sent"
+            self.err.print(f"assetpay cancel-batch: {text}", markup=False)
+            return ExitCode.USAGE
         duplicates = sum(o.duplicate_of is not None for o in outcomes)
         title = f"{tally.total} pairs"
         if duplicates:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import logging
 import sys
-from collections.abc import Iterator
 
 from rich.console import Console
 
 from assetpay_async._batch import CancelBatch, CancelOutcome, OutcomeKind
+from assetpay_async._cancel_rules import is_setup_error
 from assetpay_async._client import AssetPayClient
 from assetpay_async._errors import AssetPayError, InvalidRequestError, SessionClosedError
 from assetpay_async._models import CancelResult
@@ -22,6 +20,7 @@ from ._report import (
     describe_error,
     describe_result,
     error_json,
+    quiet_batch_stop,
     result_json,
 )
 from ._settings import Connection
@@ -36,26 +35,8 @@ async def run_cancel(args: argparse.Namespace, connection: Connection) -> ExitCo
     sent. With ``--wait`` the accepted line is printed at once, the final status when it comes.
     """
     out, err = console(), console(stderr=True)
-    with _quiet_batch_stop():
+    with quiet_batch_stop():
         return await _cancel_one(args, connection, out, err)
-
-
-class _NotABatch(logging.Filter):
-    """Drops the batch's "stopping the batch" warning: a single cancel is no batch, its error says it all."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("stopping the batch")
-
-
-@contextlib.contextmanager
-def _quiet_batch_stop() -> Iterator[None]:
-    quiet = _NotABatch()
-    logger = logging.getLogger("assetpay_async._batch")
-    logger.addFilter(quiet)
-    try:
-        yield
-    finally:
-        logger.removeFilter(quiet)
 
 
 async def _cancel_one(
@@ -79,6 +60,10 @@ async def _cancel_one(
             return _report_interrupted(args, batch.outcomes[0], out)
         if outcome.result is None:
             failure = outcome.error or RuntimeError("no result")
+            if is_setup_error(failure) and not args.json:
+                # A setting that cannot work (a Redis that refuses the password): nothing was sent.
+                err.print(f"assetpay cancel: {describe_error(failure)}", markup=False)
+                return ExitCode.USAGE
             if args.json:
                 write_json_line(sys.stdout, {"ok": False, "error": error_json(failure)})
             else:

@@ -5,8 +5,10 @@ No rich and no I/O here: `._render` draws these, the tests read them directly.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
 import attrs
@@ -153,3 +155,21 @@ def count_outcomes(outcomes: Iterable[CancelOutcome]) -> list[OutcomeCount]:
     counts = Counter((o.kind, _reason(o)) for o in outcomes if o.duplicate_of is None)
     ordered = sorted(counts.items(), key=lambda kv: (_KIND_ORDER[kv[0][0]], -kv[1], kv[0][1]))
     return [OutcomeCount(kind, reason, n) for (kind, reason), n in ordered]
+
+
+class _NotABatch(logging.Filter):
+    """Drops the batch's "stopping the batch" warning: the command says why it stopped in its own words."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("stopping the batch")
+
+
+@contextlib.contextmanager
+def quiet_batch_stop() -> Iterator[None]:
+    quiet = _NotABatch()
+    logger = logging.getLogger("assetpay_async._batch")
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)

@@ -17,6 +17,7 @@ from assetpay_async._client import AssetPayClient
 from assetpay_async._errors import ConfigurationError, InvalidRequestError
 from assetpay_async._minting import ApiKey, ApiSecret
 from assetpay_async._quota import MerchantTier, Quota
+from assetpay_async._redis_urls import SCHEMES as REDIS_URL_SCHEMES
 from assetpay_async._session import DEFAULT_BASE_URL, AssetPaySession
 from assetpay_async._tokens import SecretToken
 from assetpay_async._transport import RetryPolicy
@@ -175,10 +176,11 @@ def connection_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Con
     if looks_secret(base_url, known):
         raise SettingsError(f"--base-url (or ${ENV_BASE_URL}) holds what looks like a token")
     redis_url = args.redis_url or environ.get(ENV_REDIS_URL) or None
-    if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+    schemes = tuple(f"{scheme}://" for scheme in REDIS_URL_SCHEMES)
+    if redis_url is not None and not redis_url.lower().startswith(schemes):
         # The URL may carry a password: name its form, never the URL itself.
         raise SettingsError(
-            f"--redis-url (or ${ENV_REDIS_URL}) must start with redis://, rediss:// or unix://"
+            f"--redis-url (or ${ENV_REDIS_URL}) must start with one of {', '.join(schemes)}"
         )
     merchant_id = args.merchant_id or environ.get(ENV_MERCHANT_ID) or None
     if merchant_id is not None and looks_secret(merchant_id, known):

@@ -54,14 +54,9 @@ def test_the_architecture_page_names_real_modules_and_is_in_the_nav() -> None:
 
 
 def test_the_architecture_page_names_every_module_of_the_package() -> None:
-    """A new top-level module needs its place on the page (the Redis limiter's internals are described
-    with it, in docs/redis.md)."""
+    """A new top-level module needs its place on the page."""
     named = {_dotted(name) for name in _NAMED.findall(_architecture())}
-    top_level = {
-        _module_name(path)
-        for path in PACKAGE.glob("*.py")
-        if path.name != "__init__.py" and not path.name.startswith("_redis_")
-    }
+    top_level = {_module_name(path) for path in PACKAGE.glob("*.py") if path.name != "__init__.py"}
     assert top_level - named == set()
 
 
@@ -103,14 +98,32 @@ def test_a_missing_edge_is_caught() -> None:
     assert "assetpay_async._http" not in _imports(modules["assetpay_async._session"], set(modules))
 
 
-def test_every_test_the_hardening_section_cites_exists() -> None:
+def _cited_in(heading: str) -> set[str]:
     evidence = (ROOT / "docs" / "evidence.md").read_text(encoding="utf-8")
-    section = evidence.split("## Request-path hardening", 1)[1].split("\n## ", 1)[0]
-    cited = set(re.findall(r"\b(test_[a-z0-9_]+)\b(?!\.py)", section))
-    assert len(cited) >= 20
+    section = evidence.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"\b(test_[a-z0-9_]+)\b(?!\.py)", section))
+
+
+def _defined_tests() -> set[str]:
     sources = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "tests").rglob("test_*.py"))
-    defined = set(re.findall(r"def (test_[a-z0-9_]+)", sources))
-    assert cited - defined == set()
+    return set(re.findall(r"def (test_[a-z0-9_]+)", sources))
+
+
+def test_every_test_the_hardening_section_cites_exists() -> None:
+    cited = _cited_in("Request-path hardening")
+    assert len(cited) >= 20
+    assert cited - _defined_tests() == set()
+
+
+def test_every_test_the_fails_closed_section_cites_exists_in_the_file_it_names() -> None:
+    evidence = (ROOT / "docs" / "evidence.md").read_text(encoding="utf-8")
+    section = evidence.split("## Fails closed", 1)[1].split("\n## ", 1)[0]
+    cited = _cited_in("Fails closed")
+    assert len(cited) >= 30
+    assert cited - _defined_tests() == set()
+    # A `tests/x/test_y.py::test_z` citation names the file that defines the test.
+    for path, name in re.findall(r"(tests/[\w/]+\.py)::(test_\w+)", section):
+        assert f"def {name}(" in (ROOT / path).read_text(encoding="utf-8"), f"{path}::{name}"
 
 
 def _reference() -> str:
@@ -152,3 +165,13 @@ def test_cross_references_in_docstrings_are_links() -> None:
             if bare.search(line):
                 found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert found == []
+
+
+def test_every_test_any_page_cites_exists() -> None:
+    """A renamed or deleted test leaves no stale citation in the docs."""
+    defined = _defined_tests()
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        # Code blocks are examples of the reader's own tests, not citations of ours.
+        prose = re.sub(r"(?ms)^```.*?^```", "", page.read_text(encoding="utf-8"))
+        cited = set(re.findall(r"\b(test_[a-z0-9_]+)\b(?!\.py)", prose))
+        assert cited - defined == set(), page.name

@@ -6,6 +6,7 @@ A fake `TokenSource` against a scripted server on loopback; the merchant's limit
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import pytest
 
@@ -169,6 +170,39 @@ def test_without_a_latency_margin_a_refused_retry_takes_a_new_grant() -> None:
             with pytest.raises(TransportError):
                 await session.client(make_token()).cancel_withdrawal_item(TRADE_ID, ITEM_ID)
             return session.limiter_stats().granted
+
+    assert run_virtual(scenario()) == 4
+
+
+class _QuickLimiters(MemoryLimiterRegistry):
+    """Limiters that pace by a J far below the session's (as a measured J does once it came down)."""
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        return _QuickLimiter(super().get(*args, **kwargs))
+
+
+class _QuickLimiter:
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    latency_margin = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def test_a_refused_retry_keeps_its_grant_only_within_the_j_the_limiter_paces_by() -> None:
+    """The session says J = 1 s, the limiter paces by a measured J of 0: a retry takes a new grant."""
+
+    async def scenario() -> int:
+        url = f"http://127.0.0.1:{_closed_port()}"
+        registry = _QuickLimiters()
+        async with new_session(url, latency_margin=1.0, limiter=registry) as session:
+            with pytest.raises(TransportError):
+                await session.client(make_token()).cancel_withdrawal_item(TRADE_ID, ITEM_ID)
+            granted = session.limiter_stats().granted
+        await registry.aclose()
+        return granted
 
     assert run_virtual(scenario()) == 4
 

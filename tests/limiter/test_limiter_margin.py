@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import math
 
+import fakeredis
 import pytest
 
 from assetpay_async import AssetPaySession, ConfigurationError, Quota, ServerModel
@@ -17,8 +19,13 @@ from assetpay_async._limiting import MemoryLimiter, MemoryLimiterRegistry
 from assetpay_async._pacing import (
     FLOAT_GUARD,
     MARGIN_FLOOR,
+    MARGIN_MIN_SAMPLES,
     MARGIN_SAMPLES,
+    MARGIN_START,
     MarginEstimator,
+    PacingConfig,
+    checked_config,
+    combined,
     pacing_for,
 )
 from assetpay_async._quota import RouteGroup
@@ -37,12 +44,51 @@ def interval(limit: int, margin: float, per: int | None = None) -> float:
 # -- the estimator, on plain numbers ----------------------------------------------------------------------
 
 
-def test_the_margin_starts_at_the_floor_and_stays_there_for_a_small_spread() -> None:
+def test_the_margin_starts_at_one_second_and_time_alone_does_not_bring_it_down() -> None:
+    """Fail closed: with nothing seen, J is the old fixed 1 s, however long nothing is seen."""
     estimator = MarginEstimator(half_life=60.0)
-    assert estimator.value(0.0) == MARGIN_FLOOR
-    for k in range(500):  # loopback with up to 50 ms of jitter
+    assert MARGIN_START == 1.0
+    assert estimator.value(0.0) == MARGIN_START
+    assert estimator.value(1e6) == MARGIN_START
+
+
+def test_the_margin_does_not_come_down_before_the_minimum_number_of_answers() -> None:
+    estimator = MarginEstimator(half_life=60.0)
+    assert MARGIN_MIN_SAMPLES == 20
+    # Quick answers, far apart: no evidence of a small spread yet.
+    for k in range(MARGIN_MIN_SAMPLES - 1):
+        assert not estimator.observe(0.003, now=1000.0 * k)
+        assert estimator.value(1000.0 * k) == MARGIN_START
+    assert estimator.value(1e9) == MARGIN_START
+
+
+def test_the_margin_comes_down_after_the_minimum_no_faster_than_its_half_life() -> None:
+    estimator = MarginEstimator(half_life=60.0)
+    for k in range(MARGIN_MIN_SAMPLES - 1):
+        estimator.observe(0.003, now=float(k))
+    settled_at = 100.0  # the twentieth answer, late: the descent starts here, not at the first
+    estimator.observe(0.003, now=settled_at)
+    assert estimator.value(settled_at) == MARGIN_START
+    assert estimator.value(settled_at + 30.0) == pytest.approx(MARGIN_START * 0.5**0.5)
+    assert estimator.value(settled_at + 60.0) == pytest.approx(MARGIN_START / 2)
+    assert estimator.value(settled_at + 120.0) == pytest.approx(MARGIN_START / 4)
+    assert estimator.value(settled_at + 3600.0) == MARGIN_FLOOR
+
+
+def test_a_small_spread_settles_at_the_floor_after_the_start() -> None:
+    estimator = MarginEstimator(half_life=60.0)
+    for k in range(500):  # loopback with up to 50 ms of jitter, one answer a second
         estimator.observe(0.001 + 0.05 * ((k * 37) % 100) / 100, now=float(k))
     assert estimator.value(500.0) == MARGIN_FLOOR
+
+
+def test_a_stall_after_the_descent_raises_the_margin_at_once() -> None:
+    estimator = MarginEstimator(half_life=60.0)
+    for k in range(300):
+        estimator.observe(0.02, now=float(k))
+    assert estimator.value(300.0) == MARGIN_FLOOR
+    assert estimator.observe(1.52, now=300.0)
+    assert estimator.value(300.0) == pytest.approx(1.5)
 
 
 def test_one_stall_raises_the_margin_at_once_to_its_spread() -> None:
@@ -94,17 +140,29 @@ def test_the_margin_grows_after_a_stall_before_the_next_grant() -> None:
     assert run_virtual(main()) == pytest.approx(interval(60, 2.0))
 
 
-def test_a_measured_margin_paces_at_the_floor_when_the_network_is_quick() -> None:
+def test_the_default_margin_paces_at_one_second_then_comes_down_no_faster_than_a_window() -> None:
+    """The in-memory limiter measures by default: 1 s for the first 20 answers, then down to the floor."""
+
     async def main() -> list[float]:
-        limiter = MemoryLimiter(KEY, Q60, latency_margin="measured")
+        limiter = MemoryLimiter(KEY, Q60)  # no latency_margin: measured
+        assert limiter.config.margin is None
         times: list[float] = []
-        for _ in range(5):
+        for _ in range(400):
             await limiter.acquire()
             times.append(asyncio.get_running_loop().time())
             limiter.observe_wire(0.003)
-        return gaps(times)
+        return times
 
-    assert run_virtual(main()) == pytest.approx([interval(60, MARGIN_FLOOR)] * 4)
+    times = run_virtual(main())
+    steps = gaps(times)
+    # The 20th answer comes after the 20th grant, whose successor was already due: 21 gaps at J = 1 s.
+    assert steps[: MARGIN_MIN_SAMPLES + 1] == pytest.approx([interval(60, 1.0)] * 21)
+    assert all(step < interval(60, 1.0) for step in steps[MARGIN_MIN_SAMPLES + 1 :])
+    settled_at = times[MARGIN_MIN_SAMPLES - 1]
+    for k in range(MARGIN_MIN_SAMPLES, len(times)):  # never faster than J halving once a window
+        bound = max(MARGIN_FLOOR, 0.5 ** ((times[k] - settled_at) / 60.0))
+        assert steps[k - 1] >= interval(60, bound) * (1 - 1e-9)
+    assert steps[-10:] == pytest.approx([interval(60, MARGIN_FLOOR)] * 10)
 
 
 def test_a_fixed_margin_ignores_what_the_wire_shows() -> None:
@@ -120,9 +178,11 @@ def test_a_fixed_margin_ignores_what_the_wire_shows() -> None:
 
 @pytest.mark.parametrize("bad", [-0.1, math.nan, math.inf])
 def test_a_nonsense_wire_time_is_ignored(bad: float) -> None:
-    limiter = MemoryLimiter(KEY, Q60, latency_margin="measured")
-    limiter.observe_wire(bad)
-    assert limiter.pacing.interval == pytest.approx(interval(60, MARGIN_FLOOR))
+    limiter = MemoryLimiter(KEY, Q60, latency_margin="measured", clock=lambda: 0.0)
+    for _ in range(MARGIN_MIN_SAMPLES + 5):  # not counted as answers: J stays at its start
+        limiter.observe_wire(bad)
+    assert limiter.latency_margin == MARGIN_START
+    assert limiter.pacing.interval == pytest.approx(interval(60, MARGIN_START))
 
 
 # -- the declared server model -------------------------------------------------------------------------------
@@ -135,7 +195,8 @@ def test_a_declared_server_model_spaces_grants_n_per_t_plus_j(model: str) -> Non
 
 
 def test_the_default_server_model_keeps_one_grant_in_reserve() -> None:
-    assert MemoryLimiter(KEY, Quota(10, 60.0)).pacing.interval == pytest.approx(interval(10, 1.0))
+    limiter = MemoryLimiter(KEY, Quota(10, 60.0), latency_margin=1.0)
+    assert limiter.pacing.interval == pytest.approx(interval(10, 1.0))
     assert pacing_for(Quota(10, 60.0), "even", 1.0).interval == pytest.approx(  # type: ignore[arg-type]
         interval(10, 1.0)
     )
@@ -184,7 +245,80 @@ def test_the_session_passes_the_measured_margin_and_model_to_its_limiter() -> No
     limiter = run_virtual(main())
     assert limiter.config.margin is None
     assert limiter.config.server_model is ServerModel.SLIDING_LOG
-    assert limiter.pacing.interval == pytest.approx(interval(10, MARGIN_FLOOR, per=10))
+    assert limiter.pacing.interval == pytest.approx(interval(10, MARGIN_START, per=10))
+
+
+def test_a_default_session_measures_with_the_in_memory_limiter() -> None:
+    registry = MemoryLimiterRegistry()
+
+    async def main() -> None:
+        async with AssetPaySession(tier="verified", merchant_id="m-1", limiter=registry) as session:
+            limiter = session._requester.limiter("m-1", RouteGroup.CANCEL_ITEM)
+            assert isinstance(limiter, MemoryLimiter)
+            assert limiter.config.margin is None  # measured
+            assert limiter.latency_margin == MARGIN_START  # nothing seen yet: the old fixed 1 s
+
+    run_virtual(main())
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.25, 1.0, 2])
+def test_an_explicit_number_keeps_the_margin_fixed(margin: float) -> None:
+    registry = MemoryLimiterRegistry()
+
+    async def main() -> MemoryLimiter:
+        async with AssetPaySession(
+            tier="verified", merchant_id="m-1", limiter=registry, latency_margin=margin
+        ) as session:
+            limiter = session._requester.limiter("m-1", RouteGroup.CANCEL_ITEM)
+            assert isinstance(limiter, MemoryLimiter)
+            for _ in range(MARGIN_MIN_SAMPLES + 5):
+                limiter.observe_wire(0.003 if margin else 3.0)
+            return limiter
+
+    limiter = run_virtual(main())
+    assert limiter.config.margin == margin
+    assert limiter.latency_margin == margin
+    assert limiter.pacing.interval == pytest.approx(
+        pacing_for(Quota(60, 60.0), limiter.config.policy, margin).interval
+    )
+
+
+class _AskedRegistry:
+    """A registry of one's own (not the in-memory one): records what the session asks it for."""
+
+    def __init__(self) -> None:
+        self.asked: list[dict[str, object]] = []
+        self.limiter = MemoryLimiter(KEY, Q60, latency_margin=1.0)
+
+    def get(self, *args: object, **kwargs: object) -> MemoryLimiter:
+        self.asked.append(kwargs)
+        return self.limiter
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_a_default_session_keeps_a_fixed_second_with_a_registry_of_its_own() -> None:
+    registry = _AskedRegistry()
+
+    async def main() -> None:
+        async with AssetPaySession(tier="verified", merchant_id="m-1", limiter=registry) as session:
+            session._requester.limiter("m-1", RouteGroup.CANCEL_ITEM)
+
+    run_virtual(main())
+    assert [asked["latency_margin"] for asked in registry.asked] == [1.0]
+
+
+async def test_a_default_session_keeps_a_fixed_second_with_redis() -> None:
+    """Redis cannot measure (its ``observe_wire`` does nothing): the default stays the fixed 1 s."""
+    client = fakeredis.FakeAsyncRedis()
+    session = AssetPaySession(cancel_quota=Q60, merchant_id="m", limiter=client)
+    try:
+        limiter = session._requester.limiter("m", RouteGroup.CANCEL_ITEM)
+        assert limiter.latency_margin == 1.0  # type: ignore[attr-defined]
+    finally:
+        await session.aclose()
+        await client.aclose()
 
 
 @pytest.mark.parametrize(
@@ -312,3 +446,61 @@ def test_two_live_loops_never_take_turns_at_the_lock_free_grant() -> None:
     finally:
         first.close()
         second.close()
+
+
+# -- a fixed J and a measured one asked of one limiter ---------------------------------------------------
+
+
+def _config(margin: float | str, quota: Quota = Q60) -> PacingConfig:
+    return checked_config(quota, "even", margin, "unknown")
+
+
+def test_a_fixed_margin_asked_beside_a_measured_one_becomes_its_floor() -> None:
+    measured, fixed = _config("measured"), _config(1.0)
+    for current, asked in ((measured, fixed), (fixed, measured)):
+        merged = combined(current, asked, measured=0.1)
+        assert merged is not None
+        assert merged.margin is None  # still measured: a stall still raises J at once
+        assert merged.floor == 1.0  # but never below the fixed J asked
+        assert merged.margin_at(0.1) == 1.0
+        assert merged.margin_at(2.5) == 2.5
+        assert combined(merged, asked, measured=0.1) is None  # asked again: no change
+
+
+def test_the_slower_quota_wins_between_a_fixed_and_a_measured_margin() -> None:
+    merged = combined(_config("measured"), _config(0.5, Quota(10, 60.0)), measured=1.0)
+    assert merged is not None
+    assert (merged.quota, merged.margin, merged.floor) == (Quota(10, 60.0), None, 0.5)
+    # Two fixed margins: the slower one, as before.
+    assert combined(_config(1.0), _config(0.5), measured=0.1) is None
+    assert combined(_config(0.5), _config(1.0), measured=0.1) == _config(1.0)
+
+
+def test_a_default_session_beside_one_with_a_fixed_second_never_paces_below_it() -> None:
+    """Before the measured default, both sessions asked J = 1 s; the explicit one is still honoured."""
+    registry = MemoryLimiterRegistry()
+
+    async def main() -> list[float]:
+        default = registry.get("m-1", RouteGroup.CANCEL_ITEM, Q60)
+        fixed = registry.get("m-1", RouteGroup.CANCEL_ITEM, Q60, latency_margin=1.0)
+        assert fixed is default
+        assert isinstance(default, MemoryLimiter)
+        times: list[float] = []
+        for _ in range(300):
+            await default.acquire()
+            times.append(asyncio.get_running_loop().time())
+            default.observe_wire(0.003)  # a quick network: alone, J would come down to 0.1 s
+        default.observe_wire(2.503)  # and it still grows at once on a stall
+        assert default.latency_margin == pytest.approx(2.5)
+        return times
+
+    assert gaps(run_virtual(main())) == pytest.approx([interval(60, 1.0)] * 299)
+
+
+def test_the_warning_says_a_fixed_margin_became_the_floor(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="assetpay_async.limiter")
+    registry = MemoryLimiterRegistry()
+    registry.get("m-1", RouteGroup.CANCEL_ITEM, Q60)
+    registry.get("m-1", RouteGroup.CANCEL_ITEM, Q60, latency_margin=1.0)
+    [record] = caplog.records
+    assert "keeping the slower one (measuring J, never below 1s)" in record.getMessage()

@@ -319,7 +319,9 @@ def test_an_injected_clock_drives_the_schedule() -> None:
 
     async def main() -> list[float]:
         loop = asyncio.get_running_loop()
-        limiter = MemoryLimiter(KEY, Quota(10, 60.0), clock=lambda: 1e6 + loop.time())
+        limiter = MemoryLimiter(
+            KEY, Quota(10, 60.0), latency_margin=1.0, clock=lambda: 1e6 + loop.time()
+        )
         grants = Grants()
         await asyncio.gather(*(acquire_as(limiter, str(i), grants) for i in range(3)))
         return grants.times

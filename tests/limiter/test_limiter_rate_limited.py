@@ -81,13 +81,15 @@ def test_the_pause_is_per_merchant_and_route_group() -> None:
     async def main() -> dict[str, float]:
         registry = MemoryLimiterRegistry()
         quota = Quota(10, 60.0)
-        paused = registry.get("m1", RouteGroup.CANCEL_ITEM, quota)
-        same_merchant_other_group = registry.get("m1", RouteGroup.TRADES_READ, quota)
-        other_merchant = registry.get("m2", RouteGroup.CANCEL_ITEM, quota)
+        paused = registry.get("m1", RouteGroup.CANCEL_ITEM, quota, latency_margin=1.0)
+        same_merchant_other_group = registry.get(
+            "m1", RouteGroup.TRADES_READ, quota, latency_margin=1.0
+        )
+        other_merchant = registry.get("m2", RouteGroup.CANCEL_ITEM, quota, latency_margin=1.0)
         paused.rate_limited(30.0)
         waits = await asyncio.gather(
             paused.acquire(),
-            registry.get("m1", RouteGroup.CANCEL_ITEM, quota).acquire(),
+            registry.get("m1", RouteGroup.CANCEL_ITEM, quota, latency_margin=1.0).acquire(),
             same_merchant_other_group.acquire(),
             other_merchant.acquire(),
         )

@@ -48,11 +48,12 @@ def test_a_differing_configuration_keeps_the_slower_pacing_and_warns_once(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="assetpay_async.limiter")
     registry = MemoryLimiterRegistry()
-    limiter = registry.get("m1", CANCEL, Quota(60, 60.0))
+    limiter = registry.get("m1", CANCEL, Quota(60, 60.0), latency_margin=1.0)
     assert isinstance(limiter, MemoryLimiter)
     fast = limiter.pacing
 
-    assert registry.get("m1", CANCEL, Quota(10, 60.0)) is limiter  # slower: adopted
+    # Slower: adopted.
+    assert registry.get("m1", CANCEL, Quota(10, 60.0), latency_margin=1.0) is limiter
     slow = limiter.pacing
     assert slow.interval == pytest.approx(61 / 9, rel=1e-5)
     assert len(caplog.records) == 1
@@ -66,9 +67,10 @@ def test_a_differing_configuration_keeps_the_slower_pacing_and_warns_once(
         Quota(10, 60.0),
         Quota(30, 60.0),
     ):  # no flip-flop, no more warnings
-        assert registry.get("m1", CANCEL, config) is limiter
+        assert registry.get("m1", CANCEL, config, latency_margin=1.0) is limiter
         assert limiter.pacing == slow
-    assert registry.get("m1", CANCEL, Quota(5, 60.0)) is limiter  # slower still: adopted, silently
+    # Slower still: adopted, silently.
+    assert registry.get("m1", CANCEL, Quota(5, 60.0), latency_margin=1.0) is limiter
     assert limiter.pacing.interval == pytest.approx(61 / 4, rel=1e-5)
     assert len(caplog.records) == 1
     assert fast != slow
@@ -78,7 +80,7 @@ def test_the_warning_is_per_key(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="assetpay_async.limiter")
     registry = MemoryLimiterRegistry()
     for merchant in ("m1", "m2"):
-        registry.get(merchant, CANCEL, Quota(60, 60.0))
+        registry.get(merchant, CANCEL, Quota(60, 60.0), latency_margin=1.0)
         registry.get(merchant, CANCEL, Quota(60, 60.0), latency_margin=0.5)  # faster: ignored
     assert ["'m1'" in r.getMessage() for r in caplog.records] == [True, False]
     assert "keeping the slower one (the current one)" in caplog.records[0].getMessage()
@@ -97,7 +99,7 @@ def test_policy_and_margin_count_in_which_is_slower(
     policy: LimiterPolicy, latency_margin: float, adopted: bool
 ) -> None:
     registry = MemoryLimiterRegistry()
-    limiter = registry.get("m1", CANCEL, Quota(60, 60.0))
+    limiter = registry.get("m1", CANCEL, Quota(60, 60.0), latency_margin=1.0)
     assert isinstance(limiter, MemoryLimiter)
     before = limiter.pacing
     registry.get("m1", CANCEL, Quota(60, 60.0), policy=policy, latency_margin=latency_margin)
@@ -119,7 +121,7 @@ def test_aclose_of_the_in_memory_registry_releases_nothing_and_keeps_it_usable()
 def test_a_slower_configuration_applies_to_calls_already_queued() -> None:
     async def main() -> list[float]:
         registry = MemoryLimiterRegistry()
-        limiter = registry.get("m1", CANCEL, Quota(60, 60.0))
+        limiter = registry.get("m1", CANCEL, Quota(60, 60.0), latency_margin=1.0)
         loop = asyncio.get_running_loop()
         times: list[float] = []
 
@@ -129,7 +131,7 @@ def test_a_slower_configuration_applies_to_calls_already_queued() -> None:
 
         tasks = [asyncio.create_task(call()) for _ in range(3)]
         await asyncio.sleep(0.5)
-        registry.get("m1", CANCEL, Quota(10, 60.0))
+        registry.get("m1", CANCEL, Quota(10, 60.0), latency_margin=1.0)
         await asyncio.gather(*tasks)
         return times
 

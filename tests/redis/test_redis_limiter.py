@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from assetpay_async import (
     AssetPaySession,
+    ConfigurationError,
     LimiterBackendError,
     QueueTimeoutError,
     SessionClosedError,
@@ -231,7 +232,8 @@ def test_redis_down_falls_back_to_local_pacing_with_one_warning_then_recovers(
 
     async def main(server: fakeredis.FakeServer) -> None:
         client = fakeredis.FakeAsyncRedis(server=server)
-        lim = limiter(client, recheck_after=3.0)
+        # Started during the outage: only a configured bound on the processes gives it a share.
+        lim = limiter(client, recheck_after=3.0, max_processes=1)
         server.connected = False
 
         times = await grant_times(lim, 3)
@@ -339,8 +341,33 @@ async def test_the_registry_keeps_one_limiter_per_key_and_never_closes_a_callers
 
 
 def test_the_registry_refuses_what_is_not_a_redis_client() -> None:
-    with pytest.raises(TypeError, match="redis"):
+    # Issue 18, seam 7: every bad argument is a ConfigurationError (it was a TypeError).
+    with pytest.raises(ConfigurationError, match="redis"):
         RedisLimiterRegistry(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"key_prefix": ""},
+        {"timeout": 0},
+        {"timeout": float("nan")},
+        {"heartbeat": -1.0},
+        {"recheck_after": True},
+        {"max_processes": 0},
+        {"max_processes": 2.5},
+    ],
+)
+def test_every_bad_registry_argument_is_a_configuration_error(options: dict[str, Any]) -> None:
+    client = fakeredis.FakeAsyncRedis()
+    with pytest.raises(ConfigurationError):
+        RedisLimiterRegistry(client, **options)
+
+
+@pytest.mark.parametrize("options", [{"timeout": -1.0}, {"heartbeat": 0}, {"max_pause": -1.0}])
+def test_every_bad_limiter_argument_is_a_configuration_error(options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError):
+        RedisLimiter(fakeredis.FakeAsyncRedis(), "m", RouteGroup.CANCEL_ITEM, QUOTA, **options)
 
 
 async def test_clear_cancels_the_workers() -> None:

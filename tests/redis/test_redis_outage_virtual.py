@@ -20,7 +20,7 @@ import fakeredis
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from assetpay_async import LimiterBackendError
+from assetpay_async import LimiterBackendError, QueueTimeoutError
 from assetpay_async._limiting import MemoryLimiterRegistry
 from assetpay_async._quota import Quota, RouteGroup
 from assetpay_async._redis_scripts import GcraScript
@@ -249,22 +249,29 @@ def test_a_hanging_redis_without_fallback_raises_after_the_timeout_and_sends_not
     virtual(main)
 
 
-def test_a_huge_retry_after_pauses_at_most_the_documented_bound_here_and_in_redis() -> None:
+def test_a_pause_is_taken_as_given_and_redis_believes_a_stored_one_up_to_the_bound() -> None:
+    """CONTRACTS C3: the requester bounds Retry-After; the limiter keeps no second cap of its own.
+
+    What another process stores is still believed only up to ``max_pause`` by the acquire script.
+    """
+
     async def main(server: fakeredis.FakeServer) -> None:
         client = fakeredis.FakeAsyncRedis(server=server)
-        lim = limiter(client)
+        pausing, other = limiter(client), limiter(client)
         loop = asyncio.get_running_loop()
         bound = DEFAULT_MAX_PAUSE_PERIODS * QUOTA.period_seconds
-        await lim.acquire()
+        await pausing.acquire()
 
-        lim.rate_limited(1e9)
+        pausing.rate_limited(2 * bound)
         await asyncio.sleep(0.01)
-        stored = int(await client.hget(lim.redis_key, "paused") or 0)
-        await lim.acquire()
+        stored = int(await client.hget(pausing.redis_key, "paused") or 0)
+        await other.acquire()
 
-        assert stored == pytest.approx((bound + 0.01) * 1e6, abs=20_000)
-        assert loop.time() == pytest.approx(bound, abs=0.02)  # not 31 years
-        await lim.aclose()
+        assert pausing.stats().paused_for == pytest.approx(2 * bound - loop.time(), abs=0.02)
+        assert stored == pytest.approx((2 * bound + 0.01) * 1e6, abs=20_000)
+        assert loop.time() == pytest.approx(bound, abs=0.02)  # the other believed the bound
+        await pausing.aclose()
+        await other.aclose()
 
     virtual(main)
 
@@ -300,14 +307,20 @@ def test_a_retry_after_that_is_no_number_of_seconds_pauses_one_period(
     virtual(main)
 
 
-def test_a_configured_max_pause_is_kept() -> None:
+def test_a_configured_max_pause_bounds_what_is_believed_of_a_stored_pause() -> None:
     async def main(server: fakeredis.FakeServer) -> None:
-        lim = limiter(fakeredis.FakeAsyncRedis(server=server), max_pause=2.0)
+        client = fakeredis.FakeAsyncRedis(server=server)
+        pausing, other = limiter(client), limiter(client, max_pause=2.0)
+        loop = asyncio.get_running_loop()
 
-        lim.rate_limited(3600.0)
+        pausing.rate_limited(3600.0)
+        await asyncio.sleep(0)
+        await other.acquire()
 
-        assert lim.stats().paused_for == pytest.approx(2.0)
-        await lim.aclose()
+        assert pausing.stats().paused_for == pytest.approx(3600.0, abs=2.1)
+        assert loop.time() == pytest.approx(2.0, abs=0.02)
+        pausing.abandon()
+        await other.aclose()
 
     virtual(main)
 
@@ -318,12 +331,20 @@ async def test_the_registry_is_its_own_class_and_passes_its_options_on() -> None
 
     lim = registry.get("m", RouteGroup.CANCEL_ITEM, QUOTA, latency_margin=0.0)
     assert isinstance(lim, RedisLimiter)
+    await lim.acquire()
     lim.rate_limited(60.0)
+    await asyncio.sleep(0.05)  # the pause reaches Redis
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    other = RedisLimiterRegistry(client, key_prefix="shop", max_pause=0.3)
+    await other.get("m", RouteGroup.CANCEL_ITEM, QUOTA, latency_margin=0.0).acquire()
 
     # not an in-memory registry in disguise
     assert MemoryLimiterRegistry not in type(registry).__mro__
     assert lim.peers_key == "shop:peers:m:cancel-item"
-    assert lim.stats().paused_for == pytest.approx(3.0, abs=0.01)
+    assert lim.stats().paused_for == pytest.approx(60.0, abs=0.5)  # taken as given (C3)
+    assert loop.time() - start < 1.0  # max_pause passed on: the stored 60 s believed up to 0.3 s
+    await other.aclose()
     await registry.aclose()
     await client.aclose()
 
@@ -363,5 +384,68 @@ def test_aclose_ends_even_when_the_client_swallows_the_heartbeats_cancellation()
             await asyncio.sleep(0.1)
         await asyncio.gather(closing, return_exceptions=True)
         assert done, "aclose() was still waiting for the heartbeat after 30 s"
+
+    virtual(main)
+
+
+async def _calls_until(
+    lim: RedisLimiter, until: float, times: list[float], errors: list[str]
+) -> None:
+    """Callers with a queue wait of 3 s (the session's ``max_queue_wait``) until ``until``."""
+    loop = asyncio.get_running_loop()
+
+    async def caller() -> None:
+        while loop.time() < until:
+            try:
+                await lim.acquire(max_wait=3.0)
+            except QueueTimeoutError:
+                errors.append("timeout")
+                await asyncio.sleep(0.5)  # refused at once when no slot is due within 3 s
+            else:
+                times.append(loop.time())
+
+    await asyncio.gather(*(caller() for _ in range(3)))
+
+
+def test_processes_that_start_during_an_outage_wait_for_redis_instead_of_granting_alone() -> None:
+    """Regression (issue 20): 4 processes started while Redis was down each granted the full N."""
+
+    async def main(server: fakeredis.FakeServer) -> None:
+        server.connected = False
+        lims = [limiter(fakeredis.FakeAsyncRedis(server=server)) for _ in range(4)]
+        times: list[float] = []
+        errors: list[str] = []
+
+        async def back_at(when: float) -> None:
+            await asyncio.sleep(when)
+            server.connected = True
+
+        await asyncio.gather(
+            *(_calls_until(lim, 30.0, times, errors) for lim in lims), back_at(12.0)
+        )
+
+        assert min(times) >= 12.0  # nothing granted before Redis was there to count the peers
+        assert errors  # the callers waited within their max_wait, then gave up (typed)
+        assert sum(lim.local_granted for lim in lims) == 0
+        assert most_in_window(times) <= QUOTA.limit
+        for lim in lims:
+            await lim.aclose()
+
+    virtual(main)
+
+
+def test_with_max_processes_a_process_started_during_an_outage_grants_its_share() -> None:
+    async def main(server: fakeredis.FakeServer) -> None:
+        server.connected = False
+        lims = [limiter(fakeredis.FakeAsyncRedis(server=server), max_processes=4) for _ in range(4)]
+        times: list[float] = []
+        errors: list[str] = []
+
+        await asyncio.gather(*(_calls_until(lim, 30.0, times, errors) for lim in lims))
+
+        assert all(lim.local_granted > 0 for lim in lims)
+        assert most_in_window(times) <= QUOTA.limit
+        for lim in lims:
+            await lim.aclose()
 
     virtual(main)

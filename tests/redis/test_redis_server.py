@@ -136,7 +136,9 @@ async def test_a_session_closes_the_client_it_made_from_a_url(
 async def test_the_registry_from_a_url_takes_url_options(redis_server: RedisServer) -> None:
     registry = RedisLimiterRegistry(f"{redis_server.url}?socket_timeout=3")
 
-    kwargs = registry.redis.connection_pool.connection_kwargs
+    client = registry.redis
+    assert isinstance(client, aioredis.Redis)
+    kwargs = client.connection_pool.connection_kwargs
 
     assert kwargs["socket_timeout"] == 3.0
     assert kwargs["socket_connect_timeout"] == 1.0

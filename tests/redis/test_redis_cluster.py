@@ -1,0 +1,119 @@
+"""The Redis limiter on a real Redis Cluster of three masters, started by the test (slow).
+
+Several limiters, each with its own cluster client (as processes would have), share merchants whose keys
+live on different nodes: the client follows MOVED to the node of the key's slot, both keys of a merchant
+share one hash tag (one slot, one node), and the busiest window of grants stays under N. A master that dies
+is an outage (the share takes over), never a configuration error and never a reason to grant alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from assetpay_async import AssetPaySession, Quota, RouteGroup
+from assetpay_async.redis_limiter import RedisLimiter, RedisLimiterRegistry
+from tests.support.redis_server import RedisCluster, redis_server_binary
+
+pytestmark = [pytest.mark.redis_server, pytest.mark.slow]
+
+QUOTA = Quota(20, 1.0)
+MARGIN = 0.05
+LIMITERS = 3
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RedisCluster]:
+    with RedisCluster(redis_server_binary()) as started:
+        yield started
+
+
+def busiest(times: list[float], window: float) -> int:
+    times = sorted(times)
+    return max((bisect.bisect_right(times, t + window) - i for i, t in enumerate(times)), default=0)
+
+
+async def _run(limiters: list[RedisLimiter], seconds: float) -> list[float]:
+    times: list[float] = []
+    end = time.monotonic() + seconds
+
+    async def caller(lim: RedisLimiter) -> None:
+        while time.monotonic() < end:
+            await lim.acquire()
+            times.append(time.monotonic())
+
+    await asyncio.gather(*(caller(lim) for lim in limiters for _ in range(3)))
+    return times
+
+
+async def test_limiters_on_a_cluster_share_one_schedule_per_merchant(cluster: RedisCluster) -> None:
+    registries = [RedisLimiterRegistry(cluster.url) for _ in range(LIMITERS)]
+    merchants = [f"merchant-{i}" for i in range(6)]
+    keys: dict[str, list[RedisLimiter]] = {}
+    for merchant in merchants:
+        got = [
+            reg.get(merchant, RouteGroup.CANCEL_ITEM, QUOTA, latency_margin=MARGIN)
+            for reg in registries
+        ]
+        keys[merchant] = [lim for lim in got if isinstance(lim, RedisLimiter)]
+        assert len(keys[merchant]) == LIMITERS
+
+    per_merchant = await asyncio.gather(*(_run(lims, 2.5) for lims in keys.values()))
+
+    nodes = set()
+    for merchant, lims in keys.items():
+        lim = lims[0]
+        assert f"{{{merchant}}}" in lim.redis_key
+        assert f"{{{merchant}}}" in lim.peers_key
+        assert cluster.port_of(lim.redis_key) == cluster.port_of(lim.peers_key)  # one node
+        nodes.add(cluster.port_of(lim.redis_key))
+        assert not any(one.degraded or one.local_granted for one in lims)  # MOVED was followed
+    assert len(nodes) > 1, "the merchants' keys should live on more than one node"
+    for times in per_merchant:
+        assert len(times) >= QUOTA.limit
+        assert busiest(times, QUOTA.period_seconds + MARGIN) <= QUOTA.limit
+    for reg in registries:
+        await reg.aclose()
+
+
+async def test_a_cluster_client_passed_as_limiter_works_in_a_session(cluster: RedisCluster) -> None:
+    client = aioredis.RedisCluster(host="127.0.0.1", port=cluster.ports[0])
+    async with AssetPaySession(
+        cancel_quota=QUOTA, merchant_id="merchant-s", limiter=client
+    ) as session:
+        lim = session._requester.limiter("merchant-s", RouteGroup.CANCEL_ITEM)
+        assert isinstance(lim, RedisLimiter)
+        async with asyncio.timeout(10):
+            for _ in range(3):
+                await lim.acquire()
+        assert await client.exists(lim.redis_key) == 1
+    await client.aclose()
+
+
+async def test_a_dead_master_is_an_outage_not_a_reason_to_grant_alone(
+    cluster: RedisCluster,
+) -> None:
+    """Last in the module: it kills the master that holds the merchant's slot."""
+    registries = [RedisLimiterRegistry(cluster.url, timeout=0.5) for _ in range(2)]
+    lims = [
+        reg.get("merchant-dead", RouteGroup.CANCEL_ITEM, QUOTA, latency_margin=MARGIN)
+        for reg in registries
+    ]
+    assert all(isinstance(lim, RedisLimiter) for lim in lims)
+    typed: list[RedisLimiter] = [lim for lim in lims if isinstance(lim, RedisLimiter)]
+    before = await _run(typed, 1.5)  # both count each other as peers
+    assert all(lim.peers == 2 for lim in typed)
+
+    await asyncio.to_thread(cluster.kill, cluster.port_of(typed[0].redis_key))
+    during = await _run(typed, 3.0)
+
+    assert all(lim.degraded for lim in typed)
+    assert all(lim.local_granted > 0 for lim in typed)
+    assert busiest(before + during, QUOTA.period_seconds + MARGIN) <= QUOTA.limit
+    for reg in registries:
+        await reg.aclose()
