@@ -139,6 +139,14 @@ async def _read_capped(response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
     return b"".join(chunks), False
 
 
+async def _read_body(response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
+    """The body and whether it was cut at ``MAX_RESPONSE_BYTES``."""
+    length = response.headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) <= MAX_RESPONSE_BYTES:
+        return await response.read(), False  # the common case, read inline
+    return await _read_capped(response)
+
+
 async def send(
     http: aiohttp.ClientSession,
     url: str,
@@ -174,11 +182,7 @@ async def send(
             allow_redirects=False,
             **options,
         ) as response:
-            length = response.headers.get("Content-Length")
-            if length is not None and length.isdigit() and int(length) <= MAX_RESPONSE_BYTES:
-                body, truncated = await response.read(), False  # the common case, read inline
-            else:
-                body, truncated = await _read_capped(response)
+            body, truncated = await _read_body(response)
             return RawResponse(
                 response.status,
                 {name.lower(): value for name, value in response.headers.items()},

@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+R = TypeVar("R", CancelResult, TradeCancelResult)
 
 
 @attrs.frozen
@@ -350,14 +351,7 @@ def decode_cancel(
         and trade_ref != result.trade_id
         and names(trade_ref, result.trade_id, None) is False
     ):
-        error = _mismatch(
-            f"the cancel answer names trade {result.trade_id!r}, not {trade_ref!r}",
-            envelope.data,
-            status,
-            envelope.request_id,
-        )
-        # The ref may be the trade's UUID-shaped externalId (the answer names AssetPay's id).
-        raise RefsUnconfirmed(error, result, trade_ref=trade_ref, item_ref=item_ref)
+        raise _another_trade(envelope, status, result, trade_ref, item_ref)
     return result
 
 
@@ -370,26 +364,33 @@ def decode_trade_cancel(
     Raises:
         InvalidResponseError: (``ambiguous``) a bad shape, or an answer naming another trade.
     """
+    result = _result_of(envelope, status, TradeCancelResult, "trade cancel result")
+    if trade_ref is not None and names(trade_ref, result.trade_id, None) is False:
+        raise _another_trade(envelope, status, result, trade_ref, None)
+    return result
+
+
+def _result_of(envelope: Envelope, status: int, cls: type[R], what: str) -> R:
+    """A cancel's result from its success envelope."""
     data = envelope.data
     if isinstance(data, dict):
+        # The request id is the envelope's, not a field of data: add it rather than build the result twice.
         data = {**data, "requestId": envelope.request_id}
-    result = structure(
-        data,
-        TradeCancelResult,
-        what="trade cancel result",
-        status=status,
-        request_id=envelope.request_id,
+    return structure(data, cls, what=what, status=status, request_id=envelope.request_id)
+
+
+def _another_trade(
+    envelope: Envelope, status: int, result: R, trade_ref: str, item_ref: str | None
+) -> RefsUnconfirmed[R]:
+    """A cancel's answer names another trade than ``trade_ref``: unconfirmed, for a read to tell."""
+    error = _mismatch(
+        f"the cancel answer names trade {result.trade_id!r}, not {trade_ref!r}",
+        envelope.data,
+        status,
+        envelope.request_id,
     )
-    if trade_ref is not None and names(trade_ref, result.trade_id, None) is False:
-        error = _mismatch(
-            f"the cancel answer names trade {result.trade_id!r}, not {trade_ref!r}",
-            envelope.data,
-            status,
-            envelope.request_id,
-        )
-        # The ref may be the trade's UUID-shaped externalId (the answer names AssetPay's id).
-        raise RefsUnconfirmed(error, result, trade_ref=trade_ref, item_ref=None)
-    return result
+    # The ref may be the trade's UUID-shaped externalId (the answer names AssetPay's id).
+    return RefsUnconfirmed(error, result, trade_ref=trade_ref, item_ref=item_ref)
 
 
 def decode_trade(envelope: Envelope, status: int, *, trade_ref: str | None = None) -> Trade:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import sys
-import urllib.parse
 import warnings
 from collections.abc import Callable
 from types import TracebackType
@@ -26,16 +24,16 @@ from ._limiting import (
     LimiterStats,
     ServerModel,
     default_registry,
-    with_pacing_options,
 )
 from ._merchant import MerchantAuth, MerchantClient, MerchantScope
 from ._minting import ApiKey, ApiSecret, end_user
 from ._poller import SessionPollers
-from ._quota import MerchantTier, Quota, RouteGroup, default_quota
-from ._read_pace import DEFAULT_READ_SHARE, check_share
+from ._quota import MerchantTier, Quota, RouteGroup
+from ._read_pace import DEFAULT_READ_SHARE
 from ._redis_urls import SCHEMES as REDIS_URL_SCHEMES
+from ._session_config import merchant_secrets, route_group, session_quotas, session_settings
 from ._tokens import SecretToken, merchant_of
-from ._transport import Requester, RetryPolicy
+from ._transport import RetryPolicy
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -87,69 +85,6 @@ def _registry_of(limiter: object) -> tuple[LimiterRegistry, RedisLimiterRegistry
         f"limiter= must be a limiter registry, a Redis URL or a redis.asyncio.Redis client, "
         f"got {type(limiter).__name__}"
     )
-
-
-def _group(group: RouteGroup | str) -> RouteGroup:
-    try:
-        return RouteGroup(group)
-    except ValueError:
-        raise ConfigurationError(
-            f"group must be one of {[g.value for g in RouteGroup]}, got {group!r}"
-        ) from None
-
-
-def _seconds(name: str, value: object, *, zero_ok: bool = False) -> float:
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, int | float)
-        and math.isfinite(value)
-        and (value >= 0 if zero_ok else value > 0)
-    )
-    if not ok:
-        bound = ">= 0" if zero_ok else "> 0"
-        raise ConfigurationError(
-            f"{name} must be a finite number of seconds {bound}, got {value!r}"
-        )
-    return float(value)  # type: ignore[arg-type]
-
-
-def _checked_base_url(base_url: object) -> str:
-    """``base_url`` if it is a usable API root; the messages never repeat it (it may carry a secret)."""
-    if not isinstance(base_url, str) or not base_url.startswith(("https://", "http://")):
-        raise ConfigurationError("base_url must start with https:// or http://")
-    problem = _base_url_problem(base_url)
-    if problem is not None:
-        base_url = ""  # out of this frame's locals: a traceback formatter may show them
-        raise ConfigurationError(problem)
-    return base_url
-
-
-def _base_url_problem(url: str) -> str | None:
-    try:
-        parts = urllib.parse.urlsplit(url)
-        if parts.username is not None or parts.password is not None:
-            return (
-                "base_url must not carry credentials (user:password@): AssetPay authenticates each "
-                "call with the client token"
-            )
-        if not parts.hostname:
-            return "base_url has no host"
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
-    except ValueError:
-        return "base_url is not a valid URL (a bad port or host)"
-    return None
-
-
-def _merchant_secrets(
-    api_key: object, api_secret: object
-) -> tuple[ApiKey | None, ApiSecret | None]:
-    """The merchant's secrets in their redacting holders (ConfigurationError never shows them)."""
-    if api_key is None:
-        if api_secret is not None:
-            raise ConfigurationError("api_secret needs api_key too (merchant mode)")
-        return None, None
-    key = ApiKey(api_key)  # type: ignore[arg-type]  # checked inside
-    return key, None if api_secret is None else ApiSecret(api_secret)  # type: ignore[arg-type]
 
 
 class AssetPaySession:
@@ -235,99 +170,52 @@ class AssetPaySession:
         server_model: ServerModel | str = ServerModel.UNKNOWN,
         poll_read_share: float = DEFAULT_READ_SHARE,
     ) -> None:
-        if tier is None and cancel_quota is None:
-            raise ConfigurationError(
-                "AssetPaySession needs tier=MerchantTier.VERIFIED/UNVERIFIED or cancel_quota=Quota(...): "
-                "a guessed quota either draws 429s or wastes the merchant's capacity"
-            )
-        try:
-            self._tier = MerchantTier(tier) if tier is not None else None
-        except ValueError:
-            raise ConfigurationError(
-                f"tier must be 'verified' or 'unverified', got {tier!r}"
-            ) from None
-        for name, quota in (("cancel_quota", cancel_quota), ("trades_quota", trades_quota)):
-            if quota is not None and not isinstance(quota, Quota):
-                raise ConfigurationError(f"{name} must be a Quota, got {type(quota).__name__}")
-        self._quotas: dict[RouteGroup, Quota] = {
-            RouteGroup.CANCEL_ITEM: cancel_quota
-            or default_quota(self._tier or MerchantTier.UNVERIFIED, RouteGroup.CANCEL_ITEM),
-            RouteGroup.TRADES_READ: trades_quota
-            or default_quota(self._tier or MerchantTier.UNVERIFIED, RouteGroup.TRADES_READ),
-            RouteGroup.MERCHANT_READ: default_quota(
-                self._tier or MerchantTier.UNVERIFIED, RouteGroup.MERCHANT_READ
-            ),
-            RouteGroup.AUTH: default_quota(self._tier or MerchantTier.UNVERIFIED, RouteGroup.AUTH),
-        }
-        merchant_key, merchant_secret = _merchant_secrets(api_key, api_secret)
+        self._tier, self._quotas = session_quotas(tier, cancel_quota, trades_quota)
+        merchant_key, merchant_secret = merchant_secrets(api_key, api_secret)
         del api_key, api_secret  # from here on only the redacting holders
-        timeout = _seconds("timeout", timeout)
-        connect_timeout = _seconds("connect_timeout", connect_timeout)
-        pacing_options = with_pacing_options(
-            limiter, latency_margin=latency_margin, server_model=server_model
-        )
-        if latency_margin is None or latency_margin == "measured":  # a fixed 1 s where not measured
-            latency_margin = 1.0
-        latency_margin = _seconds("latency_margin", latency_margin, zero_ok=True)
-        if max_queue_wait is not None:
-            max_queue_wait = _seconds("max_queue_wait", max_queue_wait, zero_ok=True)
-        if (
-            isinstance(max_connections, bool)
-            or not isinstance(max_connections, int)
-            or max_connections < 1
-        ):
-            raise ConfigurationError("max_connections must be an int >= 1")
         try:
-            base_url = _checked_base_url(base_url)
+            settings = session_settings(
+                timeout=timeout,
+                connect_timeout=connect_timeout,
+                limiter=limiter,
+                latency_margin=latency_margin,
+                server_model=server_model,
+                max_queue_wait=max_queue_wait,
+                max_connections=max_connections,
+                base_url=base_url,
+                merchant_id=merchant_id,
+                http_session=http_session,
+                retry=retry,
+                wall_clock=wall_clock,
+                policy=policy,
+                poll_read_share=poll_read_share,
+            )
         except ConfigurationError:
             base_url = ""  # out of this frame's locals too: a traceback may show them
             raise
-        if merchant_id is not None and (not isinstance(merchant_id, str) or not merchant_id):
-            raise ConfigurationError("merchant_id must be a non-empty string")
-        if http_session is not None and not isinstance(http_session, aiohttp.ClientSession):
-            raise ConfigurationError("http_session must be an aiohttp.ClientSession")
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise ConfigurationError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
-        if wall_clock is not None and not callable(wall_clock):
-            raise ConfigurationError("wall_clock must be a callable returning a UTC datetime")
-        try:
-            self._policy = LimiterPolicy(policy)
-        except ValueError:
-            raise ConfigurationError(
-                f"policy must be one of {[p.value for p in LimiterPolicy]}, got {policy!r}"
-            ) from None
-        read_share = check_share(poll_read_share)  # before a registry is made
         registry, self._made_registry = _registry_of(limiter)
         self._merchant_id = merchant_id
-        self._base_url = base_url.rstrip("/")
+        self._base_url, self._policy = settings.base_url, settings.policy
         self._wall_clock = wall_clock or _utc_now
-        self._requester = Requester(
-            base_url=self._base_url,
-            http_session=http_session,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            max_connections=max_connections,
-            retry=retry or RetryPolicy(),
-            registry=pacing_options(registry),
-            quotas=self._quotas,
-            policy=self._policy,
-            latency_margin=latency_margin,
-            max_queue_wait=max_queue_wait,
-        )
+        self._requester = settings.requester(registry, self._quotas)
         self._auth: MerchantAuth | None = None
         self._merchant_scope: MerchantScope | None = None
         if merchant_key is not None:
-            self._auth = MerchantAuth(
-                self._requester,
-                merchant_key,
-                api_secret=merchant_secret,
-                merchant_id=merchant_id,
-                unix_now=lambda: self._wall_clock().timestamp(),
-                on_merchant=self._learn_merchant,
-            )
-            self._merchant_scope = MerchantScope(self._requester, self._auth)
-        self._trade_pollers = SessionPollers(read_share)
+            self._merchant_mode(merchant_key, merchant_secret)
+        self._trade_pollers = SessionPollers(settings.read_share)
         """The pollers of ``wait_for_items``, one per merchant; closed with the session."""
+
+    def _merchant_mode(self, key: ApiKey, secret: ApiSecret | None) -> None:
+        """Merchant mode: the auth that issues every end user's token, and ``session.merchant``."""
+        self._auth = MerchantAuth(
+            self._requester,
+            key,
+            api_secret=secret,
+            merchant_id=self._merchant_id,
+            unix_now=lambda: self._wall_clock().timestamp(),
+            on_merchant=self._learn_merchant,
+        )
+        self._merchant_scope = MerchantScope(self._requester, self._auth)
 
     # -- public ---------------------------------------------------------------------------------------
 
@@ -447,13 +335,13 @@ class AssetPaySession:
         Raises:
             ConfigurationError: ``group`` is not a route group.
         """
-        return self._quotas[_group(group)]
+        return self._quotas[route_group(group)]
 
     def limiter_stats(self, group: RouteGroup | str = RouteGroup.CANCEL_ITEM) -> LimiterStats:
         """Counters of this merchant's limiter for ``group`` (shared with every session of the merchant)."""
         if self._merchant_id is None:
             raise InvalidRequestError("the session has no merchant yet: create a client first")
-        return self._requester.limiter(self._merchant_id, _group(group)).stats()
+        return self._requester.limiter(self._merchant_id, route_group(group)).stats()
 
     async def aclose(self) -> None:
         """Close the session. Idempotent.

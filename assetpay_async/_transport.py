@@ -198,8 +198,7 @@ class Requester:
         """
         self.check_open()  # before a call takes quota it could never use
         limiter = self.limiter(merchant_id, spec.route_group)
-        request_id = proto.new_request_id()
-        headers = proto.request_headers(request_id)
+        headers = proto.request_headers(request_id := proto.new_request_id())
         source = None if isinstance(token, SecretToken) else token
         state = self._new_state(spec, request_id, max_queue_wait, source is not None)
         loop = asyncio.get_running_loop()

@@ -30,9 +30,10 @@ if TYPE_CHECKING:
         SlidingWindowCounter,
         make_rate_model,
     )
-    from ._sandbox import Sandbox, SeededToken
+    from ._sandbox import Sandbox
     from ._state import GameName, Merchant, SandboxItem, SandboxTrade, User
     from ._tokens import encode_token
+    from ._world import SeededToken
 
 __all__ = [
     "DEFAULT_START",
@@ -69,7 +70,7 @@ __all__ = [
 
 _HOMES = {
     "Sandbox": "._sandbox",
-    "SeededToken": "._sandbox",
+    "SeededToken": "._world",
     "RustCancelAnswer": "._behavior",
     "SandboxBehavior": "._behavior",
     "CallbackAttempt": "._callbacks",

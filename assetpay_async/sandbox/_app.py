@@ -13,6 +13,7 @@ from aiohttp import web
 
 from assetpay_async._quota import RouteGroup
 
+from . import _effects as effects
 from . import _merchant_scope as scope
 from . import _rules as rules
 from ._faults import Fault, FaultKind
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 S = TypeVar("S")
 
-__all__ = ["build_app"]
+__all__ = ["build_app", "listen"]
 
 _HTML_PAGE: Final = (
     "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
@@ -50,13 +51,17 @@ def build_app(sandbox: Sandbox) -> web.Application:
     async def cancel(request: web.Request) -> web.StreamResponse:
         trade_id, item_id = request.match_info["trade_id"], request.match_info["item_id"]
         return await pipeline.serve(
-            request, RouteGroup.CANCEL_ITEM, lambda user: sandbox._cancel(user, trade_id, item_id)
+            request,
+            RouteGroup.CANCEL_ITEM,
+            lambda user: effects.cancel(sandbox, user, trade_id, item_id),
         )
 
     async def cancel_trade(request: web.Request) -> web.StreamResponse:
         trade_id = request.match_info["trade_id"]
         return await pipeline.serve(
-            request, RouteGroup.CANCEL_ITEM, lambda user: sandbox._cancel_trade(user, trade_id)
+            request,
+            RouteGroup.CANCEL_ITEM,
+            lambda user: effects.cancel_trade(sandbox, user, trade_id),
         )
 
     async def list_trades(request: web.Request) -> web.StreamResponse:
@@ -92,6 +97,15 @@ def build_app(sandbox: Sandbox) -> web.Application:
     return app
 
 
+async def listen(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Serve ``app`` on ``host:port`` (0: a free port); the runner knows the address bound."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    return runner
+
+
 _SECURE_TRADES: Final = "/secure/trades/"
 
 
@@ -104,7 +118,7 @@ def _add_merchant_routes(app: web.Application, sandbox: Sandbox, pipeline: _Pipe
         def handle(merchant: Merchant) -> Answer:
             if isinstance(checked, Answer):
                 return checked
-            return sandbox._authenticate_client(merchant, *checked)
+            return effects.authenticate_client(sandbox, merchant, *checked)
 
         return await pipeline.serve_merchant(request, RouteGroup.AUTH, handle)
 
@@ -133,13 +147,15 @@ def _add_merchant_routes(app: web.Application, sandbox: Sandbox, pipeline: _Pipe
         return await pipeline.serve_merchant(
             request,
             RouteGroup.CANCEL_ITEM,
-            lambda m: sandbox._secure_cancel(m, trade_id, item_id),
+            lambda m: effects.secure_cancel(sandbox, m, trade_id, item_id),
         )
 
     async def buy_cancel(request: web.Request) -> web.StreamResponse:
         trade_id = request.match_info["trade_id"]
         return await pipeline.serve_merchant(
-            request, RouteGroup.CANCEL_ITEM, lambda m: sandbox._secure_cancel(m, trade_id, None)
+            request,
+            RouteGroup.CANCEL_ITEM,
+            lambda m: effects.secure_cancel(sandbox, m, trade_id, None),
         )
 
     app.router.add_post("/auth/authenticate-client", authenticate)
@@ -200,17 +216,17 @@ class _Pipeline:
             claims = TokenProblem.INVALID
         if not isinstance(claims, TokenProblem):
             signature = (request.headers.get("Authorization") or "").rpartition(".")[2]
-            if sb._token_refused(claims, signature):
+            if sb._revocations.refused(claims, signature):
                 claims = TokenProblem.INVALID
         if isinstance(claims, TokenProblem):
             return Answer.fail(401, claims.code, claims.key, _TOKEN_MESSAGES[claims])
-        return sb._user_for(claims)
+        return effects.user_for(sb, claims)
 
     def _api_key(self, request: web.Request) -> Merchant | Answer:
         value = request.headers.get("api-key")
         if not value:
             return Answer.fail(401, 1900, "MISSING_API_KEY", "The api-key header is required")
-        merchant = self._sb._merchant_by_key(value.strip())
+        merchant = effects.merchant_by_key(self._sb, value.strip())
         if merchant is None:
             return Answer.fail(401, 1901, "INVALID_API_KEY", "Invalid API key")
         return merchant
@@ -227,31 +243,7 @@ class _Pipeline:
         sent_request_id = request.headers.get("X-Request-Id")
         request_id = sent_request_id or sb._new_request_id()
         arrived = sb.clock.now()
-
-        def record(
-            status: int,
-            key: str | None,
-            *,
-            merchant: str | None,
-            counted: bool,
-            at: float,
-            faults: tuple[str, ...] = (),
-        ) -> None:
-            sb._requests.append(
-                RequestRecord(
-                    at,
-                    request.method,
-                    request.rel_url.raw_path,  # as on the wire: refs stay percent-encoded
-                    group,
-                    merchant,
-                    status,
-                    key,
-                    sent_request_id,
-                    counted,
-                    faults,
-                )
-            )
-
+        record = _Recorder(sb._requests, request, group, sent_request_id)
         caller = authenticate(request)
         if isinstance(caller, Answer):
             record(caller.status, caller.key, merchant=None, counted=False, at=arrived)
@@ -371,6 +363,48 @@ class _Pipeline:
             # The client timed out and left: nothing left to send, and nothing went wrong.
             raise _Dropped from None
         return response
+
+
+class _Recorder:
+    """Appends the sandbox's record of one request (as on the wire: refs stay percent-encoded)."""
+
+    def __init__(
+        self,
+        records: list[RequestRecord],
+        request: web.Request,
+        group: RouteGroup,
+        sent_request_id: str | None,
+    ) -> None:
+        self._records = records
+        self._request = request
+        self._group = group
+        self._sent_request_id = sent_request_id
+
+    def __call__(
+        self,
+        status: int,
+        key: str | None,
+        *,
+        merchant: str | None,
+        counted: bool,
+        at: float,
+        faults: tuple[str, ...] = (),
+    ) -> None:
+        request = self._request
+        self._records.append(
+            RequestRecord(
+                at,
+                request.method,
+                request.rel_url.raw_path,
+                self._group,
+                merchant,
+                status,
+                key,
+                self._sent_request_id,
+                counted,
+                faults,
+            )
+        )
 
 
 class _Dropped(web.HTTPException):

@@ -52,6 +52,8 @@ def _client_data_problems(data: Any) -> dict[str, str]:
     return bad
 
 
+# The SDK checks the same body before sending it (``_minting``) with code of its own, on purpose: the sandbox
+# reads the API independently, so that a mistake in the SDK's reading cannot pass its own test server.
 def _is_datetime(value: object) -> bool:
     if not isinstance(value, str):
         return False

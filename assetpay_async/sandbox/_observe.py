@@ -12,7 +12,7 @@ import attrs
 
 from assetpay_async._quota import Quota, RouteGroup
 
-__all__ = ["RequestRecord", "Totals", "max_in_window", "quota_share", "totals"]
+__all__ = ["RequestRecord", "Totals", "accepted_times", "max_in_window", "quota_share", "totals"]
 
 
 @attrs.frozen
@@ -79,6 +79,17 @@ def totals(
         if record.fault:
             faulted += 1
     return Totals(accepted, rate_limited, faulted)
+
+
+def accepted_times(
+    records: Iterable[RequestRecord], merchant_id: str, group: RouteGroup
+) -> list[float]:
+    """When the rate limiter let ``merchant_id``'s requests of ``group`` through, in arrival order."""
+    return [
+        r.time
+        for r in records
+        if r.merchant_id == merchant_id and r.group is group and r.counted and not r.rate_limited
+    ]
 
 
 def max_in_window(times: Sequence[float], window: float) -> int:

@@ -131,6 +131,20 @@ def _find_trade(
     return trade
 
 
+def _cancel_target(
+    trades: Mapping[str, SandboxTrade],
+    caller: User,
+    trade_id: str,
+    item_id: str | None,
+    behavior: SandboxBehavior,
+) -> SandboxTrade | Answer:
+    """The caller's trade a cancel names, or the answer refusing the refs or the trade (the first rules)."""
+    bad = _ref_problems(trade_id, item_id)
+    if bad:
+        return validation_failed(behavior, bad)
+    return _find_trade(trades, caller, trade_id)
+
+
 @attrs.frozen
 class CancelOutcome:
     """The answer to a cancel, and the item whose revert must now be scheduled (None: nothing new)."""
@@ -155,10 +169,7 @@ def cancel_item(
     A second cancel of an item whose revert is pending answers 200 again and schedules nothing: cancel is
     repeatable and cannot move money twice.
     """
-    bad = _ref_problems(trade_id, item_id)
-    if bad:
-        return CancelOutcome(validation_failed(behavior, bad))
-    found = _find_trade(trades, caller, trade_id)
+    found = _cancel_target(trades, caller, trade_id, item_id, behavior)
     if isinstance(found, Answer):
         return CancelOutcome(found)
     trade = found
@@ -239,10 +250,7 @@ def cancel_trade(
     The items tried (``requested``) are those not terminal yet; each gets a row, cancelled or failed with
     the key its own cancel would have answered. A partial result is still a 200.
     """
-    bad = _ref_problems(trade_id, None)
-    if bad:
-        return TradeCancelOutcome(validation_failed(behavior, bad))
-    found = _find_trade(trades, caller, trade_id)
+    found = _cancel_target(trades, caller, trade_id, None, behavior)
     if isinstance(found, Answer):
         return TradeCancelOutcome(found)
     trade = found

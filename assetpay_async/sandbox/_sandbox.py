@@ -10,72 +10,24 @@ from collections.abc import Coroutine, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final, Self
 
-import attrs
 from aiohttp import web
 
 from assetpay_async._quota import MerchantTier, Quota, RouteGroup
 
-from . import _rules as rules
 from . import _tokens as tokens
-from ._app import build_app
+from ._app import build_app, listen
 from ._behavior import SandboxBehavior
 from ._callbacks import CallbackAttempt, CallbackDispatcher
 from ._clock import SandboxClock
 from ._faults import FaultSchedule
-from ._observe import RequestRecord, Totals, max_in_window, totals
+from ._observe import RequestRecord, Totals, accepted_times, max_in_window, totals
 from ._rate_models import RateModel, ServerAlgorithm, make_rate_model
-from ._state import (
-    APPIDS,
-    TERMINAL,
-    GameName,
-    Merchant,
-    SandboxItem,
-    SandboxTrade,
-    User,
-    render_trade,
-    trade_status_after,
-)
+from ._state import GameName, Merchant, SandboxTrade, User, render_trade
+from ._world import SeededToken, as_quota, new_trade, new_user, populate, seconds
 
 __all__ = ["Sandbox", "SeededToken"]
 
 TOKEN_LIFETIME: Final = dt.timedelta(hours=24)
-_STEAM_ID_BASE: Final = 76561197960265728
-_NAMES: Final = {
-    GameName.CS2: (
-        "AK-47 | Redline (Field-Tested)",
-        "AWP | Asiimov (Battle-Scarred)",
-        "M4A1-S | Printstream (Minimal Wear)",
-        "Glock-18 | Fade (Factory New)",
-        "Desert Eagle | Blaze (Factory New)",
-    ),
-    GameName.RUST: ("Tempered AK47", "Alien Red", "Big Grin", "Punishment Mask", "No Mercy AK47"),
-}
-
-
-@attrs.frozen
-class SeededToken:
-    """A client token of one seeded user (for the command line and demos)."""
-
-    merchant_id: str
-    user_id: str
-    steam_id: str
-    token: str = attrs.field(repr=False)
-
-
-def _as_quota(value: Quota | tuple[int, float]) -> Quota:
-    return value if isinstance(value, Quota) else Quota(*value)
-
-
-def _stored_id(value: str) -> str:
-    """UUIDs lowercase (as AssetPay renders them), other ids (listing ids) exactly as given."""
-    try:
-        return str(uuid.UUID(value)) if len(value) == 36 else value
-    except ValueError:
-        return value
-
-
-def _seconds(value: dt.timedelta | float) -> float:
-    return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
 
 
 class Sandbox:
@@ -128,7 +80,7 @@ class Sandbox:
         self.burst = burst
         if self.algorithm is ServerAlgorithm.GCRA and burst is not None and burst < 1:
             raise ValueError("burst must be >= 1")
-        self.revert_delay = _seconds(revert_delay)
+        self.revert_delay = seconds(revert_delay)
         self.marketplace_refusal = marketplace_refusal
         self.behavior = behavior or SandboxBehavior()
         self.clock = SandboxClock(start)
@@ -143,9 +95,7 @@ class Sandbox:
         self._users_by_steam: dict[tuple[str, str], User] = {}
         self._models: dict[tuple[str, RouteGroup], RateModel] = {}
         self._requests: list[RequestRecord] = []
-        self._expired_before: dict[tuple[str, str], int] = {}
-        self._seen_tokens: dict[tuple[str, str], set[str]] = {}
-        self._revoked: set[str] = set()
+        self._revocations = tokens.Revocations()
         self.tokens_issued = 0
         """How many tokens ``POST /auth/authenticate-client`` issued."""
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -165,14 +115,8 @@ class Sandbox:
         if self._runner is not None:
             raise RuntimeError("this Sandbox is already started")
         self.clock.bind(asyncio.get_running_loop())
-        runner = web.AppRunner(
-            build_app(self), access_log=None, handle_signals=False, shutdown_timeout=2.0
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
+        self._runner = await listen(build_app(self), self.host, self.port)
+        self.port = int(self._runner.addresses[0][1])
 
     async def aclose(self) -> None:
         """Stop listening, cancel pending reverts and deliveries, close the callback client. Idempotent."""
@@ -249,7 +193,7 @@ class Sandbox:
             tier=MerchantTier(tier),
             callback_url=callback_url,
             previous_secret=previous_secret,
-            quotas={RouteGroup(g): _as_quota(q) for g, q in (quotas or {}).items()},
+            quotas={RouteGroup(g): as_quota(q) for g, q in (quotas or {}).items()},
             api_key=api_key or f"ap_sandbox_{self._ids.getrandbits(96):024x}",
         )
         if merchant.id in self.merchants:
@@ -268,20 +212,9 @@ class Sandbox:
         trade_url: str | None = None,
     ) -> User:
         """Create an end user (Steam account) of ``merchant``."""
-        owner = self._merchant(merchant)
-        if steam_id is None:
-            steam_id = str(_STEAM_ID_BASE + self._ids.randrange(1, 2**31))
-        if trade_url is None:
-            partner = int(steam_id) - _STEAM_ID_BASE if steam_id.isdigit() else 1
-            token = f"{self._ids.getrandbits(32):08x}"
-            trade_url = (
-                f"https://steamcommunity.com/tradeoffer/new/?partner={partner}&token={token}"
-            )
-        if (owner.id, steam_id) in self._users_by_steam:
-            raise ValueError(f"merchant {owner.id} already has a user with Steam id {steam_id}")
-        user = User(id=self._new_id(), merchant_id=owner.id, steam_id=steam_id, trade_url=trade_url)
+        user = new_user(self, self._merchant(merchant), steam_id, trade_url)
         self.users[user.id] = user
-        self._users_by_steam[(owner.id, steam_id)] = user
+        self._users_by_steam[(user.merchant_id, user.steam_id)] = user
         return user
 
     def token(
@@ -302,15 +235,8 @@ class Sandbox:
         merchant = self._merchant(user.merchant_id)
         iat = int((issued_at or self.clock.wall()).timestamp())
         client = {"steamID": user.steam_id, "tradeUrl": user.trade_url, **(claims or {})}
-        return tokens.encode(
-            {"alg": "HS256", "typ": "JWT", "userId": merchant.id},
-            {
-                "merchantId": merchant.id,
-                "client": client,
-                "iat": iat,
-                "exp": iat + int(lifetime.total_seconds()),
-            },
-            merchant.secret,
+        return tokens.client_token(
+            merchant.id, merchant.secret, client, issued_at=iat, lifetime=lifetime.total_seconds()
         )
 
     def add_trade(
@@ -349,54 +275,20 @@ class Sandbox:
             source: ``"client"`` (the user's trade) or ``"self"`` (the merchant's own buy, which the
                 merchant scope's ``/secure/*`` routes read and cancel).
         """
-        if source not in ("client", "self"):
-            raise ValueError("source must be 'client' or 'self'")
-        if type not in ("withdraw", "deposit"):
-            raise ValueError("type must be 'withdraw' or 'deposit'")
-        if items < 1:
-            raise ValueError("a trade has at least one item")
-        kind = GameName(game)
-        if item_ids is not None:
-            ids = [_stored_id(i) for i in item_ids]
-        elif listing_ids:
-            ids = [f"{self._ids.getrandbits(64):016x}" for _ in range(items)]
-        else:
-            ids = [self._new_id() for _ in range(items)]
-        if len(ids) != items:
-            raise ValueError("item_ids must have one id per item")
-        if isinstance(item_external_ids, bool):
-            externals: list[str | None] = [
-                f"ext-{i[:8]}" if item_external_ids else None for i in ids
-            ]
-        else:
-            externals = list(item_external_ids)
-            if len(externals) != items:
-                raise ValueError("item_external_ids must have one externalId per item")
-        created = self.clock.now() - _seconds(age)
-        trade = SandboxTrade(
-            id=_stored_id(trade_id or self._new_id()),
+        trade = new_trade(
+            self,
+            user,
+            game=game,
+            items=items,
+            age=age,
             type=type,
-            merchant_id=user.merchant_id,
-            user_id=user.id,
-            steam_id=user.steam_id,
-            trade_url=user.trade_url,
-            game=kind,
-            status=status or ("active" if type == "withdraw" else "completed"),
-            items=[
-                SandboxItem(
-                    id=item_id,
-                    appid=APPIDS[kind],
-                    status=item_status if type == "withdraw" else None,
-                    name=(name := self._ids.choice(_NAMES[kind])),
-                    market_hash_name=name,
-                    price=round(self._ids.uniform(0.5, 250.0), 2),
-                    external_id=item_external,
-                )
-                for item_id, item_external in zip(ids, externals, strict=True)
-            ],
-            created_at=created,
-            updated_at=created,
+            status=status,
+            item_status=item_status,
             external_id=external_id,
+            item_external_ids=item_external_ids,
+            trade_id=trade_id,
+            item_ids=item_ids,
+            listing_ids=listing_ids,
             source=source,
         )
         if trade.id in self.trades:
@@ -439,16 +331,9 @@ class Sandbox:
         window: float | None = None,
     ) -> int:
         """The most requests the rate limiter let through in any closed window (default: the quota's period)."""
-        owner = self._merchant(merchant)
-        wanted = RouteGroup(group)
-        times = [
-            r.time
-            for r in self._requests
-            if r.merchant_id == owner.id and r.group is wanted and r.counted and not r.rate_limited
-        ]
-        return max_in_window(
-            times, owner.quota(wanted).period_seconds if window is None else window
-        )
+        owner, wanted = self._merchant(merchant), RouteGroup(group)
+        window = owner.quota(wanted).period_seconds if window is None else window
+        return max_in_window(accepted_times(self._requests, owner.id, wanted), window)
 
     def quota_share(
         self, merchant: Merchant | str, group: RouteGroup | str = RouteGroup.CANCEL_ITEM
@@ -468,64 +353,13 @@ class Sandbox:
         """Make every client token of ``user`` expire early: from now on, each token the sandbox has seen
         the user present, and each issued before this second, is refused as INVALID_TOKEN (1102). A token
         issued from now on is accepted."""
-        key = (user.merchant_id, user.steam_id)
-        self._expired_before[key] = int(self.clock.unix())
-        self._revoked.update(self._seen_tokens.pop(key, set()))
-
-    def _token_refused(self, claims: tokens.TokenClaims, signature: str) -> bool:
-        key = (claims.merchant_id, claims.steam_id)
-        if signature in self._revoked:
-            return True
-        self._seen_tokens.setdefault(key, set()).add(signature)
-        cutoff = self._expired_before.get(key)
-        return cutoff is not None and claims.issued_at < cutoff
-
-    def _merchant_by_key(self, api_key: str) -> Merchant | None:
-        return next((m for m in self.merchants.values() if m.api_key == api_key), None)
-
-    def _authenticate_client(
-        self, merchant: Merchant, steam_id: str, trade_url: str, extra: Mapping[str, Any]
-    ) -> rules.Answer:
-        user = self._users_by_steam.get((merchant.id, steam_id))
-        if user is None:
-            user = self.add_user(merchant, steam_id=steam_id, trade_url=trade_url)
-        minted = attrs.evolve(user, trade_url=trade_url) if user.trade_url != trade_url else user
-        self.tokens_issued += 1
-        issued_at = self.clock.wall()
-        token = self.token(minted, claims=extra, issued_at=issued_at)
-        while (
-            token.rpartition(".")[2] in self._revoked
-        ):  # the same claims a second later: a new token
-            issued_at += dt.timedelta(seconds=1)
-            token = self.token(minted, claims=extra, issued_at=issued_at)
-        return rules.Answer.ok({"token": token})
-
-    def _secure_cancel(
-        self, merchant: Merchant, trade_id: str, item_id: str | None
-    ) -> rules.Answer:
-        """``/secure/buy`` cancels: the merchant's own buys only, run as the buy's owner would."""
-        trade = rules.find_trade(self.trades, merchant.id, trade_id)
-        if trade is None or trade.source != "self":
-            return rules.Answer.fail(404, 21, "TRADE_NOT_FOUND", f"Trade {trade_id} not found")
-        owner = self.users[trade.user_id]
-        if item_id is None:
-            return self._cancel_trade(owner, trade_id)
-        return self._cancel(owner, trade_id, item_id)
+        self._revocations.expire(user.merchant_id, user.steam_id, int(self.clock.unix()))
 
     # -- used by the app ------------------------------------------------------------------------------
 
     def _secret_of(self, merchant_id: str) -> str | None:
         merchant = self.merchants.get(merchant_id)
         return None if merchant is None else merchant.secret
-
-    def _user_for(self, claims: tokens.TokenClaims) -> User:
-        # A token the merchant minted for a Steam user the sandbox has not seen creates that user.
-        user = self._users_by_steam.get((claims.merchant_id, claims.steam_id))
-        if user is None:
-            user = self.add_user(
-                claims.merchant_id, steam_id=claims.steam_id, trade_url=claims.trade_url
-            )
-        return user
 
     def _rate_model(self, merchant_id: str, group: RouteGroup) -> RateModel:
         key = (merchant_id, group)
@@ -535,60 +369,10 @@ class Sandbox:
             model = self._models[key] = make_rate_model(self.algorithm, quota, burst=self.burst)
         return model
 
-    def _marketplace_refuses(self, item: SandboxItem) -> bool:
-        if item.refuse_cancel:
-            return True
-        return self.marketplace_refusal > 0 and self._market.random() < self.marketplace_refusal
-
-    def _cancel(self, user: User, trade_id: str, item_id: str) -> rules.Answer:
-        outcome = rules.cancel_item(
-            self.trades,
-            user,
-            trade_id,
-            item_id,
-            now=self.clock.now(),
-            behavior=self.behavior,
-            marketplace_refuses=self._marketplace_refuses,
-        )
-        trade = rules.find_trade(self.trades, user.merchant_id, trade_id)
-        if outcome.accepted is not None and trade is not None:  # (the rules just found it)
-            outcome.accepted.cancel_pending = True
-            self._spawn(self._revert_later(trade, outcome.accepted))
-        return outcome.answer
-
-    def _cancel_trade(self, user: User, trade_id: str) -> rules.Answer:
-        outcome = rules.cancel_trade(
-            self.trades,
-            user,
-            trade_id,
-            now=self.clock.now(),
-            behavior=self.behavior,
-            marketplace_refuses=self._marketplace_refuses,
-        )
-        trade = rules.find_trade(self.trades, user.merchant_id, trade_id)
-        if trade is not None:
-            for item in outcome.accepted:
-                item.cancel_pending = True
-                self._spawn(self._revert_later(trade, item))
-        return outcome.answer
-
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _revert_later(self, trade: SandboxTrade, item: SandboxItem) -> None:
-        await self.clock.sleep_until(self.clock.now() + self.revert_delay)
-        item.cancel_pending = False
-        if item.status in TERMINAL:  # something else finished it meanwhile
-            return
-        item.status = "reverted"
-        trade.reverted_by = "supplier"
-        trade.status = trade_status_after(trade)
-        trade.updated_at = self.clock.now()
-        merchant = self.merchants[trade.merchant_id]
-        if merchant.callback_url is not None:
-            await self._callbacks.deliver(merchant, self.render(trade))
 
     # -- callbacks beyond trades ----------------------------------------------------------------------
 
@@ -654,35 +438,7 @@ class Sandbox:
         merchant's own buy). ``options`` go to the constructor.
         """
         sandbox = cls(**options)
-        for m in document.get("merchants", ()):
-            merchant = sandbox.add_merchant(
-                m.get("tier", "verified"),
-                quotas={g: tuple(q) for g, q in m.get("quotas", {}).items()},
-                callback_url=m.get("callback_url"),
-                merchant_id=m.get("id"),
-                secret=m.get("secret"),
-                previous_secret=m.get("previous_secret"),
-                api_key=m.get("api_key"),
-            )
-            for u in m.get("users", ()):
-                user = sandbox.add_user(
-                    merchant, steam_id=u.get("steam_id"), trade_url=u.get("trade_url")
-                )
-                for t in u.get("trades", ()):
-                    sandbox.add_trade(
-                        user,
-                        game=t.get("game", "cs2"),
-                        items=int(t.get("items", 1)),
-                        age=dt.timedelta(minutes=float(t.get("age_minutes", 0))),
-                        type=t.get("type", "withdraw"),
-                        status=t.get("status"),
-                        item_status=t.get("item_status", "active"),
-                        external_id=t.get("external_id"),
-                        trade_id=t.get("id"),
-                        listing_ids=bool(t.get("listing_ids", False)),
-                        item_external_ids=t.get("item_external_ids", False),
-                        source=t.get("source", "client"),
-                    )
+        populate(sandbox, document)
         return sandbox
 
     def seeded_tokens(self) -> list[SeededToken]:

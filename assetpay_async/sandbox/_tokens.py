@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["TokenClaims", "TokenProblem", "encode", "verify"]
+__all__ = ["Revocations", "TokenClaims", "TokenProblem", "client_token", "encode", "verify"]
 
 
 def _b64encode(data: bytes) -> str:
@@ -40,6 +40,27 @@ def encode(header: Mapping[str, Any], payload: Mapping[str, Any], secret: str) -
     signing_input = f"{_json_segment(header)}.{_json_segment(payload)}"
     mac = hmac.new(secret.encode(), signing_input.encode("ascii"), hashlib.sha256).digest()
     return f"{signing_input}.{_b64encode(mac)}"
+
+
+def client_token(
+    merchant_id: str,
+    secret: str,
+    client: Mapping[str, Any],
+    *,
+    issued_at: int,
+    lifetime: float,
+) -> str:
+    """A client token in AssetPay's shape: ``client`` claims of one user, ``exp = iat + lifetime``."""
+    return encode(
+        {"alg": "HS256", "typ": "JWT", "userId": merchant_id},
+        {
+            "merchantId": merchant_id,
+            "client": dict(client),
+            "iat": issued_at,
+            "exp": issued_at + int(lifetime),
+        },
+        secret,
+    )
 
 
 class TokenProblem(enum.Enum):
@@ -141,3 +162,32 @@ def verify(
 
 encode_token = encode
 """`encode` under the name the sandbox package exports: build any client token, wrong ones included."""
+
+
+class Revocations:
+    """The client tokens refused before their ``exp``: what ``Sandbox.expire_tokens`` asked for.
+
+    Keyed by (merchant id, Steam id): every token seen for the user before the call is revoked, and every
+    token issued before the second of the call is refused; a token issued later is accepted.
+    """
+
+    def __init__(self) -> None:
+        self._expired_before: dict[tuple[str, str], int] = {}
+        self._seen: dict[tuple[str, str], set[str]] = {}
+        self.revoked: set[str] = set()
+        """The signatures of revoked tokens (a new token must not collide with one)."""
+
+    def expire(self, merchant_id: str, steam_id: str, unix_now: int) -> None:
+        """Refuse every token of the user seen so far or issued before ``unix_now``."""
+        key = (merchant_id, steam_id)
+        self._expired_before[key] = unix_now
+        self.revoked.update(self._seen.pop(key, set()))
+
+    def refused(self, claims: TokenClaims, signature: str) -> bool:
+        """Whether a token otherwise valid is refused (and remember it was presented)."""
+        key = (claims.merchant_id, claims.steam_id)
+        if signature in self.revoked:
+            return True
+        self._seen.setdefault(key, set()).add(signature)
+        cutoff = self._expired_before.get(key)
+        return cutoff is not None and claims.issued_at < cutoff

@@ -1,21 +1,101 @@
-"""The request-path docs stay true: every module ``docs/architecture.md`` names exists and the page is in the
-navigation; every test the hardening section of ``docs/evidence.md`` cites exists."""
+"""The docs stay true to the code.
+
+``docs/architecture.md``: every module it names exists, it names every top-level module, the modules it calls
+private are private (a leading ``_``, listed by no public ``__all__``), and every import edge it draws
+("`_session` → `_client`") is an import in the code, read with ``ast`` as ``test_core_imports`` reads them.
+``docs/evidence.md``: every test its hardening section cites exists. ``docs/reference.md``: every public name
+has its entry.
+"""
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
+
+from tests.core.test_core_imports import _imports, _module_name
 
 ROOT = Path(__file__).parents[2]
 
 
+PACKAGE = ROOT / "assetpay_async"
+# A module as the architecture page names it: `_session`, `sandbox._app`, or a public module.
+_NAMED = re.compile(
+    r"`((?:[a-z]+\.)?_[a-z_]+|assetpay_async|callbacks|redis_limiter|sandbox|testing|cli)`"
+)
+_EDGE = re.compile(r"^- `([\w.]+)` → `([\w.]+)`$", flags=re.M)
+
+
+def _architecture() -> str:
+    return (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+
+
+def _dotted(name: str) -> str:
+    return "assetpay_async" if name == "assetpay_async" else f"assetpay_async.{name}"
+
+
+def _package_modules() -> dict[str, Path]:
+    """Every module of the package, subpackages included, by dotted name."""
+    return {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+
+def _public_modules(page: str) -> set[str]:
+    line = next(line for line in page.splitlines() if line.startswith("Public modules:"))
+    return set(_NAMED.findall(line))
+
+
 def test_the_architecture_page_names_real_modules_and_is_in_the_nav() -> None:
-    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
-    named = set(re.findall(r"`(_?[a-z_]+)\.py`", page)) | set(re.findall(r"`(_[a-z_]+)`", page))
-    assert {"_session", "_client", "_transport", "_http", "_protocol"} <= named
-    for module in named:
-        assert (ROOT / "assetpay_async" / f"{module}.py").exists(), module
+    page = _architecture()
+    named = set(_NAMED.findall(page))
+    assert {"_session", "_client", "_transport", "_retry", "_wire", "_http", "_protocol"} <= named
+    modules = _package_modules()
+    assert {name for name in named if _dotted(name) not in modules} == set()
     assert "architecture.md" in (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+
+
+def test_the_architecture_page_names_every_module_of_the_package() -> None:
+    """A new top-level module needs its place on the page."""
+    named = {_dotted(name) for name in _NAMED.findall(_architecture())}
+    top_level = {_module_name(path) for path in PACKAGE.glob("*.py") if path.name != "__init__.py"}
+    assert top_level - named == set()
+
+
+def test_the_modules_the_page_calls_private_are_private() -> None:
+    page = _architecture()
+    public = _public_modules(page)
+    assert public == {"assetpay_async", "callbacks", "redis_limiter", "sandbox", "testing", "cli"}
+    assert [name for name in public if name.split(".")[-1].startswith("_")] == []
+    private = set(_NAMED.findall(page)) - public
+    assert len(private) > 40
+    assert [name for name in private if not name.split(".")[-1].startswith("_")] == []
+    # Nothing public lists a private module among its names.
+    exported: set[str] = set()
+    for name in public:
+        exported.update(getattr(importlib.import_module(_dotted(name)), "__all__", ()))
+    assert {name.split(".")[-1] for name in private} & exported == set()
+
+
+def test_every_import_edge_the_page_draws_exists_in_the_code() -> None:
+    edges = _EDGE.findall(_architecture())
+    assert len(edges) >= 40
+    modules = _package_modules()
+    names = set(modules)
+    missing = [
+        f"{source} → {target}"
+        for source, target in edges
+        if _dotted(target) not in _imports(modules[_dotted(source)], names)
+    ]
+    assert missing == []
+
+
+def test_a_missing_edge_is_caught() -> None:
+    """The edge check reads the imports themselves: ``_http`` imports ``_tokens``; ``_http`` and
+    ``_session`` do not import each other, so a page drawing either edge fails."""
+    modules = _package_modules()
+    imported = _imports(modules["assetpay_async._http"], set(modules))
+    assert "assetpay_async._tokens" in imported
+    assert "assetpay_async._session" not in imported
+    assert "assetpay_async._http" not in _imports(modules["assetpay_async._session"], set(modules))
 
 
 def _cited_in(heading: str) -> set[str]:
