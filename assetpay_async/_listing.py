@@ -34,17 +34,17 @@ class ListingScan:
     Args:
         game: the game listed (for the error's message).
         route: the listing read (for the error's message).
-        max_pages: the most pages the scan reads before it ends with the error.
+        max_pages: the most pages the scan reads before it ends with the error (default ``MAX_PAGES``).
     """
 
     __slots__ = ("_cursors", "_game", "_max_pages", "_route", "_seen", "_stale", "pages")
 
     def __init__(
-        self, game: str, *, route: str = "GET /client/trades", max_pages: int = MAX_PAGES
+        self, game: str, *, route: str = "GET /client/trades", max_pages: int | None = None
     ) -> None:
         self._game = game
         self._route = route
-        self._max_pages = max_pages
+        self._max_pages = MAX_PAGES if max_pages is None else max_pages
         self._cursors: set[str] = set()
         self._seen: set[str] = set()
         self._stale = 0

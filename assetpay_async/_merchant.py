@@ -273,22 +273,28 @@ class MerchantScope:
         self._auth.known_merchant()
         found: dict[str, Trade] = {}
         for chunk in mp.chunks(wanted):
-            spec = mp.secure_refs_request(chunk)
-            decode = functools.partial(mp.decode_trades_by_refs, refs=chunk)
-            try:
-                trades = await self._call(spec, decode)
-            except TradeNotFoundError:
-                if len(chunk) == 1:
-                    continue  # one ref: AssetPay answers 404 instead of an empty array
-                raise
-            if len(chunk) == 1 and trades:
-                found[chunk[0]] = trades[0]
-                continue
-            for ref in chunk:
-                match = _named(trades, ref)
-                if match is not None:
-                    found[ref] = match
+            found.update(await self.read_chunk(chunk))
         return found
+
+    @property
+    def merchant_id(self) -> str | None:
+        """The merchant whose API key this is (None until known)."""
+        return self._auth.merchant_id
+
+    async def read_chunk(self, chunk: list[str]) -> dict[str, Trade]:
+        """One ``GET /secure/trades/{refs}`` of 1 to 100 checked refs (no comma): each ref that resolved,
+        mapped to its trade. One ref that AssetPay answers with 404 is an empty answer."""
+        spec = mp.secure_refs_request(chunk)
+        decode = functools.partial(mp.decode_trades_by_refs, refs=chunk)
+        try:
+            trades = await self._call(spec, decode)
+        except TradeNotFoundError:
+            if len(chunk) == 1:
+                return {}  # one ref: AssetPay answers 404 instead of an empty array
+            raise
+        if len(chunk) == 1:
+            return {chunk[0]: trades[0]} if trades else {}
+        return {ref: match for ref in chunk if (match := _named(trades, ref)) is not None}
 
     async def list_trades(
         self,

@@ -322,7 +322,7 @@ class AssetPaySession:
                 on_merchant=self._learn_merchant,
             )
             self._merchant_scope = MerchantScope(self._requester, self._auth)
-        self._trade_pollers = SessionPollers(read_share)
+        self._trade_pollers = SessionPollers(read_share, self._merchant_scope)
         """The pollers of ``wait_for_items``, one per merchant; closed with the session."""
 
     # -- public ---------------------------------------------------------------------------------------
