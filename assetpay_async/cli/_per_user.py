@@ -14,6 +14,7 @@ import attrs
 
 from assetpay_async._batch import BatchProgress, BatchStoppedError, CancelBatch, CancelOutcome
 from assetpay_async._client import AssetPayClient
+from assetpay_async._models import CancelResult
 
 from ._batch_file import BatchLine
 
@@ -105,6 +106,11 @@ class PerUserBatch:
         return attrs.evolve(
             outcome, index=index, duplicate_of=None if duplicate is None else indexes[duplicate]
         )
+
+    @property
+    def unlisted(self) -> list[CancelResult]:
+        """Every user's batch's ``unlisted``: items a whole-trade cancel cancelled that no pair listed."""
+        return [result for batch, _ in self._parts for result in batch.unlisted]
 
     @property
     def stopped(self) -> BatchStoppedError | None:
