@@ -169,8 +169,11 @@ class _Run:
             problem = (
                 "a batch file with steam_id,trade_url columns needs the API key (ASSETPAY_API_KEY)"
             )
-        elif self.args.journal is not None:
-            problem = "--journal is not supported with steam_id,trade_url columns yet"
+        elif self.args.journal is not None and session.merchant_id is None:
+            problem = (
+                "--journal with steam_id,trade_url columns needs the merchant id (--merchant-id or "
+                "ASSETPAY_MERCHANT_ID): each user's journal is checked against it before anything is sent"
+            )
         if problem is not None:
             self.err.print(f"assetpay cancel-batch: {problem}; nothing was sent", markup=False)
             return None
@@ -180,7 +183,9 @@ class _Run:
                 return self.connection.client(session)
             return session.client_for(steam_id, trade_url)
 
-        return PerUserBatch(self.lines, client_for, lambda _: self._poll(), **options)
+        return PerUserBatch(
+            self.lines, client_for, lambda _: self._poll(), journal=self.args.journal, **options
+        )
 
     # -- progress -------------------------------------------------------------------------------------------
 
