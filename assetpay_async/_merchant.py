@@ -273,7 +273,7 @@ class MerchantScope:
         self._auth.known_merchant()
         found: dict[str, Trade] = {}
         for chunk in mp.chunks(wanted):
-            found.update(await self.read_chunk(chunk))
+            found.update(await self._read_chunk(chunk))
         return found
 
     @property
@@ -281,7 +281,7 @@ class MerchantScope:
         """The merchant whose API key this is (None until known)."""
         return self._auth.merchant_id
 
-    async def read_chunk(self, chunk: list[str]) -> dict[str, Trade]:
+    async def _read_chunk(self, chunk: list[str]) -> dict[str, Trade]:
         """One ``GET /secure/trades/{refs}`` of 1 to 100 checked refs (no comma): each ref that resolved,
         mapped to its trade. One ref that AssetPay answers with 404 is an empty answer."""
         spec = mp.secure_refs_request(chunk)

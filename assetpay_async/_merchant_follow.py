@@ -59,7 +59,7 @@ class BatchReader(Protocol):
         """The merchant of the API key (None until known)."""
         ...
 
-    async def read_chunk(self, chunk: list[str]) -> dict[str, Trade]:
+    async def _read_chunk(self, chunk: list[str]) -> dict[str, Trade]:
         """One ``GET /secure/trades/{refs}`` of 1 to 100 refs: each ref that resolved, to its trade."""
         ...
 
@@ -125,7 +125,7 @@ class BatchRoute:
             return  # learnt while this request waited for its turn
         self.requests += 1
         try:
-            found = await self._scope.read_chunk(chunk)
+            found = await self._scope._read_chunk(chunk)
         except TradeNotFoundError:
             found = {}  # a 404 for several refs: none resolved
         except _TRANSIENT as exc:
