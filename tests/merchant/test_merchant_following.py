@@ -213,3 +213,34 @@ async def test_an_answer_with_none_of_the_clients_trades_ends_the_route_for_the_
             )
     assert all(o.final for o in first + second)
     assert server.batch_refs == [["t-0"]]  # the later call's trades never went to the route
+
+
+@pytest.mark.parametrize("include_clients", [True, False])
+async def test_clients_of_client_for_follow_through_the_batch_route_or_fall_back(
+    include_clients: bool,
+) -> None:
+    """Merchant mode proper: each user's token minted by the session, the trades followed by user."""
+    behavior = SandboxBehavior(secure_trades_include_clients=include_clients)
+    async with merchant_world(behavior=behavior) as w:
+        users = [w.sandbox.add_user(w.merchant) for _ in range(5)]
+        trades = [
+            [w.sandbox.add_trade(user, items=2, age=HOUR) for _ in range(10)] for user in users
+        ]
+        reverting = asyncio.create_task(_revert_later([t for ts in trades for t in ts]))
+        waits = [
+            w.session.client_for(user.steam_id, user.trade_url).wait_for_items(
+                [(t.id, i.id) for t in ts for i in t.items], timeout=120
+            )
+            for user, ts in zip(users, trades, strict=True)
+        ]
+        outcomes = [o for many in await asyncio.gather(*waits) for o in many]
+        await reverting
+        assert len(outcomes) == 100
+        assert all(o.final for o in outcomes)
+        batch = _batch_reads(w.sandbox)
+        if include_clients:
+            assert max(_rounds(batch)) == 1  # 50 trades of 5 users: one request a round
+            assert _client_reads(w.sandbox) == 0
+        else:
+            assert len(batch) == 1
+            assert _client_reads(w.sandbox) > 0
