@@ -124,7 +124,7 @@ async def _run(
     behavior = SandboxBehavior(secure_trades_include_clients=bool(merchant_scope))
     async with Sandbox(seed=11, revert_delay=REVERT_DELAY, behavior=behavior) as sb:
         merchant = sb.add_merchant(tier, quotas={"cancel-item": CANCELS, "trades-read": reads})
-        key = {} if merchant_scope is None else {"api_key": merchant.api_key}
+        api_key = None if merchant_scope is None else merchant.api_key
         people = [sb.add_user(merchant) for _ in range(users)]
         made = [
             sb.add_trade(people[n % users], items=scene.items_per_trade, age=dt.timedelta(hours=1))
@@ -138,7 +138,7 @@ async def _run(
             poll_read_share=DEFAULT_READ_SHARE if share is None else share,
             tier=tier,
             merchant_id=merchant.id,
-            **key,
+            api_key=api_key,
         ) as session:
             clients = [session.client(sb.token(person)) for person in people]
             jobs = [(clients[n % users], t.id, i.id) for n, t in enumerate(made) for i in t.items]
