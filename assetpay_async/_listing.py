@@ -33,12 +33,18 @@ class ListingScan:
 
     Args:
         game: the game listed (for the error's message).
+        route: the listing read (for the error's message).
+        max_pages: the most pages the scan reads before it ends with the error (default ``MAX_PAGES``).
     """
 
-    __slots__ = ("_cursors", "_game", "_seen", "_stale", "pages")
+    __slots__ = ("_cursors", "_game", "_max_pages", "_route", "_seen", "_stale", "pages")
 
-    def __init__(self, game: str) -> None:
+    def __init__(
+        self, game: str, *, route: str = "GET /client/trades", max_pages: int | None = None
+    ) -> None:
         self._game = game
+        self._route = route
+        self._max_pages = MAX_PAGES if max_pages is None else max_pages
         self._cursors: set[str] = set()
         self._seen: set[str] = set()
         self._stale = 0
@@ -63,13 +69,13 @@ class ListingScan:
             raise self._error(f"its nextCursor {following!r} came back", cursor=following)
         if self._stale >= MAX_STALE_PAGES:
             raise self._error(f"{self._stale} pages in a row showed only trades already listed")
-        if self.pages >= MAX_PAGES:
-            raise self._error(f"it gave more than {MAX_PAGES} pages")
+        if self.pages >= self._max_pages:
+            raise self._error(f"it gave more than {self._max_pages} pages")
         return following
 
     def _error(self, why: str, *, cursor: str | None = None) -> ListingDidNotTerminateError:
         return ListingDidNotTerminateError(
-            f"GET /client/trades (game {self._game}) did not terminate: {why} after {self.pages} "
+            f"{self._route} (game {self._game}) did not terminate: {why} after {self.pages} "
             "pages; the scan stopped instead of reading forever",
             game=self._game,
             pages=self.pages,

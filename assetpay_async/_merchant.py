@@ -21,10 +21,10 @@ from . import _protocol as proto
 from ._client import AssetPayClient
 from ._errors import (
     InvalidRequestError,
-    InvalidResponseError,
     MerchantMismatchError,
     TradeNotFoundError,
 )
+from ._listing import ListingScan
 from ._minting import ApiKey, ApiSecret, EndUser, mint
 from ._models import CancelResult, Game, Trade, TradeCancelResult, TradePage, TradeType
 from ._poller import FollowedItem
@@ -273,22 +273,28 @@ class MerchantScope:
         self._auth.known_merchant()
         found: dict[str, Trade] = {}
         for chunk in mp.chunks(wanted):
-            spec = mp.secure_refs_request(chunk)
-            decode = functools.partial(mp.decode_trades_by_refs, refs=chunk)
-            try:
-                trades = await self._call(spec, decode)
-            except TradeNotFoundError:
-                if len(chunk) == 1:
-                    continue  # one ref: AssetPay answers 404 instead of an empty array
-                raise
-            if len(chunk) == 1 and trades:
-                found[chunk[0]] = trades[0]
-                continue
-            for ref in chunk:
-                match = _named(trades, ref)
-                if match is not None:
-                    found[ref] = match
+            found.update(await self._read_chunk(chunk))
         return found
+
+    @property
+    def merchant_id(self) -> str | None:
+        """The merchant whose API key this is (None until known)."""
+        return self._auth.merchant_id
+
+    async def _read_chunk(self, chunk: list[str]) -> dict[str, Trade]:
+        """One ``GET /secure/trades/{refs}`` of 1 to 100 checked refs (no comma): each ref that resolved,
+        mapped to its trade. One ref that AssetPay answers with 404 is an empty answer."""
+        spec = mp.secure_refs_request(chunk)
+        decode = functools.partial(mp.decode_trades_by_refs, refs=chunk)
+        try:
+            trades = await self._call(spec, decode)
+        except TradeNotFoundError:
+            if len(chunk) == 1:
+                return {}  # one ref: AssetPay answers 404 instead of an empty array
+            raise
+        if len(chunk) == 1:
+            return {chunk[0]: trades[0]} if trades else {}
+        return {ref: match for ref in chunk if (match := _named(trades, ref)) is not None}
 
     async def list_trades(
         self,
@@ -314,35 +320,29 @@ class MerchantScope:
     ) -> AsyncIterator[Trade]:
         """Every own trade of the merchant for one game, newest first, page by page.
 
-        The scan stops on a missing cursor or one it has seen before (as the official client does).
+        The scan ends on a missing or empty cursor, or the cursor just sent (as the official client does);
+        the listing's bookkeeping is the client scope's
+        ([`ListingScan`][assetpay_async._listing.ListingScan]).
 
         Raises:
             InvalidRequestError: bad filters or ``max_pages``, before the first request.
-            InvalidResponseError: still not at the end after ``max_pages`` pages (a server that never ends
-                its listing); the trades read so far have been yielded.
+            ListingDidNotTerminateError: the listing does not end: a cursor came back (A -> B -> A), pages
+                in a row showed only trades already listed, or still not at the end after ``max_pages``
+                pages; the trades read so far have been yielded.
         """
         if isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1:
             raise InvalidRequestError("max_pages must be an int >= 1")
         kind = None if type is None else str(type)
         mp.secure_list_request(limit=page_size, type=kind, game=str(game))  # bad filters fail now
+        scan = ListingScan(str(game), route="GET /secure/trades", max_pages=max_pages)
         cursor: str | None = None
-        seen: set[str] = set()
-        for _ in range(max_pages):
+        while True:
             page = await self.list_trades(type=kind, game=game, cursor=cursor, limit=page_size)
             for trade in page.items:
                 yield trade
-            following = page.next_cursor
-            if not following or not page.items or following in seen:
+            cursor = scan.next_cursor(cursor, page)
+            if cursor is None:
                 return
-            seen.add(following)
-            cursor = following
-        raise InvalidResponseError(
-            f"GET /secure/trades did not end within {max_pages} pages",
-            http_status=200,
-            content_type="application/json",
-            snippet="",
-            request_id=None,
-        )
 
     async def cancel_buy_item(
         self,

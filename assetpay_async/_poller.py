@@ -11,6 +11,9 @@ scan of ``GET /client/trades`` for the group where that costs fewer requests tha
 the single-trade route is missing), ``GET /client/trades/{id}`` for the rest; a trade the scan did not reach is
 read singly from then on. Every request of the poller first waits for its ``ReadPace``: the poller spends at
 most ``poll_read_share`` of the merchant's trades-read quota, which every other reader of the merchant shares.
+When the session has an API key, the due trades are first read 100 a request through the merchant scope
+(``_merchant_follow.BatchRoute``, within the same share of the merchant read quota); what that route does not
+return is read in the client scope as above.
 
 Callbacks meet polling here too: a verified callback fed to ``observe`` (``callback_handler(session=...)``
 does it) settles the waiters of the items it shows final at once, without a read. Polling remains the fallback
@@ -22,9 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final, TypeGuard
-
-import attrs
+from typing import TYPE_CHECKING, Final
 
 from ._errors import (
     InvalidResponseError,
@@ -33,9 +34,10 @@ from ._errors import (
     RateLimitedError,
     ServerError,
     TransportError,
-    WaitTimeoutError,
 )
-from ._models import Trade, TradeItem, TradeStatus
+from ._followed import FollowedItem, Waiter, Watch, outcome_of, terminal
+from ._merchant_follow import BatchReader, BatchRoute
+from ._models import Trade
 from ._quota import Quota, RouteGroup
 from ._read_pace import DEFAULT_READ_SHARE, ReadPace
 from ._refs import names
@@ -48,81 +50,16 @@ __all__ = ["FollowedItem", "SessionPollers", "TradePoller", "observe", "poller_f
 logger = logging.getLogger("assetpay_async._poller")
 
 # Read failures that say nothing about the trade: keep polling until the waiters' timeout.
-_TRANSIENT: Final = (TransportError, ServerError, RateLimitedError, QueueTimeoutError)
-
-
-@attrs.frozen
-class FollowedItem:
-    """How one followed item ended.
-
-    Attributes:
-        index: its position in the input.
-        trade_id: the trade ref as sent (AssetPay's id or its externalId; a ``uuid.UUID`` in lowercase).
-        item_id: the item ref as sent.
-        item: the item in its final status; None when it was not reached.
-        error: why it was not reached: ``WaitTimeoutError`` (``last_status`` says where it was),
-            ``ItemNotFoundError``, or the typed error of the read that failed for good.
-        via_callback: True when a callback, not a poll, brought the final status.
-    """
-
-    index: int
-    trade_id: str
-    item_id: str
-    item: TradeItem | None = None
-    error: BaseException | None = None
-    via_callback: bool = False
-
-    @property
-    def final(self) -> bool:
-        """True when the item reached a final status (``item`` holds it)."""
-        return self.item is not None
-
-    @property
-    def status(self) -> TradeStatus | None:
-        """The final status, or None."""
-        return None if self.item is None else self.item.status
-
-
-class _Waiter:
-    __slots__ = ("future", "item_id", "via_callback")
-
-    def __init__(self, future: asyncio.Future[TradeItem], item_id: str) -> None:
-        self.future = future
-        self.item_id = item_id
-        self.via_callback = False
-
-
-class _Watch:
-    """One followed trade: the client that reads it, its waiters, the last read and when to read again."""
-
-    __slots__ = (
-        "client",
-        "interval",
-        "last",
-        "max_interval",
-        "next_at",
-        "reading",
-        "singly",
-        "trade_id",
-        "waiters",
-    )
-
-    def __init__(
-        self, client: ItemReader, trade_id: str, first_poll: float, max_interval: float
-    ) -> None:
-        self.client = client
-        self.trade_id = trade_id
-        self.waiters: list[_Waiter] = []
-        self.last: Trade | None = None
-        self.next_at = 0.0  # read at once: the item may be final already
-        self.interval = first_poll
-        self.max_interval = max_interval
-        self.reading = False
-        self.singly = False  # a scan of the list did not reach it: read it by its own route
-
-
-def _terminal(item: TradeItem | None) -> TypeGuard[TradeItem]:
-    return item is not None and item.status is not None and item.status.terminal
+_TRANSIENT: Final = (
+    TransportError,
+    ServerError,
+    RateLimitedError,
+    QueueTimeoutError,
+    InvalidResponseError,
+)
+_BATCH: Final = (
+    "\x00merchant-scope"  # the group key of the batch route (no token fingerprint is this)
+)
 
 
 class TradePoller:
@@ -131,14 +68,24 @@ class TradePoller:
     Args:
         merchant_id: the merchant.
         pace: the poller's share of the merchant's trades-read quota (every request it sends waits for it).
+        batch: the session's merchant-scope route for following, if it has an API key.
+        batch_pace: the poller's share of the merchant read quota (required with ``batch``).
     """
 
-    def __init__(self, merchant_id: str, pace: ReadPace) -> None:
+    def __init__(
+        self,
+        merchant_id: str,
+        pace: ReadPace,
+        batch: BatchRoute | None = None,
+        batch_pace: ReadPace | None = None,
+    ) -> None:
         self.merchant_id = merchant_id
         self.pace = pace
+        self.batch = batch if batch_pace is not None else None
+        self.batch_pace = batch_pace
         self.loop = asyncio.get_running_loop()
         # Keyed by token and trade: a trade is read with a token of its owner (another user's reads 403).
-        self._watches: dict[tuple[str, str], _Watch] = {}
+        self._watches: dict[tuple[str, str], Watch] = {}
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._reads: set[asyncio.Task[None]] = set()
@@ -169,29 +116,18 @@ class TradePoller:
                     waiter.future.cancel()
                 self._forget(watch, waiter)
             await self._idle()
-        outcomes = []
-        for index, ((trade_id, item_id), (watch, waiter)) in enumerate(
-            zip(pairs, waiters, strict=True)
-        ):
-            t, i = str(trade_id), str(item_id)
-            future = waiter.future
-            if future.cancelled():
-                last = None if watch.last is None else watch.last.item(i)
-                status = None if last is None or last.status is None else last.status.value
-                error: BaseException = WaitTimeoutError(
-                    f"item {i} of trade {t} not final after {timeout:g}s (last status {status})",
-                    last_status=status,
-                )
-                outcomes.append(FollowedItem(index, t, i, error=error))
-            elif future.exception() is not None:
-                outcomes.append(FollowedItem(index, t, i, error=future.exception()))
-            else:
-                outcomes.append(
-                    FollowedItem(
-                        index, t, i, item=future.result(), via_callback=waiter.via_callback
-                    )
-                )
-        return outcomes
+        return [
+            outcome_of(
+                n,
+                str(t),
+                str(i),
+                future=w.future,
+                via_callback=w.via_callback,
+                last=v.last,
+                timeout=timeout,
+            )
+            for n, ((t, i), (v, w)) in enumerate(zip(pairs, waiters, strict=True))
+        ]
 
     def _follow(
         self,
@@ -200,26 +136,26 @@ class TradePoller:
         item_id: str,
         first_poll: float,
         max_interval: float,
-    ) -> tuple[_Watch, _Waiter]:
+    ) -> tuple[Watch, Waiter]:
         key = (client.token_fingerprint, trade_id)
         watch = self._watches.get(key)
         if watch is None:
-            watch = self._watches[key] = _Watch(client, trade_id, first_poll, max_interval)
+            watch = self._watches[key] = Watch(client, trade_id, first_poll, max_interval)
         else:
             watch.interval = min(watch.interval, first_poll)
             watch.max_interval = min(watch.max_interval, max_interval)
-        waiter = _Waiter(self.loop.create_future(), item_id)
+        waiter = Waiter(self.loop.create_future(), item_id)
         known = None if watch.last is None else watch.last.item(item_id)
         if self._closed is not None:
             waiter.future.set_exception(self._closed)
-        elif _terminal(known):
+        elif terminal(known):
             waiter.future.set_result(known)  # final is final: the last read already shows it
         else:
             watch.waiters.append(waiter)
             self._ensure_running()
         return watch, waiter
 
-    def _forget(self, watch: _Watch, waiter: _Waiter) -> None:
+    def _forget(self, watch: Watch, waiter: Waiter) -> None:
         if waiter in watch.waiters:
             watch.waiters.remove(waiter)
         if not watch.waiters:
@@ -244,7 +180,7 @@ class TradePoller:
                 continue
             for waiter in list(watch.waiters):
                 item = trade.item(waiter.item_id)
-                if _terminal(item) and not waiter.future.done():
+                if terminal(item) and not waiter.future.done():
                     waiter.via_callback = True
                     waiter.future.set_result(item)
                     watch.waiters.remove(waiter)
@@ -278,8 +214,9 @@ class TradePoller:
         try:
             while self._watches:
                 due, waits = self._due(self.loop.time())
-                for group in due.values():
-                    task = self.loop.create_task(self._read(group))
+                for key, group in due.items():
+                    read = self._read_batch(group) if key == _BATCH else self._read(group)
+                    task = self.loop.create_task(read)
                     self._reads.add(task)
                     task.add_done_callback(self._reads.discard)
                 self._wakeup.clear()
@@ -294,23 +231,25 @@ class TradePoller:
             if self._reads:
                 await asyncio.gather(*self._reads, return_exceptions=True)
 
-    def _due(self, now: float) -> tuple[dict[str, list[_Watch]], list[float]]:
+    def _due(self, now: float) -> tuple[dict[str, list[Watch]], list[float]]:
         """The watches to read now, by client token, and the seconds until each other one is due. A watch a
         scan reaches rides along with its token's group when its read is under a third of its gap away: free
         in the same scan, it keeps trades followed by separate calls in one round instead of a scan each."""
-        due: dict[str, list[_Watch]] = {}
-        later: list[_Watch] = []
+        due: dict[str, list[Watch]] = {}
+        later: list[Watch] = []
         for watch in list(self._watches.values()):
             if watch.reading or not watch.waiters:  # settled: its waiters are leaving
                 continue
             if watch.next_at <= now:
-                due.setdefault(watch.client.token_fingerprint, []).append(watch)
+                due.setdefault(self._key(watch), []).append(watch)
             else:
                 later.append(watch)
         waits = []
         for watch in later:
-            group = due.get(watch.client.token_fingerprint)
-            if group is not None and not watch.singly and watch.next_at - now <= watch.interval / 3:
+            key = self._key(watch)
+            group = due.get(key)
+            rides = key == _BATCH or not watch.singly
+            if group is not None and rides and watch.next_at - now <= watch.interval / 3:
                 group.append(watch)
             else:
                 waits.append(watch.next_at - now)
@@ -319,7 +258,36 @@ class TradePoller:
                 watch.reading = True
         return due, waits
 
-    async def _read(self, group: list[_Watch]) -> None:
+    def _key(self, watch: Watch) -> str:
+        """Its group of a round: the merchant scope's batch route, or its client token."""
+        if self.batch is not None and self.batch.serves(self.merchant_id, watch.trade_id):
+            return _BATCH
+        return watch.client.token_fingerprint
+
+    async def _read_batch(self, group: list[Watch]) -> None:
+        """Read the due trades 100 a request in the merchant scope; the rest in the client scope."""
+        assert self.batch is not None  # noqa: S101 - only then is a group keyed _BATCH
+        assert self.batch_pace is not None  # noqa: S101
+        pending: dict[str, list[Watch]] = {}
+        for watch in group:
+            pending.setdefault(watch.trade_id, []).append(watch)
+
+        def on_read(trade_id: str, trade: Trade) -> None:
+            for watch in pending.pop(trade_id, ()):
+                self._done(watch, trade)
+
+        try:
+            await self.batch.read(list(pending), on_read, pace=self.batch_pace.wait)
+        except BaseException:  # cancelled: poll them again later
+            for watch in (w for ws in pending.values() for w in ws):
+                self._schedule(watch)
+            raise
+        by_token: dict[str, list[Watch]] = {}
+        for watch in (w for ws in pending.values() for w in ws):
+            by_token.setdefault(watch.client.token_fingerprint, []).append(watch)
+        await asyncio.gather(*(self._read(rest) for rest in by_token.values()))
+
+    async def _read(self, group: list[Watch]) -> None:
         """Read the due trades of one client token together; each watch is settled as its result comes."""
         pending = {watch.trade_id: watch for watch in group}
 
@@ -344,29 +312,25 @@ class TradePoller:
             for watch in pending.values():  # cancelled before its answer: poll it again later
                 self._schedule(watch)
 
-    def _done(self, watch: _Watch, result: Trade | Exception) -> None:
+    def _done(self, watch: Watch, result: Trade | Exception) -> None:
         try:
             if isinstance(result, Trade):
                 self.reads += 1
                 self._settle(watch, result)
-            elif isinstance(result, _TRANSIENT):
+            elif isinstance(result, _TRANSIENT):  # InvalidResponseError: no envelope
                 logger.debug("reading trade %s failed, polling again: %s", watch.trade_id, result)
-            elif isinstance(result, InvalidResponseError):
-                logger.debug(
-                    "reading trade %s gave no envelope, polling again: %s", watch.trade_id, result
-                )
             else:  # a definite answer about this trade (or a closed session), or a bug
                 self._fail(watch, result)
         finally:
             self._schedule(watch)
 
-    def _schedule(self, watch: _Watch) -> None:
+    def _schedule(self, watch: Watch) -> None:
         watch.reading = False
         watch.next_at = self.loop.time() + watch.interval
         watch.interval = min(watch.max_interval, watch.interval * 1.5)
         self._wakeup.set()
 
-    def _settle(self, watch: _Watch, trade: Trade) -> None:
+    def _settle(self, watch: Watch, trade: Trade) -> None:
         watch.last = trade
         for waiter in list(watch.waiters):
             item = trade.item(waiter.item_id)
@@ -380,13 +344,13 @@ class TradePoller:
                         request_id=None,
                     )
                 )
-            elif _terminal(item):
+            elif terminal(item):
                 waiter.future.set_result(item)
             else:
                 continue
             watch.waiters.remove(waiter)
 
-    def _fail(self, watch: _Watch, exc: BaseException) -> None:
+    def _fail(self, watch: Watch, exc: BaseException) -> None:
         for waiter in watch.waiters:
             if not waiter.future.done():
                 waiter.future.set_exception(exc)
@@ -397,21 +361,28 @@ class SessionPollers:
     """The pollers of one session, one per merchant and event loop; the session owns it and closes it.
 
     Args:
-        read_share: the share of the trades-read quota the pollers may spend (0 < share <= 1).
+        read_share: the share of each read quota the pollers may spend (0 < share <= 1).
+        merchant: the session's merchant scope when it has an API key: following then reads through
+            ``GET /secure/trades/{refs}`` first (what the route has shown is remembered for the session).
     """
 
-    def __init__(self, read_share: float = DEFAULT_READ_SHARE) -> None:
+    def __init__(
+        self, read_share: float = DEFAULT_READ_SHARE, merchant: BatchReader | None = None
+    ) -> None:
         self.read_share = read_share
+        self.batch = None if merchant is None else BatchRoute(merchant)
         self._by_merchant: dict[str, TradePoller] = {}
         self._closed: BaseException | None = None
 
-    def get(self, merchant_id: str, quota: Quota) -> TradePoller:
+    def get(self, merchant_id: str, quota: Quota, batch_quota: Quota | None = None) -> TradePoller:
         """The poller of ``merchant_id`` on the running loop (created on first use), within ``read_share``
-        of ``quota`` (the trades-read quota)."""
+        of ``quota`` (the trades-read quota) and of ``batch_quota`` (the merchant read quota)."""
         poller = self._by_merchant.get(merchant_id)
         if poller is None or poller.loop is not asyncio.get_running_loop():
             pace = ReadPace(quota, self.read_share)
-            poller = self._by_merchant[merchant_id] = TradePoller(merchant_id, pace)
+            batch_pace = None if batch_quota is None else ReadPace(batch_quota, self.read_share)
+            poller = TradePoller(merchant_id, pace, self.batch, batch_pace)
+            self._by_merchant[merchant_id] = poller
             if self._closed is not None:
                 poller.close_now(self._closed)
         return poller
@@ -440,7 +411,11 @@ def _pollers_of(session: SessionView) -> SessionPollers:
 
 def poller_for(session: SessionView, merchant_id: str) -> TradePoller:
     """The poller of ``merchant_id`` in ``session`` on the running loop (created on first use)."""
-    return _pollers_of(session).get(merchant_id, session.quota(RouteGroup.TRADES_READ))
+    return _pollers_of(session).get(
+        merchant_id,
+        session.quota(RouteGroup.TRADES_READ),
+        session.quota(RouteGroup.MERCHANT_READ),
+    )
 
 
 def observe(session: SessionView, trade: Trade) -> int:

@@ -202,7 +202,7 @@ class AssetPaySession:
         self._merchant_scope: MerchantScope | None = None
         if merchant_key is not None:
             self._merchant_mode(merchant_key, merchant_secret)
-        self._trade_pollers = SessionPollers(settings.read_share)
+        self._trade_pollers = SessionPollers(settings.read_share, self._merchant_scope)
         """The pollers of ``wait_for_items``, one per merchant; closed with the session."""
 
     def _merchant_mode(self, key: ApiKey, secret: ApiSecret | None) -> None:

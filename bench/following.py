@@ -17,6 +17,11 @@ Three ways to follow the same items:
   so each trade is read on its own (``GET /client/trades/{id}``) -- the case where the poller's share of the
   read quota, not the list, bounds what it spends.
 
+A second table follows the same items with the merchant's API key (``AssetPaySession(api_key=...)``): the
+poller then reads a round 100 trades a request through ``GET /secure/trades/{refs}`` (the merchant read
+quota: 100 a minute unverified, 3,000 verified), under both readings of whether that route returns the
+clients' trades (UNCONFIRMED; the sandbox plays both), falling back to the client scope where it does not.
+
 Reported: the trade reads spent (requests of the trades-read group, whatever the route), their ratio to the
 minimum (one read per followed trade, once it is final), the share of the read quota used (the busiest window
 of the quota's period, as the sandbox counted it), 429s drawn, and the time from the start of
@@ -37,7 +42,7 @@ import attrs
 from assetpay_async import AssetPayClient, AssetPaySession, Quota, TradeItem
 from assetpay_async._limiting import MemoryLimiterRegistry
 from assetpay_async._read_pace import DEFAULT_READ_SHARE
-from assetpay_async.sandbox import Sandbox
+from assetpay_async.sandbox import Sandbox, SandboxBehavior
 from assetpay_async.testing import run_virtual
 
 from ._common import VIRTUAL, stamp
@@ -68,6 +73,8 @@ class Result:
     peak_share: float
     limited: int
     took: float
+    batch_reads: int = 0
+    batch_share: float = 0.0
 
 
 def _by_client(jobs: Jobs) -> dict[AssetPayClient, list[tuple[str, str]]]:
@@ -102,12 +109,22 @@ async def _poller_per_item(jobs: Jobs) -> None:
     await asyncio.gather(*(poll_one_item(c, t, i) for c, t, i in jobs))
 
 
-async def _run(follow: Follow, scene: Scene, share: float | None, *, users: int) -> Result:
+async def _run(
+    follow: Follow,
+    scene: Scene,
+    share: float | None,
+    *,
+    users: int,
+    merchant_scope: bool | None = None,
+) -> Result:
+    """``merchant_scope``: None follows without the API key; True / False with it, the batch route returning
+    the clients' trades or not."""
     reads = Quota(scene.reads_per_minute, 60.0)
-    async with Sandbox(seed=11, revert_delay=REVERT_DELAY) as sb:
-        merchant = sb.add_merchant(
-            "unverified", quotas={"cancel-item": CANCELS, "trades-read": reads}
-        )
+    tier = "verified" if scene.reads_per_minute >= 3000 else "unverified"
+    behavior = SandboxBehavior(secure_trades_include_clients=bool(merchant_scope))
+    async with Sandbox(seed=11, revert_delay=REVERT_DELAY, behavior=behavior) as sb:
+        merchant = sb.add_merchant(tier, quotas={"cancel-item": CANCELS, "trades-read": reads})
+        api_key = None if merchant_scope is None else merchant.api_key
         people = [sb.add_user(merchant) for _ in range(users)]
         made = [
             sb.add_trade(people[n % users], items=scene.items_per_trade, age=dt.timedelta(hours=1))
@@ -119,6 +136,9 @@ async def _run(follow: Follow, scene: Scene, share: float | None, *, users: int)
             base_url=sb.base_url,
             limiter=MemoryLimiterRegistry(),  # nothing carried over between the variants
             poll_read_share=DEFAULT_READ_SHARE if share is None else share,
+            tier=tier,
+            merchant_id=merchant.id,
+            api_key=api_key,
         ) as session:
             clients = [session.client(sb.token(person)) for person in people]
             jobs = [(clients[n % users], t.id, i.id) for n, t in enumerate(made) for i in t.items]
@@ -126,6 +146,7 @@ async def _run(follow: Follow, scene: Scene, share: float | None, *, users: int)
                 cancelled = await client.cancel_withdrawal_items(pairs, workers=64)
                 assert all(o.ok for o in cancelled)
             before = sb.totals(merchant, "trades-read").accepted
+            batch_before = sb.totals(merchant, "merchant-read").accepted
             started = sb.clock.now()
             await follow(jobs)
             took = sb.clock.now() - started
@@ -135,8 +156,10 @@ async def _run(follow: Follow, scene: Scene, share: float | None, *, users: int)
             reads=spent,
             minimum=scene.trades,
             peak_share=sb.quota_share(merchant, "trades-read"),
-            limited=totals.rate_limited,
+            limited=totals.rate_limited + sb.totals(merchant, "merchant-read").rate_limited,
             took=took,
+            batch_reads=sb.totals(merchant, "merchant-read").accepted - batch_before,
+            batch_share=sb.quota_share(merchant, "merchant-read"),
         )
 
 
@@ -187,4 +210,25 @@ def main(argv: list[str]) -> int:
                 f"| {name} | {r.reads:,} | {r.reads / r.minimum:.2f} | {r.peak_share:.0%} | "
                 f"{r.limited} | {r.took:,.0f} s ({r.took / 60:.1f} min) |"
             )
+        _merchant_table(scene, args.share)
     return 0
+
+
+def _merchant_table(scene: Scene, share: float | None) -> None:
+    """The same items followed with the API key, under both readings of the batch route."""
+    print(
+        "\nWith the API key (each trade another user's): batch reads go through the merchant read "
+        "quota, trade reads through the trades-read quota.\n"
+    )
+    print(
+        "| batch route returns clients' trades | batch reads | trade reads | "
+        "merchant read quota used | trades-read quota used | 429s | time to the last final state |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for returns in (True, False):
+        r = run_virtual(_run(_shared, scene, share, users=scene.trades, merchant_scope=returns))
+        print(
+            f"| {'yes' if returns else 'no'} | {r.batch_reads:,} | {r.reads:,} | "
+            f"{r.batch_share:.0%} | {r.peak_share:.0%} | {r.limited} | "
+            f"{r.took:,.0f} s ({r.took / 60:.1f} min) |"
+        )

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from assetpay_async._batch import CancelBatch, OutcomeDetail, OutcomeKind
+from assetpay_async._batch import CancelBatch, CancelOutcome, OutcomeDetail, OutcomeKind
 from assetpay_async._cancel_rules import is_setup_error
 from assetpay_async._client import AssetPayClient
 from assetpay_async._errors import InvalidRequestError, SessionClosedError
@@ -170,8 +170,11 @@ class _Run:
             problem = (
                 "a batch file with steam_id,trade_url columns needs the API key (ASSETPAY_API_KEY)"
             )
-        elif self.args.journal is not None:
-            problem = "--journal is not supported with steam_id,trade_url columns yet"
+        elif self.args.journal is not None and session.merchant_id is None:
+            problem = (
+                "--journal with steam_id,trade_url columns needs the merchant id (--merchant-id or "
+                "ASSETPAY_MERCHANT_ID): each user's journal is checked against it before anything is sent"
+            )
         if problem is not None:
             self.err.print(f"assetpay cancel-batch: {problem}; nothing was sent", markup=False)
             return None
@@ -181,7 +184,9 @@ class _Run:
                 return self.connection.client(session)
             return session.client_for(steam_id, trade_url)
 
-        return PerUserBatch(self.lines, client_for, lambda _: self._poll(), **options)
+        return PerUserBatch(
+            self.lines, client_for, lambda _: self._poll(), journal=self.args.journal, **options
+        )
 
     # -- progress -------------------------------------------------------------------------------------------
 
@@ -301,6 +306,7 @@ class _Run:
             title += f" ({duplicates} duplicate line{'s' if duplicates > 1 else ''} counted once)"
         human.print(outcome_table(count_outcomes(outcomes), title=title))
         human.print(f"{tally.line()}; 429s: {rate_limited}", markup=False)
+        _settlements(human, batch, outcomes)
         resumed = sum(o.detail is OutcomeDetail.FROM_JOURNAL for o in outcomes)
         if resumed:
             human.print(
@@ -325,6 +331,31 @@ class _Run:
                 markup=False,
             )
         return ExitCode.OK if all(o.ok for o in outcomes) else ExitCode.FAILED
+
+
+def _settlements(
+    human: Console, batch: CancelBatch | PerUserBatch, outcomes: list[CancelOutcome]
+) -> None:
+    """What the batch layer settled beyond the pairs' answers: pairs settled by a read of their trade, and
+    items a whole-trade cancel cancelled that no line listed (named: those users must be refunded too)."""
+    confirmed = sum(
+        o.detail is OutcomeDetail.CONFIRMED_BY_READ for o in outcomes if o.duplicate_of is None
+    )
+    if confirmed:
+        human.print(
+            f"{confirmed} pair{'s' if confirmed > 1 else ''} settled by a read of the trade (an answer "
+            "had left the outcome in doubt after an earlier attempt).",
+            markup=False,
+        )
+    unlisted = batch.unlisted
+    if unlisted:
+        human.print(
+            f"{len(unlisted)} item{'s' if len(unlisted) > 1 else ''} cancelled by a whole-trade cancel "
+            "that no line listed (they joined the trade after it was read): refund those users too:",
+            markup=False,
+        )
+        for result in unlisted:
+            human.print(f"  item {result.item_id} of trade {result.trade_id}", markup=False)
 
 
 def _interrupted_report(tally: Tally) -> str:

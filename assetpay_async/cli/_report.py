@@ -31,6 +31,7 @@ __all__ = [
     "error_json",
     "outcome_json",
     "result_json",
+    "unlisted_json",
 ]
 
 _KIND_ORDER = {kind: rank for rank, kind in enumerate(OutcomeKind)}
@@ -121,6 +122,23 @@ def outcome_json(outcome: CancelOutcome, *, line: int | None = None) -> dict[str
     }
 
 
+def unlisted_json(result: CancelResult) -> dict[str, Any]:
+    """The ``--results`` row of an item a whole-trade cancel cancelled that no line listed: the keys of a
+    pair's row, ``line`` and ``index`` null, ``detail`` ``"unlisted"`` (refund that user too)."""
+    return {
+        "index": None,
+        "line": None,
+        "trade_id": str(result.trade_id),
+        "item_id": str(result.item_id),
+        "outcome": OutcomeKind.CANCELLED.value,
+        "result": result_json(result),
+        "error": None,
+        "duplicate_of": None,
+        "reschedules": 0,
+        "detail": "unlisted",
+    }
+
+
 @attrs.frozen
 class OutcomeCount:
     """How many pairs ended one way: the kind and, for failures, the error key (or class)."""
@@ -144,6 +162,10 @@ def _reason(outcome: CancelOutcome) -> str:
         return f"likely cancelled ({base})"
     if outcome.detail is OutcomeDetail.FROM_JOURNAL:
         return f"{base}, earlier run" if base else "earlier run"
+    if outcome.detail is OutcomeDetail.CONFIRMED_BY_READ:
+        return f"{base}, confirmed by a read" if base else "confirmed by a read"
+    if outcome.detail is OutcomeDetail.UNLISTED_CANCELLED:
+        return "whole trade, unlisted items too"
     return base
 
 

@@ -24,7 +24,7 @@ from assetpay_async._batch import CancelBatch, CancelOutcome, OutcomeKind
 from ._batch_file import BatchLine
 from ._per_user import PerUserBatch
 from ._render import write_json_line
-from ._report import outcome_json
+from ._report import outcome_json, unlisted_json
 
 __all__ = ["ResultsError", "ResultsWriter", "Tally", "open_results", "partial_path"]
 
@@ -181,6 +181,10 @@ class ResultsWriter:
         for index in self._pending:
             self._write(outcomes[index])
         self._pending = []
+        unlisted = [unlisted_json(result) for result in self._batch.unlisted]
+        if self._stream is not None:
+            for row in unlisted:
+                write_json_line(self._stream, row)
         if self.where is None or self._results is None:
             return
         final = Path(self._results)
@@ -188,6 +192,8 @@ class ResultsWriter:
         with temporary.open("w", encoding="utf-8") as out:
             for outcome in outcomes:
                 write_json_line(out, outcome_json(outcome, line=self._lines[outcome.index].line))
+            for row in unlisted:
+                write_json_line(out, row)
             os.fsync(out.fileno())
         temporary.replace(final)
         self.close()

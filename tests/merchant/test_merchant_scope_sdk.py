@@ -7,9 +7,11 @@ import asyncio
 import pytest
 
 from assetpay_async import (
+    AssetPaySession,
     CancelTooSoonError,
     InvalidRequestError,
     InvalidResponseError,
+    ListingDidNotTerminateError,
     Quota,
     RouteGroup,
     TradeNotFoundError,
@@ -119,7 +121,7 @@ async def test_iter_trades_reads_the_merchants_own_trades_page_by_page() -> None
         assert sum(r.path == "/secure/trades" for r in w.sandbox.requests) == 3
 
 
-async def test_iter_trades_stops_on_a_cursor_it_has_seen_before() -> None:
+async def test_iter_trades_ends_with_a_typed_error_on_a_cursor_that_comes_back() -> None:
     async with ScriptedServer() as server:
         pages = [
             {"items": [_trade("t-1")], "nextCursor": "c1"},
@@ -127,20 +129,44 @@ async def test_iter_trades_stops_on_a_cursor_it_has_seen_before() -> None:
             {"items": [_trade("t-3")], "nextCursor": "c1"},  # back to an earlier page
         ]
         server.script(*(Reply(200, success_body(p)) for p in pages))
+        seen: list[str] = []
+
+        async def scan(session: AssetPaySession) -> None:
+            async for trade in session.merchant.iter_trades():
+                seen.append(trade.id)  # noqa: PERF401 - kept up to the error
+
+        async with new_session(server.url, api_key=API_KEY, merchant_id="m-1") as session:
+            with pytest.raises(ListingDidNotTerminateError, match="GET /secure/trades") as caught:
+                await scan(session)
+        assert seen == ["t-1", "t-2", "t-3"]  # what was read before the cycle was yielded
+        assert caught.value.cursor == "c1"
+        assert len(server.requests) == 3
+
+
+async def test_iter_trades_ends_quietly_when_the_cursor_sent_comes_straight_back() -> None:
+    async with ScriptedServer() as server:
+        pages = [
+            {"items": [_trade("t-1")], "nextCursor": "c1"},
+            {"items": [_trade("t-2")], "nextCursor": "c1"},  # the official client's end marker
+        ]
+        server.script(*(Reply(200, success_body(p)) for p in pages))
         async with new_session(server.url, api_key=API_KEY, merchant_id="m-1") as session:
             seen = [t.id async for t in session.merchant.iter_trades()]
-        assert seen == ["t-1", "t-2", "t-3"]
-        assert len(server.requests) == 3
+        assert seen == ["t-1", "t-2"]
+        assert len(server.requests) == 2
 
 
 async def test_iter_trades_gives_up_after_its_page_cap() -> None:
     async with ScriptedServer() as server:
         counter = iter(range(10_000))
-        server.respond = lambda request: Reply(
-            200, success_body({"items": [_trade("t")], "nextCursor": f"c{next(counter)}"})
-        )
+
+        def fresh_page(request: object) -> Reply:
+            n = next(counter)
+            return Reply(200, success_body({"items": [_trade(f"t-{n}")], "nextCursor": f"c{n}"}))
+
+        server.respond = fresh_page
         async with new_session(server.url, api_key=API_KEY, merchant_id="m-1") as session:
-            with pytest.raises(InvalidResponseError, match="did not end within 4 pages"):
+            with pytest.raises(ListingDidNotTerminateError, match="more than 4 pages"):
                 async for _ in session.merchant.iter_trades(max_pages=4):
                     pass
         assert len(server.requests) == 4

@@ -1,0 +1,119 @@
+"""The poller's bookkeeping of followed items: one watch per trade, one waiter per item, and how each ended
+([`FollowedItem`][assetpay_async.FollowedItem], what ``wait_for_items`` returns)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, TypeGuard
+
+import attrs
+
+from ._errors import WaitTimeoutError
+from ._models import Trade, TradeItem, TradeStatus
+
+if TYPE_CHECKING:
+    from ._interfaces import ItemReader
+
+__all__ = ["FollowedItem", "Waiter", "Watch", "outcome_of", "terminal"]
+
+
+@attrs.frozen
+class FollowedItem:
+    """How one followed item ended.
+
+    Attributes:
+        index: its position in the input.
+        trade_id: the trade ref as sent (AssetPay's id or its externalId; a ``uuid.UUID`` in lowercase).
+        item_id: the item ref as sent.
+        item: the item in its final status; None when it was not reached.
+        error: why it was not reached: ``WaitTimeoutError`` (``last_status`` says where it was),
+            ``ItemNotFoundError``, or the typed error of the read that failed for good.
+        via_callback: True when a callback, not a poll, brought the final status.
+    """
+
+    index: int
+    trade_id: str
+    item_id: str
+    item: TradeItem | None = None
+    error: BaseException | None = None
+    via_callback: bool = False
+
+    @property
+    def final(self) -> bool:
+        """True when the item reached a final status (``item`` holds it)."""
+        return self.item is not None
+
+    @property
+    def status(self) -> TradeStatus | None:
+        """The final status, or None."""
+        return None if self.item is None else self.item.status
+
+
+class Waiter:
+    """One item a call of ``wait_for_items`` waits for: its future and how it was settled."""
+
+    __slots__ = ("future", "item_id", "via_callback")
+
+    def __init__(self, future: asyncio.Future[TradeItem], item_id: str) -> None:
+        self.future = future
+        self.item_id = item_id
+        self.via_callback = False
+
+
+class Watch:
+    """One followed trade: the client that reads it, its waiters, the last read and when to read again."""
+
+    __slots__ = (
+        "client",
+        "interval",
+        "last",
+        "max_interval",
+        "next_at",
+        "reading",
+        "singly",
+        "trade_id",
+        "waiters",
+    )
+
+    def __init__(
+        self, client: ItemReader, trade_id: str, first_poll: float, max_interval: float
+    ) -> None:
+        self.client = client
+        self.trade_id = trade_id
+        self.waiters: list[Waiter] = []
+        self.last: Trade | None = None
+        self.next_at = 0.0  # read at once: the item may be final already
+        self.interval = first_poll
+        self.max_interval = max_interval
+        self.reading = False
+        self.singly = False  # a scan of the list did not reach it: read it by its own route
+
+
+def terminal(item: TradeItem | None) -> TypeGuard[TradeItem]:
+    return item is not None and item.status is not None and item.status.terminal
+
+
+def outcome_of(
+    index: int,
+    trade_id: str,
+    item_id: str,
+    *,
+    future: asyncio.Future[TradeItem],
+    via_callback: bool,
+    last: Trade | None,
+    timeout: float,
+) -> FollowedItem:
+    """How the waiter of one item ended: its future's result or error, or a ``WaitTimeoutError`` naming the
+    item's status in ``last`` (the trade's last read) when the wait was given up (the future cancelled)."""
+    if future.cancelled():
+        item = None if last is None else last.item(item_id)
+        status = None if item is None or item.status is None else item.status.value
+        error = WaitTimeoutError(
+            f"item {item_id} of trade {trade_id} not final after {timeout:g}s "
+            f"(last status {status})",
+            last_status=status,
+        )
+        return FollowedItem(index, trade_id, item_id, error=error)
+    if future.exception() is not None:
+        return FollowedItem(index, trade_id, item_id, error=future.exception())
+    return FollowedItem(index, trade_id, item_id, item=future.result(), via_callback=via_callback)
