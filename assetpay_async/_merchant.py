@@ -321,8 +321,7 @@ class MerchantScope:
         """Every own trade of the merchant for one game, newest first, page by page.
 
         The scan ends on a missing or empty cursor, or the cursor just sent (as the official client does);
-        the listing's bookkeeping is the client scope's
-        ([`ListingScan`][assetpay_async._listing.ListingScan]).
+        the listing's bookkeeping is the client scope's (``_listing.ListingScan``).
 
         Raises:
             InvalidRequestError: bad filters or ``max_pages``, before the first request.
