@@ -115,6 +115,17 @@ class Watch:
         self.after: float | None = None
         self.call: object = None  # the ``wait_for_items`` call that started it
 
+    def join(self, call: object, first_poll: float, max_interval: float, now: float) -> None:
+        """Another item of the trade is followed: the gaps shrink to its call's; an item of another call
+        (cancelled later, perhaps) is read as today's schedule would, so no learnt delay moves it."""
+        self.interval = min(self.interval, first_poll)
+        self.max_interval = min(self.max_interval, max_interval)
+        if call is not self.call:
+            self.plannable = False
+            if self.postponed:  # its gaps were the learnt plan's: back to today's
+                self.interval, self.after = min(first_poll, self.first_poll), None
+            self.next_at = min(self.next_at, now + self.interval)
+
     def next_gap(self) -> float:
         """The gap to the next read after the one just done; the one after it is set too."""
         gap = self.interval

@@ -151,12 +151,8 @@ class TradePoller:
             start = self.loop.time()
             watch = self._watches[key] = Watch(client, trade_id, first_poll, max_interval, start)
             watch.call = call
-        elif (
-            watch.call is not call
-        ):  # another call's item: its revert may come later, read as today
-            watch.plannable = False
-            watch.interval = min(watch.interval, first_poll)
-            watch.max_interval = min(watch.max_interval, max_interval)
+        else:
+            watch.join(call, first_poll, max_interval, self.loop.time())
         waiter = Waiter(self.loop.create_future(), item_id)
         known = None if watch.last is None else watch.last.item(item_id)
         if self._closed is not None:
