@@ -11,7 +11,8 @@ poller's share of the quota then counts as earlier, never later, so the estimate
 queueing). ``postpone`` moves a due read of a watch to ``start + d``, d a low percentile of those delays, and
 keeps the nominal points after ``d``. So:
 
-* with fewer than ``min_samples`` delays seen, nothing moves: the schedule is today's (fail closed);
+* with fewer than ``min_samples`` delays seen, or one longer than ``LONGEST``, nothing moves: the schedule is
+  today's (fail closed);
 * a trade slower than ``d`` is read at every nominal point after ``d``, so it is found no later than today's
   schedule would find it;
 * a trade faster than ``d`` (a low percentile: few are) is found at ``start + d`` at the latest.
@@ -37,6 +38,9 @@ PERCENTILE: Final = 0.1
 """The share of the delays seen that are shorter than the one used."""
 WINDOW: Final = 200
 """The delays kept: the most recent ones, so the estimate follows AssetPay when its delay changes."""
+LONGEST: Final = 300.0
+"""Seconds: a learnt delay longer than this is not used (today's schedule): the trades followed are then
+probably not reverts (deliveries awaited), and a cancelled item's first read must not wait for theirs."""
 YOUNG: Final = 120.0
 """Seconds: a trade still followed counts as seen not final at its age only while it is this young, so items
 followed for long (a delivery awaited, not a revert) cannot teach a long delay."""
@@ -80,7 +84,10 @@ class DelayLearner:
                 which its latest read showed it not final. Before any delay was seen, these alone say how long
                 the trades take at least (the ``min_samples``-th oldest of them).
         """
-        return low_percentile(list(self._seen), list(open_ages), self.percentile, self.min_samples)
+        learnt = low_percentile(
+            list(self._seen), list(open_ages), self.percentile, self.min_samples
+        )
+        return None if learnt is None or learnt > LONGEST else learnt
 
 
 def low_percentile(

@@ -115,6 +115,16 @@ def test_nominal_after_is_the_first_point_of_today_s_schedule_past_it(
     assert gap == pytest.approx(following[1] - following[0], rel=1e-9, abs=1e-6)
 
 
+def test_a_delay_too_long_to_be_a_revert_is_not_used() -> None:
+    learner = DelayLearner()
+    for _ in range(20):
+        learner.observe(900.0)  # deliveries awaited, not reverts
+    assert learner.delay() is None
+    for _ in range(20):
+        learner.observe(60.0)
+    assert learner.delay() == 60.0
+
+
 def test_the_open_trades_teach_a_lower_bound_before_any_is_final() -> None:
     # Twelve trades still followed, last seen not final at these ages: at least ten were open at 30 s.
     ages = [5.0, 8.0, 30.0, 31.0, 32.0, 33.0, 40.0, 41.0, 42.0, 44.0, 45.0, 47.0]
