@@ -4,7 +4,8 @@ Every waiter of a session (``wait_for_items``, ``wait_for_item``) registers its 
 ``TradePoller``, which the session keeps in its ``SessionPollers`` and closes with it (``aclose()`` ends every
 waiter at once with ``SessionClosedError``). The poller keeps one *watch* per trade: however many of its items are
 followed, a poll reads the trade once and settles every waiter whose item it shows final. Each trade is read again
-``first_poll`` seconds later, the gap growing by half each time up to ``max_interval``.
+``first_poll`` seconds later, the gap growing by half each time up to ``max_interval``; once the merchant's
+revert delay is learnt, a newly followed trade is read first at a low percentile of it (``_follow_plan``).
 
 The trades due at one moment are read together, one group per client token, with ``client._read_trades``: one
 scan of ``GET /client/trades`` for the group where that costs fewer requests than reading each trade (and where
