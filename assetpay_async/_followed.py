@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, TypeGuard
 
 import attrs
 
-from ._errors import WaitTimeoutError
+from ._errors import ItemNotFoundError, WaitTimeoutError
 from ._models import Trade, TradeItem, TradeStatus
 
 if TYPE_CHECKING:
     from ._interfaces import ItemReader
 
-__all__ = ["FollowedItem", "Waiter", "Watch", "outcome_of", "terminal"]
+__all__ = ["FollowedItem", "Waiter", "Watch", "fail", "outcome_of", "settle", "settles", "terminal"]
 
 
 @attrs.frozen
@@ -61,22 +61,41 @@ class Waiter:
 
 
 class Watch:
-    """One followed trade: the client that reads it, its waiters, the last read and when to read again."""
+    """One followed trade: the client that reads it, its waiters, the last read and when to read again.
+
+    ``start`` is when it was first followed (the loop's time); ``plannable`` stays True while one call's
+    items are all it follows, so the learnt revert delay may move its reads (``_follow_plan.postpone``);
+    ``postponed`` once it did; ``after`` is the gap to use after the next one instead of growing it;
+    ``launched`` is when its latest read was started; ``call`` the ``wait_for_items`` call that started it.
+    """
 
     __slots__ = (
+        "after",
+        "call",
         "client",
+        "first_poll",
         "interval",
         "last",
+        "launched",
         "max_interval",
         "next_at",
+        "observed",
+        "plannable",
+        "postponed",
         "reading",
         "singly",
+        "start",
         "trade_id",
         "waiters",
     )
 
     def __init__(
-        self, client: ItemReader, trade_id: str, first_poll: float, max_interval: float
+        self,
+        client: ItemReader,
+        trade_id: str,
+        first_poll: float,
+        max_interval: float,
+        start: float = 0.0,
     ) -> None:
         self.client = client
         self.trade_id = trade_id
@@ -84,13 +103,76 @@ class Watch:
         self.last: Trade | None = None
         self.next_at = 0.0  # read at once: the item may be final already
         self.interval = first_poll
+        self.first_poll = first_poll
         self.max_interval = max_interval
         self.reading = False
         self.singly = False  # a scan of the list did not reach it: read it by its own route
+        self.start = start
+        self.launched = start
+        self.plannable = True
+        self.postponed = False
+        self.observed = False
+        self.after: float | None = None
+        self.call: object = None  # the ``wait_for_items`` call that started it
+
+    def join(self, call: object, first_poll: float, max_interval: float, now: float) -> None:
+        """Another item of the trade is followed: the gaps shrink to its call's; an item of another call
+        (cancelled later, perhaps) is read as today's schedule would, so no learnt delay moves it."""
+        self.interval = min(self.interval, first_poll)
+        self.max_interval = min(self.max_interval, max_interval)
+        if call is not self.call:
+            self.plannable = False
+            if self.postponed:  # its gaps were the learnt plan's: back to today's
+                self.interval, self.after = min(first_poll, self.first_poll), None
+            self.next_at = min(self.next_at, now + self.interval)
+
+    def next_gap(self) -> float:
+        """The gap to the next read after the one just done; the one after it is set too."""
+        gap = self.interval
+        if self.after is not None:
+            self.interval, self.after = self.after, None
+        else:
+            self.interval = min(self.max_interval, self.interval * 1.5)
+        return gap
 
 
 def terminal(item: TradeItem | None) -> TypeGuard[TradeItem]:
     return item is not None and item.status is not None and item.status.terminal
+
+
+def settles(watch: Watch, trade: Trade) -> bool:
+    """True when ``trade`` (a read of the watch's trade) shows an item of its waiters final."""
+    return any(terminal(trade.item(waiter.item_id)) for waiter in watch.waiters)
+
+
+def settle(watch: Watch, trade: Trade) -> None:
+    """Keep ``trade`` as the watch's last read; end the waiters whose item it shows final (or lacks)."""
+    watch.last = trade
+    for waiter in list(watch.waiters):
+        item = trade.item(waiter.item_id)
+        if item is None:
+            waiter.future.set_exception(
+                ItemNotFoundError(
+                    f"trade {watch.trade_id} has no item {waiter.item_id}",
+                    http_status=200,
+                    code=None,
+                    key="ITEM_NOT_FOUND",
+                    request_id=None,
+                )
+            )
+        elif terminal(item):
+            waiter.future.set_result(item)
+        else:
+            continue
+        watch.waiters.remove(waiter)
+
+
+def fail(watch: Watch, exc: BaseException) -> None:
+    """End every waiter of the watch with ``exc``."""
+    for waiter in watch.waiters:
+        if not waiter.future.done():
+            waiter.future.set_exception(exc)
+    watch.waiters.clear()
 
 
 def outcome_of(

@@ -4,7 +4,8 @@ Every waiter of a session (``wait_for_items``, ``wait_for_item``) registers its 
 ``TradePoller``, which the session keeps in its ``SessionPollers`` and closes with it (``aclose()`` ends every
 waiter at once with ``SessionClosedError``). The poller keeps one *watch* per trade: however many of its items are
 followed, a poll reads the trade once and settles every waiter whose item it shows final. Each trade is read again
-``first_poll`` seconds later, the gap growing by half each time up to ``max_interval``.
+``first_poll`` seconds later, the gap growing by half each time up to ``max_interval``; once the merchant's
+revert delay is learnt, a newly followed trade is read first at a low percentile of it (``_follow_plan``).
 
 The trades due at one moment are read together, one group per client token, with ``client._read_trades``: one
 scan of ``GET /client/trades`` for the group where that costs fewer requests than reading each trade (and where
@@ -29,13 +30,13 @@ from typing import TYPE_CHECKING, Final
 
 from ._errors import (
     InvalidResponseError,
-    ItemNotFoundError,
     QueueTimeoutError,
     RateLimitedError,
     ServerError,
     TransportError,
 )
-from ._followed import FollowedItem, Waiter, Watch, outcome_of, terminal
+from ._follow_plan import YOUNG, DelayLearner, postpone
+from ._followed import FollowedItem, Waiter, Watch, fail, outcome_of, settle, settles, terminal
 from ._merchant_follow import BatchReader, BatchRoute
 from ._models import Trade
 from ._quota import Quota, RouteGroup
@@ -90,6 +91,8 @@ class TradePoller:
         self._task: asyncio.Task[None] | None = None
         self._reads: set[asyncio.Task[None]] = set()
         self._closed: BaseException | None = None
+        self.learner = DelayLearner()
+        """The revert delays this merchant's trades showed (``_follow_plan``): the first read waits for it."""
         self.reads = 0
         """Trades read (for tests and benchmarks): one per trade a round, by its own route or a scan."""
 
@@ -105,7 +108,11 @@ class TradePoller:
         max_interval: float,
     ) -> list[FollowedItem]:
         """Follow ``pairs`` until each is final or ``timeout`` seconds have passed; outcomes in input order."""
-        waiters = [self._follow(client, str(t), str(i), first_poll, max_interval) for t, i in pairs]
+        call = object()  # its items share their watches' plan; another call's item does not
+        waiters = [
+            self._follow(client, str(t), str(i), first_poll, max_interval, call=call)
+            for t, i in pairs
+        ]
         try:
             futures = [w[1].future for w in waiters]
             if futures:
@@ -136,14 +143,17 @@ class TradePoller:
         item_id: str,
         first_poll: float,
         max_interval: float,
+        *,
+        call: object,
     ) -> tuple[Watch, Waiter]:
         key = (client.token_fingerprint, trade_id)
         watch = self._watches.get(key)
         if watch is None:
-            watch = self._watches[key] = Watch(client, trade_id, first_poll, max_interval)
+            start = self.loop.time()
+            watch = self._watches[key] = Watch(client, trade_id, first_poll, max_interval, start)
+            watch.call = call
         else:
-            watch.interval = min(watch.interval, first_poll)
-            watch.max_interval = min(watch.max_interval, max_interval)
+            watch.join(call, first_poll, max_interval, self.loop.time())
         waiter = Waiter(self.loop.create_future(), item_id)
         known = None if watch.last is None else watch.last.item(item_id)
         if self._closed is not None:
@@ -191,7 +201,7 @@ class TradePoller:
         """End every waiter with ``error`` and refuse new ones; the polling task ends on its own."""
         self._closed = error
         for watch in list(self._watches.values()):
-            self._fail(watch, error)
+            fail(watch, error)
         self._watches.clear()
         self._wakeup.set()
 
@@ -237,10 +247,11 @@ class TradePoller:
         in the same scan, it keeps trades followed by separate calls in one round instead of a scan each."""
         due: dict[str, list[Watch]] = {}
         later: list[Watch] = []
+        learnt = self._learnt(now)
         for watch in list(self._watches.values()):
             if watch.reading or not watch.waiters:  # settled: its waiters are leaving
                 continue
-            if watch.next_at <= now:
+            if watch.next_at <= now and not self._postponed(watch, now, learnt):
                 due.setdefault(self._key(watch), []).append(watch)
             else:
                 later.append(watch)
@@ -256,7 +267,30 @@ class TradePoller:
         for group in due.values():
             for watch in group:
                 watch.reading = True
+                watch.launched = now
         return due, waits
+
+    def _learnt(self, now: float) -> float | None:
+        """The revert delay learnt: from the trades seen final, and the young ones still open."""
+        open_ages = [
+            w.launched - w.start
+            for w in self._watches.values()
+            if w.plannable
+            and not (w.reading or w.observed or w.last is None)
+            and now - w.start <= YOUNG
+        ]
+        return self.learner.delay(open_ages)
+
+    def _postponed(self, watch: Watch, now: float, learnt: float | None) -> bool:
+        """Move a due read to the learnt revert delay after the watch's start (``_follow_plan``)."""
+        if not watch.plannable:
+            return False
+        plan = postpone(watch.start, now, learnt, watch.first_poll, watch.max_interval)
+        if plan is None:
+            return False
+        watch.postponed = True
+        watch.next_at, watch.interval, watch.after = plan.read_at, plan.then, plan.after
+        return True
 
     def _key(self, watch: Watch) -> str:
         """Its group of a round: the merchant scope's batch route, or its client token."""
@@ -297,9 +331,18 @@ class TradePoller:
                 self._done(watch, result)
 
         singly = [watch.trade_id for watch in group if watch.singly]
+
+        async def pace() -> None:  # no read of the group is sent before its first request
+            await self.pace.wait()
+            if not sent:
+                sent.append(self.loop.time())
+                for watch in group:
+                    watch.launched = sent[0]
+
+        sent: list[float] = []
         try:
             unlisted = await group[0].client._read_trades(
-                list(pending), on_read, pace=self.pace.wait, singly=singly
+                list(pending), on_read, pace=pace, singly=singly
             )
             for watch in group:
                 watch.singly = watch.singly or watch.trade_id in unlisted
@@ -320,41 +363,22 @@ class TradePoller:
             elif isinstance(result, _TRANSIENT):  # InvalidResponseError: no envelope
                 logger.debug("reading trade %s failed, polling again: %s", watch.trade_id, result)
             else:  # a definite answer about this trade (or a closed session), or a bug
-                self._fail(watch, result)
+                fail(watch, result)
         finally:
             self._schedule(watch)
 
     def _schedule(self, watch: Watch) -> None:
         watch.reading = False
-        watch.next_at = self.loop.time() + watch.interval
-        watch.interval = min(watch.max_interval, watch.interval * 1.5)
+        watch.next_at = self.loop.time() + watch.next_gap()
         self._wakeup.set()
 
     def _settle(self, watch: Watch, trade: Trade) -> None:
-        watch.last = trade
-        for waiter in list(watch.waiters):
-            item = trade.item(waiter.item_id)
-            if item is None:
-                waiter.future.set_exception(
-                    ItemNotFoundError(
-                        f"trade {watch.trade_id} has no item {waiter.item_id}",
-                        http_status=200,
-                        code=None,
-                        key="ITEM_NOT_FOUND",
-                        request_id=None,
-                    )
-                )
-            elif terminal(item):
-                waiter.future.set_result(item)
-            else:
-                continue
-            watch.waiters.remove(waiter)
-
-    def _fail(self, watch: Watch, exc: BaseException) -> None:
-        for waiter in watch.waiters:
-            if not waiter.future.done():
-                waiter.future.set_exception(exc)
-        watch.waiters.clear()
+        # A revert delay: seen not final before (or read at the learnt delay), now final; from the send.
+        seen = watch.last is not None or watch.postponed
+        if seen and watch.plannable and not watch.observed and settles(watch, trade):
+            watch.observed = True
+            self.learner.observe(watch.launched - watch.start)
+        settle(watch, trade)
 
 
 class SessionPollers:

@@ -17,6 +17,12 @@ Three ways to follow the same items:
   so each trade is read on its own (``GET /client/trades/{id}``) -- the case where the poller's share of the
   read quota, not the list, bounds what it spends.
 
+A third table sets the scene as a real backlog runs: the cancels are accepted over time, one whole-trade cancel
+at a time within the tier's cancel quota (60 a minute verified, 10 unverified), and each trade is followed by its
+own user's ``wait_for_items`` as soon as its cancel is accepted. There the poller learns the revert delay from
+the first trades it sees final and reads the later ones once, at that delay after their cancel
+(``_follow_plan``); the time reported is the slowest trade's, from its accepted cancel to its final state.
+
 A second table follows the same items with the merchant's API key (``AssetPaySession(api_key=...)``): the
 poller then reads a round 100 trades a request through ``GET /secure/trades/{refs}`` (the merchant read
 quota: 100 a minute unverified, 3,000 verified), under both readings of whether that route returns the
@@ -163,6 +169,83 @@ async def _run(
         )
 
 
+@attrs.frozen
+class Paced:
+    reads: int
+    minimum: int
+    peak_share: float
+    limited: int
+    slowest: float
+    mean: float
+
+
+async def _run_paced(scene: Scene, share: float | None) -> Paced:
+    """Whole-trade cancels accepted one at a time within the tier's cancel quota, each trade another user's
+    and followed by its own ``wait_for_items`` from the moment its cancel was accepted."""
+    reads = Quota(scene.reads_per_minute, 60.0)
+    tier = "verified" if scene.reads_per_minute >= 3000 else "unverified"
+    cancels = Quota(60 if tier == "verified" else 10, 60.0)
+    async with Sandbox(seed=11, revert_delay=REVERT_DELAY) as sb:
+        merchant = sb.add_merchant(tier, quotas={"cancel-item": cancels, "trades-read": reads})
+        people = [sb.add_user(merchant) for _ in range(scene.trades)]
+        made = [
+            sb.add_trade(person, items=scene.items_per_trade, age=dt.timedelta(hours=1))
+            for person in people
+        ]
+        took: list[float] = []
+        async with AssetPaySession(
+            cancel_quota=cancels,
+            trades_quota=reads,
+            base_url=sb.base_url,
+            limiter=MemoryLimiterRegistry(),
+            poll_read_share=DEFAULT_READ_SHARE if share is None else share,
+            tier=tier,
+            merchant_id=merchant.id,
+        ) as session:
+
+            async def follow(client: AssetPayClient, pairs: list[tuple[str, str]]) -> None:
+                accepted = sb.clock.now()
+                outcomes = await client.wait_for_items(pairs, timeout=24 * 3600)
+                assert all(o.final for o in outcomes)
+                took.append(sb.clock.now() - accepted)
+
+            followers = []
+            for person, trade in zip(people, made, strict=True):
+                client = session.client(sb.token(person))
+                result = await client.cancel_withdrawal_trade(trade.id)
+                assert result.cancelled == scene.items_per_trade
+                pairs = [(trade.id, item.id) for item in trade.items]
+                followers.append(asyncio.create_task(follow(client, pairs)))
+            await asyncio.gather(*followers)
+        totals = sb.totals(merchant, "trades-read")
+        return Paced(
+            reads=totals.accepted,
+            minimum=scene.trades,
+            peak_share=sb.quota_share(merchant, "trades-read"),
+            limited=totals.rate_limited,
+            slowest=max(took),
+            mean=sum(took) / len(took),
+        )
+
+
+def _paced_table(scene: Scene, share: float | None) -> None:
+    """The backlog as it really runs: cancels accepted over time, each trade followed as accepted."""
+    r = run_virtual(_run_paced(scene, share))
+    print(
+        "\nCancels accepted over time (one whole-trade cancel at a time within the tier's cancel quota), "
+        "each trade another user's, followed as soon as its cancel is accepted.\n"
+    )
+    print(
+        "| trade reads | reads / minimum | read quota used (busiest 60 s) | 429s | "
+        "cancel to final: slowest trade | mean |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|")
+    print(
+        f"| {r.reads:,} | {r.reads / r.minimum:.2f} | {r.peak_share:.0%} | {r.limited} | "
+        f"{r.slowest:,.1f} s | {r.mean:,.1f} s |"
+    )
+
+
 def _variants(scene: Scene) -> list[tuple[str, Follow, int]]:
     total = scene.trades * scene.items_per_trade
     return [
@@ -186,6 +269,9 @@ def main(argv: list[str]) -> int:
         "--share", type=float, default=None, help="poll_read_share (default: the session's)"
     )
     parser.add_argument("--smoke", action="store_true", help="10 trades of 5 items: checks it runs")
+    parser.add_argument(
+        "--only-paced", action="store_true", help="only the table of cancels accepted over time"
+    )
     args = parser.parse_args(argv)
     scenes = [SCENES[int(one)] for one in args.scenes.split(",")]
     if args.smoke:
@@ -199,6 +285,9 @@ def main(argv: list[str]) -> int:
             f"cancel; trades-read quota {scene.reads_per_minute:,} per 60 s. Minimum: one read per "
             f"trade, {scene.trades:,}.\n"
         )
+        if args.only_paced:
+            _paced_table(scene, args.share)
+            continue
         print(
             "| how | trade reads | reads / minimum | read quota used (busiest 60 s) | 429s | "
             "time to the last final state |"
@@ -210,6 +299,7 @@ def main(argv: list[str]) -> int:
                 f"| {name} | {r.reads:,} | {r.reads / r.minimum:.2f} | {r.peak_share:.0%} | "
                 f"{r.limited} | {r.took:,.0f} s ({r.took / 60:.1f} min) |"
             )
+        _paced_table(scene, args.share)
         _merchant_table(scene, args.share)
     return 0
 
