@@ -155,8 +155,9 @@ class RedisLimiter:
             timeout=timeout, max_processes=max_processes, outage_policy=outage_policy,
         )  # fmt: skip
         self._worker = GrantWorker(
-            script, self._redis_key, self._outage, fallback=fallback, check=self._check
-        )
+            script, self._redis_key, self._outage, fallback=fallback, check=self._check,
+            horizon=quota.period_seconds,
+        )  # fmt: skip
         self._beat: asyncio.Task[None] | None = None
         self._announced = False
         self._tasks: set[asyncio.Task[None]] = set()

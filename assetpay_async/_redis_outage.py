@@ -26,9 +26,35 @@ from ._limiter_types import LimiterPolicy
 from ._quota import Quota
 from ._redis_share import local_start_delay, settle_period, share_interval
 
-__all__ = ["OutageState"]
+__all__ = ["OutageState", "horizon_retry", "reservation_bound"]
 
 logger = logging.getLogger("assetpay_async.redis_limiter")
+
+
+def reservation_bound(budget_us: int, horizon_us: int) -> int:
+    """The ``reserve_within_us`` of a reservation: the caller's budget, never beyond the horizon.
+
+    Without the horizon, each process holds one slot however far ahead the schedule runs: with more
+    processes than N the schedule runs more than a window ahead, and a server that restarts empty meets
+    processes sleeping on slots that no longer exist (they all wake at once). Bounded, the schedule is never
+    more than ``horizon_us`` ahead of now: at most ``horizon_us / g + 1`` slots are held across processes.
+
+    Args:
+        budget_us: the head waiter's budget (``-1``: it waits whatever the wait).
+        horizon_us: how far ahead of now a slot may be reserved.
+    """
+    return horizon_us if budget_us < 0 else min(budget_us, horizon_us)
+
+
+def horizon_retry(wait_us: int, budget_us: int, horizon_us: int) -> float | None:
+    """Seconds to wait before asking again when a reservation was refused; None: the budget refused it.
+
+    A slot ``wait_us`` away is refused by the horizon alone when the waiter's budget covers it: ask again
+    when it comes within the horizon (at least a millisecond later: no busy loop).
+    """
+    if 0 <= budget_us < wait_us:
+        return None
+    return max(0.001, (wait_us - horizon_us) / 1e6)
 
 
 class OutageState:

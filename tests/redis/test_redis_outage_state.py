@@ -6,7 +6,7 @@ import pytest
 
 from assetpay_async._limiter_types import LimiterPolicy
 from assetpay_async._quota import Quota
-from assetpay_async._redis_outage import OutageState
+from assetpay_async._redis_outage import OutageState, horizon_retry, reservation_bound
 
 QUOTA = Quota(10, 9.0)
 
@@ -75,3 +75,16 @@ def test_wait_policy_grants_nothing_locally_while_peers_were_counted() -> None:
     assert waiting.recheck_at == pytest.approx(2.0)  # Redis tried again within a heartbeat
     assert sharing.grants_locally(5.0)
     assert alone.may_share()  # alone at its last count: nobody else can hold Redis's schedule
+
+
+def test_reservations_never_reach_beyond_the_horizon() -> None:
+    horizon = 2_000_000
+    assert reservation_bound(-1, horizon) == horizon  # no max_wait: the horizon bounds it
+    assert reservation_bound(500_000, horizon) == 500_000  # a shorter budget bounds it
+    assert reservation_bound(9_000_000, horizon) == horizon
+    # Refused by the horizon alone: ask again when the slot comes within it.
+    assert horizon_retry(3_500_000, -1, horizon) == pytest.approx(1.5)
+    assert horizon_retry(3_500_000, 9_000_000, horizon) == pytest.approx(1.5)
+    assert horizon_retry(2_000_100, -1, horizon) == pytest.approx(0.001)  # never a busy loop
+    # Refused because the waiter cannot wait that long: it ends (QueueTimeoutError).
+    assert horizon_retry(3_500_000, 1_000_000, horizon) is None
