@@ -33,7 +33,7 @@ from ._quota import Quota, RouteGroup
 from ._redis_faults import OUTAGE_ERRORS
 from ._redis_keys import DEFAULT_MAX_PAUSE_PERIODS, limiter_keys
 from ._redis_outage import OutageState
-from ._redis_scripts import GcraScript, PeersScript
+from ._redis_scripts import Deadline, GcraScript, PeersScript
 from ._redis_worker import GrantWorker, Waiter, granted
 
 __all__ = ["RedisLimiter"]
@@ -51,6 +51,11 @@ def _positive(name: str, value: float) -> float:
     if not (value > 0 and math.isfinite(value)):
         raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
     return float(value)
+
+
+def _check_policy(outage_policy: str) -> None:
+    if outage_policy not in ("share", "wait"):
+        raise ConfigurationError(f"outage_policy must be 'share' or 'wait', got {outage_policy!r}")
 
 
 def _max_pause(max_pause: float | None, quota: Quota) -> float:
@@ -91,6 +96,9 @@ class RedisLimiter:
         max_processes: the most processes that share the key. A process that has never counted its peers
             (it started while Redis was down) grants from a 1/``max_processes`` share; without it, such a
             process grants nothing until Redis answers (its calls wait within their ``max_wait``).
+        outage_policy: ``"share"`` (when Redis fails, grant from the share N / P) or ``"wait"`` (a process
+            that counted peers grants nothing locally and waits for Redis within each call's ``max_wait``:
+            a process cut off from Redis alone cannot know that its peers lost it too).
         hash_tag: put the merchant in a ``{...}`` hash tag, so both keys of a merchant live in one
             Redis Cluster slot (what the registry does for a cluster client).
         clock: seconds passed to the scripts instead of Redis ``TIME`` (tests on virtual time only).
@@ -112,25 +120,27 @@ class RedisLimiter:
         heartbeat: float = 1.0,
         max_pause: float | None = None,
         max_processes: int | None = None,
+        outage_policy: str = "share",
         hash_tag: bool = False,
         clock: Callable[[], float] | None = None,
     ) -> None:
         recheck_after = _positive("recheck_after", recheck_after)
         timeout = _positive("timeout", timeout)
-        heartbeat = _positive("heartbeat", heartbeat)
-        max_pause = _max_pause(max_pause, quota)
+        heartbeat, max_pause = _positive("heartbeat", heartbeat), _max_pause(max_pause, quota)
+        _check_policy(outage_policy)
         self._key = LimiterKey(merchant_id, RouteGroup(group))
         self._quota = quota
         pacing = pacing_for(quota, LimiterPolicy(policy), latency_margin)
         self._interval = pacing.interval
         self._latency_margin = float(latency_margin)
-        script = GcraScript(
-            redis, interval=pacing.interval, burst=pacing.burst, clock=clock, timeout=timeout,
-            max_pause=max_pause,
+        # No deadline below the timeout: on a loaded host a shorter one was taken for outages.
+        self._deadline = deadline = Deadline(timeout, floor=timeout)
+        self._script = script = GcraScript(
+            redis, interval=pacing.interval, burst=pacing.burst, clock=clock, max_pause=max_pause,
+            deadline=deadline,
         )  # fmt: skip
-        self._peers_script = PeersScript(
-            redis, lifetime=_PEER_LIFETIME_BEATS * heartbeat + timeout, clock=clock, timeout=timeout
-        )
+        lifetime = _PEER_LIFETIME_BEATS * heartbeat + timeout
+        self._peers_script = PeersScript(redis, lifetime=lifetime, clock=clock, deadline=deadline)
         self._redis_key, self._peers_key = limiter_keys(
             key_prefix, merchant_id, self._key.group, hash_tag=hash_tag
         )
@@ -142,19 +152,17 @@ class RedisLimiter:
         self._outage = OutageState(
             quota, LimiterPolicy(policy), latency_margin,
             interval=pacing.interval, recheck_after=recheck_after, heartbeat=heartbeat,
-            timeout=timeout, max_processes=max_processes,
+            timeout=timeout, max_processes=max_processes, outage_policy=outage_policy,
         )  # fmt: skip
         self._worker = GrantWorker(
-            script, self._redis_key, self._outage, fallback=fallback, check=self._check
-        )
-        self._script = script
+            script, self._redis_key, self._outage, fallback=fallback, check=self._check,
+            horizon=quota.period_seconds,
+        )  # fmt: skip
         self._beat: asyncio.Task[None] | None = None
         self._announced = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
-        self._granted = 0
-        self._rate_limited = 0
-        self._pauses = 0
+        self._granted = self._rate_limited = self._pauses = 0
         self._waits: collections.deque[float] = collections.deque(maxlen=_MAX_SAMPLES)
 
     @property
@@ -315,6 +323,8 @@ class RedisLimiter:
                 await self._peers_script.leave(self._peers_key, self._member)
             except Exception as exc:  # best effort on the way out: it expires anyway
                 logger.debug("could not withdraw from %s: %r", self._peers_key, exc)
+        # Calls past their deadline still lingering on their connections: none outlives the limiter.
+        await asyncio.gather(*self._deadline.cancel(), return_exceptions=True)
 
     def abandon(self) -> None:
         """Cancel the worker and the heartbeat without waiting (for ``RedisLimiterRegistry.clear``)."""
@@ -324,6 +334,7 @@ class RedisLimiter:
         for task in (self._worker.task, self._beat, *self._tasks):
             if task is not None and not task.get_loop().is_closed():
                 task.cancel()
+        self._deadline.cancel()
         self._worker.task = self._beat = None
 
     def __repr__(self) -> str:
@@ -355,8 +366,7 @@ class RedisLimiter:
         An authentication, ACL, TLS or URL error surfaces here, before any quota is spent, as what redis-py
         raised (the worker turns it into a `ConfigurationError`).
         """
-        async with asyncio.timeout(self._timeout):
-            await self._redis.ping()
+        await self._deadline.call(self._redis.ping())
         await self._script.acquire(self._redis_key, reserve_within_us=None)
         if self._fallback_enabled:
             # A harmless write: withdraws a member that is not there (ACL write permission on the key).

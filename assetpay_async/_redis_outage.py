@@ -10,6 +10,9 @@ States:
   `local_start_delay` after the failure, and Redis is tried again at ``recheck_at``.
 - **sharing**: Redis is back (or served a new generation of the schedule) but a peer may still grant from
   its share: this process keeps to its share on top of Redis's schedule until ``share_until``.
+- **waiting** (``outage_policy="wait"``): Redis failed for a process that counted peers at its last
+  heartbeat; they may still have Redis and grant the full N from it, so this process grants nothing locally
+  and waits for Redis (its calls end within their ``max_wait``). Alone at its last count, it shares as usual.
 - **unknown peers**: Redis failed before this process ever counted its peers and no ``max_processes`` was
   configured: it cannot know its share, so it grants nothing locally and waits for Redis (fail closed).
 """
@@ -23,9 +26,35 @@ from ._limiter_types import LimiterPolicy
 from ._quota import Quota
 from ._redis_share import local_start_delay, settle_period, share_interval
 
-__all__ = ["OutageState"]
+__all__ = ["OutageState", "horizon_retry", "reservation_bound"]
 
 logger = logging.getLogger("assetpay_async.redis_limiter")
+
+
+def reservation_bound(budget_us: int, horizon_us: int) -> int:
+    """The ``reserve_within_us`` of a reservation: the caller's budget, never beyond the horizon.
+
+    Without the horizon, each process holds one slot however far ahead the schedule runs: with more
+    processes than N the schedule runs more than a window ahead, and a server that restarts empty meets
+    processes sleeping on slots that no longer exist (they all wake at once). Bounded, the schedule is never
+    more than ``horizon_us`` ahead of now: at most ``horizon_us / g + 1`` slots are held across processes.
+
+    Args:
+        budget_us: the head waiter's budget (``-1``: it waits whatever the wait).
+        horizon_us: how far ahead of now a slot may be reserved.
+    """
+    return horizon_us if budget_us < 0 else min(budget_us, horizon_us)
+
+
+def horizon_retry(wait_us: int, budget_us: int, horizon_us: int) -> float | None:
+    """Seconds to wait before asking again when a reservation was refused; None: the budget refused it.
+
+    A slot ``wait_us`` away is refused by the horizon alone when the waiter's budget covers it: ask again
+    when it comes within the horizon (at least a millisecond later: no busy loop).
+    """
+    if 0 <= budget_us < wait_us:
+        return None
+    return max(0.001, (wait_us - horizon_us) / 1e6)
 
 
 class OutageState:
@@ -41,6 +70,8 @@ class OutageState:
         timeout: seconds one Redis call may take.
         max_processes: the most processes that may share the key: the share assumed before the peers were
             ever counted (None: wait for Redis instead of granting from an unknown share).
+        outage_policy: ``"share"`` (grant N / P locally while Redis fails) or ``"wait"`` (grant nothing
+            locally while peers were counted: a process cut off alone cannot know the others lost Redis).
     """
 
     def __init__(
@@ -54,7 +85,9 @@ class OutageState:
         heartbeat: float,
         timeout: float,
         max_processes: int | None = None,
+        outage_policy: str = "share",
     ) -> None:
+        self._wait_for_peers = outage_policy == "wait"
         self._quota = quota
         self._policy = policy
         self._latency_margin = latency_margin
@@ -97,7 +130,12 @@ class OutageState:
         return self.degraded and self.may_share() and now < self.recheck_at
 
     def may_share(self) -> bool:
-        """Whether a local share is known: the peers were counted, or ``max_processes`` bounds them."""
+        """Whether a local share is known: the peers were counted, or ``max_processes`` bounds them.
+
+        Under ``outage_policy="wait"`` a process with peers never shares: they may still have Redis.
+        """
+        if self._wait_for_peers and self.peers > 1:
+            return False
         return self.counted or self._max_processes is not None
 
     # -- events ---------------------------------------------------------------------------------------------

@@ -112,6 +112,8 @@ class RedisLimiterRegistry:
             periods). A 429's own pause arrives already bounded by the requester.
         max_processes: the most processes of a merchant; a process that starts while Redis is down grants
             from a 1/``max_processes`` share (None: it waits for Redis).
+        outage_policy: ``"share"`` or ``"wait"`` (see
+            [`RedisLimiter`][assetpay_async.redis_limiter.RedisLimiter]).
 
     Raises:
         ConfigurationError: a bad argument or URL (the message never shows the URL).
@@ -128,6 +130,7 @@ class RedisLimiterRegistry:
         heartbeat: float = 1.0,
         max_pause: float | None = None,
         max_processes: int | None = None,
+        outage_policy: str = "share",
     ) -> None:
         if not isinstance(key_prefix, str) or not key_prefix:
             raise ConfigurationError("key_prefix must be a non-empty string")
@@ -137,12 +140,17 @@ class RedisLimiterRegistry:
             or max_processes < 1
         ):
             raise ConfigurationError(f"max_processes must be an int >= 1, got {max_processes!r}")
+        if outage_policy not in ("share", "wait"):
+            raise ConfigurationError(
+                f"outage_policy must be 'share' or 'wait', got {outage_policy!r}"
+            )
         self._options: dict[str, Any] = {
             "recheck_after": _seconds("recheck_after", recheck_after),
             "timeout": _seconds("timeout", timeout),
             "heartbeat": _seconds("heartbeat", heartbeat),
             "max_pause": max_pause,
             "max_processes": max_processes,
+            "outage_policy": outage_policy,
             "fallback": bool(fallback),
         }
         self._extra_clients: list[aioredis.Redis] = []

@@ -25,7 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ._errors import LimiterBackendError, QueueTimeoutError
 from ._redis_faults import configuration_error, is_outage
-from ._redis_outage import OutageState
+from ._redis_outage import OutageState, horizon_retry, reservation_bound
 from ._redis_scripts import ANY_WAIT, GcraScript, us
 
 __all__ = ["GrantWorker", "Waiter"]
@@ -77,6 +77,8 @@ class GrantWorker:
         outage: the outage state machine of the key.
         fallback: grant from the share when Redis fails (False: fail the waiting calls).
         check: the connection check run before the first Redis grant (raises what Redis raised).
+        horizon: how far ahead of now a slot may be reserved, in seconds (see
+            `_redis_outage.reservation_bound`).
     """
 
     def __init__(
@@ -87,7 +89,9 @@ class GrantWorker:
         *,
         fallback: bool,
         check: Callable[[], Awaitable[None]],
+        horizon: float,
     ) -> None:
+        self.horizon_us = us(horizon)
         self._script = script
         self._key = redis_key
         self._outage = outage
@@ -256,13 +260,17 @@ class GrantWorker:
         """Reserve a slot if none is held, wait for it, confirm it, grant it to the head of the queue."""
         held = self.held
         if held is None:
+            budget = head.budget_us(loop.time())
             reply = await self._script.acquire(
-                self._key, reserve_within_us=head.budget_us(loop.time())
+                self._key, reserve_within_us=reservation_bound(budget, self.horizon_us)
             )
             if self._new_generation(loop, reply.generation):
                 return  # the slot stays with the server; the share decides when to ask again
             if not reply.reserved:
-                if not head.future.done():
+                retry = horizon_retry(reply.wait_us, budget, self.horizon_us)
+                if retry is not None:
+                    await self._sleep_until(loop, loop.time() + retry)  # beyond the horizon
+                elif not head.future.done():
                     head.future.set_exception(self._queue_timeout(head, reply.wait_us, loop))
                 return
             held = self.held = _Slot(
@@ -290,7 +298,7 @@ class GrantWorker:
         reply = await self._script.acquire(
             self._key,
             confirm_slot_us=held.slot_us,
-            reserve_within_us=ANY_WAIT if pipeline else None,
+            reserve_within_us=self.horizon_us if pipeline else None,
         )
         self.held = (
             _Slot(

@@ -6,12 +6,12 @@ import pytest
 
 from assetpay_async._limiter_types import LimiterPolicy
 from assetpay_async._quota import Quota
-from assetpay_async._redis_outage import OutageState
+from assetpay_async._redis_outage import OutageState, horizon_retry, reservation_bound
 
 QUOTA = Quota(10, 9.0)
 
 
-def state(max_processes: int | None = None) -> OutageState:
+def state(max_processes: int | None = None, outage_policy: str = "share") -> OutageState:
     return OutageState(
         QUOTA,
         LimiterPolicy.EVEN,
@@ -21,6 +21,7 @@ def state(max_processes: int | None = None) -> OutageState:
         heartbeat=1.0,
         timeout=1.0,
         max_processes=max_processes,
+        outage_policy=outage_policy,
     )
 
 
@@ -57,3 +58,33 @@ def test_peers_never_counted_means_no_local_share_unless_bounded() -> None:
     assert unknown.share_wait(0.5) is None
     assert bounded.may_share()
     assert bounded.peers == 4
+
+
+def test_wait_policy_grants_nothing_locally_while_peers_were_counted() -> None:
+    waiting, sharing, alone = state(outage_policy="wait"), state(), state(outage_policy="wait")
+    waiting.peers_seen(0.0, 3)
+    sharing.peers_seen(0.0, 3)
+    alone.peers_seen(0.0, 1)
+
+    for machine in (waiting, sharing, alone):
+        machine.failed(1.0, hung=True)
+
+    assert not waiting.may_share()
+    assert not waiting.grants_locally(1.5)
+    assert waiting.share_wait(1.5) is None
+    assert waiting.recheck_at == pytest.approx(2.0)  # Redis tried again within a heartbeat
+    assert sharing.grants_locally(5.0)
+    assert alone.may_share()  # alone at its last count: nobody else can hold Redis's schedule
+
+
+def test_reservations_never_reach_beyond_the_horizon() -> None:
+    horizon = 2_000_000
+    assert reservation_bound(-1, horizon) == horizon  # no max_wait: the horizon bounds it
+    assert reservation_bound(500_000, horizon) == 500_000  # a shorter budget bounds it
+    assert reservation_bound(9_000_000, horizon) == horizon
+    # Refused by the horizon alone: ask again when the slot comes within it.
+    assert horizon_retry(3_500_000, -1, horizon) == pytest.approx(1.5)
+    assert horizon_retry(3_500_000, 9_000_000, horizon) == pytest.approx(1.5)
+    assert horizon_retry(2_000_100, -1, horizon) == pytest.approx(0.001)  # never a busy loop
+    # Refused because the waiter cannot wait that long: it ends (QueueTimeoutError).
+    assert horizon_retry(3_500_000, 1_000_000, horizon) is None
