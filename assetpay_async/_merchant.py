@@ -20,7 +20,6 @@ from . import _protocol as proto
 from ._client import AssetPayClient
 from ._errors import (
     InvalidRequestError,
-    MerchantMismatchError,
     TradeNotFoundError,
 )
 from ._listing import ListingScan
@@ -29,7 +28,7 @@ from ._models import CancelResult, Game, Trade, TradeCancelResult, TradePage, Tr
 from ._poller import FollowedItem
 from ._refs import names
 from ._token_source import UserTokenSource
-from ._tokens import SecretToken, merchant_of
+from ._tokens import SecretToken, token_merchant
 
 if TYPE_CHECKING:
     from ._interfaces import SessionView
@@ -109,21 +108,10 @@ class MerchantAuth:
         call = mp.authenticate_call(user)
         token = await self._requester.call(self.api_key, self.limiter_key(), call.spec, call.decode)
         self.issued_remotely += 1
-        merchant = merchant_of(token)
-        if merchant is None:
-            if self.merchant_id is None:
-                raise InvalidRequestError(
-                    f"AssetPay issued token {token.fingerprint}, which names no merchant; pass "
-                    "merchant_id= to AssetPaySession"
-                )
-        elif self.merchant_id is None:
+        merchant = token_merchant(token, self.merchant_id, what="AssetPay issued token")
+        if self.merchant_id is None:
             self.merchant_id = merchant
             self._on_merchant(merchant)
-        elif merchant != self.merchant_id:
-            raise MerchantMismatchError(
-                f"the API key issued a token of merchant {merchant!r}, but this session serves "
-                f"{self.merchant_id!r}"
-            )
         return token
 
     def known_merchant(self) -> str:
@@ -296,9 +284,8 @@ class MerchantScope:
         limit: int = 100,
     ) -> TradePage:
         """One page of ``GET /secure/trades`` (the merchant's own trades), newest first."""
-        kind = None if type is None else str(type)
         return await self._send(
-            mp.secure_list_call(cursor=cursor, limit=limit, type=kind, game=str(game))
+            mp.secure_list_call(cursor=cursor, limit=limit, type=type, game=game)
         )
 
     async def iter_trades(

@@ -313,7 +313,9 @@ def list_trades_call(
     type: str | None = None,
     game: str = DEFAULT_GAME,
 ) -> Call[TradePage]:
-    """One page of ``GET /client/trades`` (the checks of `list_trades_request`) and its decoder."""
+    """One page of ``GET /client/trades`` (the checks of `list_trades_request`; a `TradeType` or `Game` is
+    its text) and its decoder: the one builder of a listing's page for the client scope and, with another
+    route, for the merchant scope (``_merchant_proto.secure_list_call``)."""
     spec = list_trades_request(cursor=cursor, limit=limit, type=type, game=game)
     return Call(spec, decode_trade_page)
 

@@ -143,9 +143,8 @@ class TradeReader:
         limit: int,
     ) -> TradePage:
         """``AssetPayClient.list_trades``: one page."""
-        kind = None if type is None else str(type)
         return await self._get(
-            proto.list_trades_call(cursor=cursor, limit=limit, type=kind, game=str(game))
+            proto.list_trades_call(cursor=cursor, limit=limit, type=type, game=game)
         )
 
     async def pages(
