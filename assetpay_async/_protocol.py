@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import uuid
 from collections.abc import Callable
 from typing import Any, Final, Generic, TypeVar
 
@@ -26,6 +25,7 @@ from ._envelope import (
     decode_envelope,
     error_class,
     is_missing_route,
+    new_request_id,
     parse_retry_after,
 )
 from ._models import CancelResult, Trade, TradeCancelResult, TradePage
@@ -48,6 +48,7 @@ __all__ = [
     "get_trade_call",
     "is_missing_route",
     "list_trades_call",
+    "new_request_id",
     "parse_retry_after",
 ]
 
@@ -154,10 +155,6 @@ def request_headers(request_id: str) -> dict[str, str]:
     its redacting holder until then.
     """
     return {"accept": "application/json", "x-request-id": request_id}
-
-
-def new_request_id() -> str:
-    return str(uuid.uuid4())
 
 
 def structure(data: Any, cls: type[T], *, what: str, status: int, request_id: str | None) -> T:
