@@ -3,7 +3,7 @@
 Used through ``_protocol`` (which re-exports every name here): the status, the lower-cased headers and the body
 bytes go in, an [`Envelope`][assetpay_async._envelope.Envelope] or a raised
 [`AssetPayError`][assetpay_async.AssetPayError] comes out. The error class follows the key, then the code,
-then the HTTP status.
+then the HTTP status. The request id a call sends (`new_request_id`) is made here too.
 """
 
 from __future__ import annotations
