@@ -181,13 +181,16 @@ class MerchantClient(AssetPayClient):
         max_queue_wait: float | None = None,
         on_send: Callable[[], None] | None = None,
     ) -> T:
-        # The merchant (whose quota the call spends) may be known only from the user's first token; the
-        # requester then asks the source for a token right before each attempt and, on INVALID_TOKEN,
+        # The requester asks the source for a token right before each attempt and, on INVALID_TOKEN,
         # re-issues it and replays the attempt once within the same grant.
+        await self._learn_merchant()
+        return await super()._send(call, max_queue_wait=max_queue_wait, on_send=on_send)
+
+    async def _learn_merchant(self) -> None:
+        """The merchant whose quota the calls spend, from the user's first token when not known yet."""
         if self._auth.merchant_id is None:
             await self._source.current()
         self._merchant_id = self._auth.known_merchant()
-        return await super()._send(call, max_queue_wait=max_queue_wait, on_send=on_send)
 
     async def wait_for_items(
         self,
@@ -199,9 +202,7 @@ class MerchantClient(AssetPayClient):
     ) -> list[FollowedItem]:
         """As [`AssetPayClient.wait_for_items`][assetpay_async.AssetPayClient.wait_for_items]; the merchant
         id is learnt from the user's first token if the session does not know it yet."""
-        if self._auth.merchant_id is None:
-            await self._source.current()
-        self._merchant_id = self._auth.known_merchant()
+        await self._learn_merchant()
         return await super().wait_for_items(
             pairs, timeout=timeout, first_poll=first_poll, max_interval=max_interval
         )
