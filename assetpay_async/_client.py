@@ -138,8 +138,8 @@ class AssetPayClient:
         """Send a cancel; when its answer names another trade or item than a ref that may be a UUID-shaped
         externalId, resolve the ref with one read before calling it a mismatch."""
         try:
-            # Through `_send` (and so `_call`), which a merchant-mode client extends: it learns whose quota
-            # the call spends from the user's first token.
+            # Through `_send`, which a merchant-mode client extends: it learns whose quota the call spends
+            # from the user's first token.
             return await self._send(call, max_queue_wait=max_queue_wait)
         except proto.RefsUnconfirmed as unconfirmed:
             if unconfirmed.trade_ref is None:
@@ -160,14 +160,20 @@ class AssetPayClient:
         max_queue_wait: float | None = None,
         on_send: Callable[[], None] | None = None,
     ) -> T:
-        """Run one call object (request and decoder) with this client's token."""
-        return await self._call(
-            call.spec, call.decode, max_queue_wait=max_queue_wait, on_send=on_send
+        """Run one call object (request and decoder) with this client's token through the session's
+        request path (``_transport``): every request of the client goes out here."""
+        return await self._requester.call(
+            self._token,
+            self._merchant_id,
+            call.spec,
+            call.decode,
+            max_queue_wait=max_queue_wait,
+            on_send=on_send,
         )
 
     def _reader(self, pace: Callable[[], Awaitable[None]] | None = None) -> TradeReader:
         """This client's view of the session's read path (``_reader``; ``pace``: the poller's share)."""
-        return TradeReader(self._call, self._requester.trade_routes, pace)
+        return TradeReader(self._send, self._requester.trade_routes, pace)
 
     async def get_trade(
         self,
@@ -354,21 +360,3 @@ class AssetPayClient:
         Use `batch` instead to keep a handle on the outcomes if the task may be cancelled.
         """
         return await self.batch(pairs, **options).run()
-
-    async def _call(
-        self,
-        spec: proto.RequestSpec,
-        decode: Callable[[proto.Envelope, int], T],
-        *,
-        max_queue_wait: float | None = None,
-        on_send: Callable[[], None] | None = None,
-    ) -> T:
-        """Run one call with this client's token through the session's request path (``_transport``)."""
-        return await self._requester.call(
-            self._token,
-            self._merchant_id,
-            spec,
-            decode,
-            max_queue_wait=max_queue_wait,
-            on_send=on_send,
-        )

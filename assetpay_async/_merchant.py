@@ -10,7 +10,6 @@ secret, or through ``POST /auth/authenticate-client``) and caches one
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -21,7 +20,6 @@ from . import _protocol as proto
 from ._client import AssetPayClient
 from ._errors import (
     InvalidRequestError,
-    MerchantMismatchError,
     TradeNotFoundError,
 )
 from ._listing import ListingScan
@@ -30,7 +28,7 @@ from ._models import CancelResult, Game, Trade, TradeCancelResult, TradePage, Tr
 from ._poller import FollowedItem
 from ._refs import names
 from ._token_source import UserTokenSource
-from ._tokens import SecretToken, merchant_of
+from ._tokens import SecretToken, token_merchant
 
 if TYPE_CHECKING:
     from ._interfaces import SessionView
@@ -107,25 +105,13 @@ class MerchantAuth:
         return await self._issue_remotely(user)
 
     async def _issue_remotely(self, user: EndUser) -> SecretToken:
-        token = await self._requester.call(
-            self.api_key, self.limiter_key(), mp.authenticate_request(user), mp.decode_token
-        )
+        call = mp.authenticate_call(user)
+        token = await self._requester.call(self.api_key, self.limiter_key(), call.spec, call.decode)
         self.issued_remotely += 1
-        merchant = merchant_of(token)
-        if merchant is None:
-            if self.merchant_id is None:
-                raise InvalidRequestError(
-                    f"AssetPay issued token {token.fingerprint}, which names no merchant; pass "
-                    "merchant_id= to AssetPaySession"
-                )
-        elif self.merchant_id is None:
+        merchant = token_merchant(token, self.merchant_id, what="AssetPay issued token")
+        if self.merchant_id is None:
             self.merchant_id = merchant
             self._on_merchant(merchant)
-        elif merchant != self.merchant_id:
-            raise MerchantMismatchError(
-                f"the API key issued a token of merchant {merchant!r}, but this session serves "
-                f"{self.merchant_id!r}"
-            )
         return token
 
     def known_merchant(self) -> str:
@@ -188,21 +174,23 @@ class MerchantClient(AssetPayClient):
             f"token={self._source.fingerprint}>"
         )
 
-    async def _call(
+    async def _send(
         self,
-        spec: proto.RequestSpec,
-        decode: Callable[[proto.Envelope, int], T],
+        call: proto.Call[T],
         *,
         max_queue_wait: float | None = None,
         on_send: Callable[[], None] | None = None,
     ) -> T:
-        # The merchant (whose quota the call spends) may be known only from the user's first token; the
-        # requester then asks the source for a token right before each attempt and, on INVALID_TOKEN,
+        # The requester asks the source for a token right before each attempt and, on INVALID_TOKEN,
         # re-issues it and replays the attempt once within the same grant.
+        await self._learn_merchant()
+        return await super()._send(call, max_queue_wait=max_queue_wait, on_send=on_send)
+
+    async def _learn_merchant(self) -> None:
+        """The merchant whose quota the calls spend, from the user's first token when not known yet."""
         if self._auth.merchant_id is None:
             await self._source.current()
         self._merchant_id = self._auth.known_merchant()
-        return await super()._call(spec, decode, max_queue_wait=max_queue_wait, on_send=on_send)
 
     async def wait_for_items(
         self,
@@ -214,9 +202,7 @@ class MerchantClient(AssetPayClient):
     ) -> list[FollowedItem]:
         """As [`AssetPayClient.wait_for_items`][assetpay_async.AssetPayClient.wait_for_items]; the merchant
         id is learnt from the user's first token if the session does not know it yet."""
-        if self._auth.merchant_id is None:
-            await self._source.current()
-        self._merchant_id = self._auth.known_merchant()
+        await self._learn_merchant()
         return await super().wait_for_items(
             pairs, timeout=timeout, first_poll=first_poll, max_interval=max_interval
         )
@@ -236,17 +222,13 @@ class MerchantScope:
     def __repr__(self) -> str:
         return f"<MerchantScope merchant={self._auth.merchant_id!r} key={self._auth.api_key!r}>"
 
-    async def _call(
-        self,
-        spec: proto.RequestSpec,
-        decode: Callable[[proto.Envelope, int], T],
-        max_queue_wait: float | None = None,
-    ) -> T:
+    async def _send(self, call: proto.Call[T], max_queue_wait: float | None = None) -> T:
+        """Run one call object of ``_merchant_proto`` with the API key, on the merchant's quota."""
         return await self._requester.call(
             self._auth.api_key,
             self._auth.known_merchant(),
-            spec,
-            decode,
+            call.spec,
+            call.decode,
             max_queue_wait=max_queue_wait,
         )
 
@@ -284,10 +266,8 @@ class MerchantScope:
     async def _read_chunk(self, chunk: list[str]) -> dict[str, Trade]:
         """One ``GET /secure/trades/{refs}`` of 1 to 100 checked refs (no comma): each ref that resolved,
         mapped to its trade. One ref that AssetPay answers with 404 is an empty answer."""
-        spec = mp.secure_refs_request(chunk)
-        decode = functools.partial(mp.decode_trades_by_refs, refs=chunk)
         try:
-            trades = await self._call(spec, decode)
+            trades = await self._send(mp.secure_refs_call(chunk))
         except TradeNotFoundError:
             if len(chunk) == 1:
                 return {}  # one ref: AssetPay answers 404 instead of an empty array
@@ -305,10 +285,9 @@ class MerchantScope:
         limit: int = 100,
     ) -> TradePage:
         """One page of ``GET /secure/trades`` (the merchant's own trades), newest first."""
-        spec = mp.secure_list_request(
-            cursor=cursor, limit=limit, type=None if type is None else str(type), game=str(game)
+        return await self._send(
+            mp.secure_list_call(cursor=cursor, limit=limit, type=type, game=game)
         )
-        return await self._call(spec, proto.decode_trade_page)
 
     async def iter_trades(
         self,
@@ -332,7 +311,7 @@ class MerchantScope:
         if isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1:
             raise InvalidRequestError("max_pages must be an int >= 1")
         kind = None if type is None else str(type)
-        mp.secure_list_request(limit=page_size, type=kind, game=str(game))  # bad filters fail now
+        mp.secure_list_call(limit=page_size, type=kind, game=str(game))  # bad filters fail now
         scan = ListingScan(str(game), route="GET /secure/trades", max_pages=max_pages)
         cursor: str | None = None
         while True:
@@ -356,13 +335,7 @@ class MerchantScope:
         [`AssetPayClient.cancel_withdrawal_item`][assetpay_async.AssetPayClient.cancel_withdrawal_item];
         paced by the item-cancel quota, assumed shared with the client scope.
         """
-        spec = mp.buy_cancel_item_request(trade_id, item_id)
-        decode = functools.partial(
-            proto.decode_cancel,
-            trade_ref=proto.parse_id(trade_id, "trade_id"),
-            item_ref=proto.parse_id(item_id, "item_id"),
-        )
-        return await self._call(spec, decode, max_queue_wait)
+        return await self._send(mp.buy_cancel_item_call(trade_id, item_id), max_queue_wait)
 
     async def cancel_buy(
         self, trade_id: uuid.UUID | str, *, max_queue_wait: float | None = None
@@ -373,11 +346,7 @@ class MerchantScope:
         [`AssetPayClient.cancel_withdrawal_trade`][assetpay_async.AssetPayClient.cancel_withdrawal_trade];
         its quota is unpublished, so it draws on the item-cancel quota.
         """
-        spec = mp.buy_cancel_request(trade_id)
-        decode = functools.partial(
-            proto.decode_trade_cancel, trade_ref=proto.parse_id(trade_id, "trade_id")
-        )
-        return await self._call(spec, decode, max_queue_wait)
+        return await self._send(mp.buy_cancel_call(trade_id), max_queue_wait)
 
 
 def _named(trades: list[Trade], ref: str) -> Trade | None:

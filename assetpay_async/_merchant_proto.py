@@ -7,6 +7,7 @@ Routes (``api-key`` header): ``POST /auth/authenticate-client``, ``GET /secure/t
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from typing import Final
@@ -14,21 +15,21 @@ from typing import Final
 from . import _protocol as proto
 from ._errors import InvalidRequestError, InvalidResponseError
 from ._minting import EndUser
-from ._models import Trade
+from ._models import CancelResult, Trade, TradeCancelResult, TradePage
 from ._quota import RouteGroup
-from ._refs import check_ref, names, path_segment
+from ._refs import check_ref, check_segment, names, path_segment
 from ._tokens import SecretToken
 
 __all__ = [
     "MAX_REFS",
-    "authenticate_request",
-    "buy_cancel_item_request",
-    "buy_cancel_request",
+    "authenticate_call",
+    "buy_cancel_call",
+    "buy_cancel_item_call",
     "chunks",
     "decode_token",
     "decode_trades_by_refs",
-    "secure_list_request",
-    "secure_refs_request",
+    "secure_list_call",
+    "secure_refs_call",
     "unique_refs",
 ]
 
@@ -36,10 +37,12 @@ MAX_REFS: Final = 100
 """Refs one ``GET /secure/trades/{refs}`` may carry."""
 
 
-def authenticate_request(user: EndUser) -> proto.RequestSpec:
-    """``POST /auth/authenticate-client`` for ``user`` (a JSON body; repeatable: it only issues a token)."""
+def authenticate_call(user: EndUser) -> proto.Call[SecretToken]:
+    """``POST /auth/authenticate-client`` for ``user`` (a JSON body; repeatable: it only issues a token)
+    and its decoder, `decode_token`."""
     body = json.dumps(user.authenticate_body(), separators=(",", ":")).encode()
-    return proto.RequestSpec("POST", "/auth/authenticate-client", RouteGroup.AUTH, body=body)
+    spec = proto.RequestSpec("POST", "/auth/authenticate-client", RouteGroup.AUTH, body=body)
+    return proto.Call(spec, decode_token)
 
 
 def decode_token(envelope: proto.Envelope, status: int) -> SecretToken:
@@ -93,12 +96,14 @@ def chunks(refs: Sequence[str], size: int = MAX_REFS) -> list[list[str]]:
     return [list(refs[i : i + size]) for i in range(0, len(refs), size)]
 
 
-def secure_refs_request(refs: Sequence[str]) -> proto.RequestSpec:
-    """``GET /secure/trades/{refs}``: each ref percent-encoded, joined by raw commas (1 to 100 refs)."""
+def secure_refs_call(refs: Sequence[str]) -> proto.Call[list[Trade]]:
+    """``GET /secure/trades/{refs}`` (refs checked by `unique_refs`): each ref percent-encoded, joined by
+    raw commas (1 to 100 refs), and its decoder, which refuses a trade no ref names."""
     if not 1 <= len(refs) <= MAX_REFS:
         raise InvalidRequestError(f"one request carries 1 to {MAX_REFS} refs, got {len(refs)}")
     joined = ",".join(path_segment(ref) for ref in refs)
-    return proto.RequestSpec("GET", f"/secure/trades/{joined}", RouteGroup.MERCHANT_READ)
+    spec = proto.RequestSpec("GET", f"/secure/trades/{joined}", RouteGroup.MERCHANT_READ)
+    return proto.Call(spec, functools.partial(decode_trades_by_refs, refs=refs))
 
 
 def decode_trades_by_refs(
@@ -132,24 +137,30 @@ def decode_trades_by_refs(
     return trades
 
 
-def secure_list_request(
+def secure_list_call(
     *, cursor: str | None = None, limit: int = 100, type: str | None = None, game: str = "730"
-) -> proto.RequestSpec:
-    """``GET /secure/trades``: the query of ``GET /client/trades``, checked the same way."""
+) -> proto.Call[TradePage]:
+    """``GET /secure/trades``: the query of ``GET /client/trades``, checked the same way; a page of it."""
     spec = proto.list_trades_request(cursor=cursor, limit=limit, type=type, game=game)
-    return proto.RequestSpec("GET", "/secure/trades", RouteGroup.MERCHANT_READ, spec.params)
+    secure = proto.RequestSpec("GET", "/secure/trades", RouteGroup.MERCHANT_READ, spec.params)
+    return proto.Call(secure, proto.decode_trade_page)
 
 
-def buy_cancel_item_request(trade_id: object, item_id: object) -> proto.RequestSpec:
-    """``POST /secure/buy/{tradeId}/items/{itemId}/cancel``: the item-cancel bucket (shared, assumed)."""
-    trade = proto.canonical_id(trade_id, "trade_id")
-    item = proto.canonical_id(item_id, "item_id")
-    return proto.RequestSpec(
-        "POST", f"/secure/buy/{trade}/items/{item}/cancel", RouteGroup.CANCEL_ITEM
+def buy_cancel_item_call(trade_id: object, item_id: object) -> proto.Call[CancelResult]:
+    """``POST /secure/buy/{tradeId}/items/{itemId}/cancel`` and the client scope's checked decoder: the
+    item-cancel bucket (shared, assumed)."""
+    trade, trade_segment = check_segment(trade_id, "trade_id")
+    item, item_segment = check_segment(item_id, "item_id")
+    path = f"/secure/buy/{trade_segment}/items/{item_segment}/cancel"
+    spec = proto.RequestSpec("POST", path, RouteGroup.CANCEL_ITEM)
+    return proto.Call(
+        spec, functools.partial(proto.decode_cancel, trade_ref=trade, item_ref=item), trade, item
     )
 
 
-def buy_cancel_request(trade_id: object) -> proto.RequestSpec:
-    """``POST /secure/buy/{tradeId}/cancel``: its quota is unpublished, so the item-cancel bucket."""
-    trade = proto.canonical_id(trade_id, "trade_id")
-    return proto.RequestSpec("POST", f"/secure/buy/{trade}/cancel", RouteGroup.CANCEL_ITEM)
+def buy_cancel_call(trade_id: object) -> proto.Call[TradeCancelResult]:
+    """``POST /secure/buy/{tradeId}/cancel`` and its checked decoder: its quota is unpublished, so the
+    item-cancel bucket."""
+    trade, segment = check_segment(trade_id, "trade_id")
+    spec = proto.RequestSpec("POST", f"/secure/buy/{segment}/cancel", RouteGroup.CANCEL_ITEM)
+    return proto.Call(spec, functools.partial(proto.decode_trade_cancel, trade_ref=trade), trade)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import uuid
 from collections.abc import Callable
 from typing import Any, Final, Generic, TypeVar
 
@@ -26,11 +25,12 @@ from ._envelope import (
     decode_envelope,
     error_class,
     is_missing_route,
+    new_request_id,
     parse_retry_after,
 )
 from ._models import CancelResult, Trade, TradeCancelResult, TradePage
 from ._quota import RouteGroup
-from ._refs import check_ref, names, path_segment, segment_of
+from ._refs import check_ref, check_segment, names, segment_of
 
 __all__ = [
     "MISSING_ROUTE_HINT",
@@ -45,7 +45,10 @@ __all__ = [
     "confirm_cancel",
     "decode_envelope",
     "error_class",
+    "get_trade_call",
     "is_missing_route",
+    "list_trades_call",
+    "new_request_id",
     "parse_retry_after",
 ]
 
@@ -106,9 +109,8 @@ def cancel_trade_request(trade_id: object) -> RequestSpec:
 
 
 def get_trade_request(trade_id: object) -> RequestSpec:
-    """``GET /client/trades/{id}``. Raises [`InvalidRequestError`][assetpay_async.InvalidRequestError] for a bad ref."""
-    trade = canonical_id(trade_id, "trade_id")
-    return RequestSpec("GET", f"/client/trades/{trade}", RouteGroup.TRADES_READ)
+    """The request of `get_trade_call`."""
+    return get_trade_call(trade_id).spec
 
 
 GAMES: Final = ("730", "252490")
@@ -153,10 +155,6 @@ def request_headers(request_id: str) -> dict[str, str]:
     its redacting holder until then.
     """
     return {"accept": "application/json", "x-request-id": request_id}
-
-
-def new_request_id() -> str:
-    return str(uuid.uuid4())
 
 
 def structure(data: Any, cls: type[T], *, what: str, status: int, request_id: str | None) -> T:
@@ -276,15 +274,11 @@ def cancel_item_call(trade_id: object, item_id: object) -> Call[CancelResult]:
     Raises:
         InvalidRequestError: a bad ref, before anything is sent.
     """
-    trade = check_ref(trade_id, "trade_id")
-    item = check_ref(item_id, "item_id")
-    spec = RequestSpec(
-        method="POST",
-        path=f"/client/trading/withdraw/{path_segment(trade)}/items/{path_segment(item)}/cancel",
-        route_group=RouteGroup.CANCEL_ITEM,
-    )
-    decoder = functools.partial(decode_cancel, trade_ref=trade, item_ref=item)
-    return Call(spec, decoder, trade, item)
+    trade, trade_segment = check_segment(trade_id, "trade_id")
+    item, item_segment = check_segment(item_id, "item_id")
+    path = f"/client/trading/withdraw/{trade_segment}/items/{item_segment}/cancel"
+    spec = RequestSpec("POST", path, RouteGroup.CANCEL_ITEM)
+    return Call(spec, functools.partial(decode_cancel, trade_ref=trade, item_ref=item), trade, item)
 
 
 def cancel_trade_call(trade_id: object) -> Call[TradeCancelResult]:
@@ -293,13 +287,34 @@ def cancel_trade_call(trade_id: object) -> Call[TradeCancelResult]:
     Raises:
         InvalidRequestError: a bad ref, before anything is sent.
     """
-    trade = check_ref(trade_id, "trade_id")
-    spec = RequestSpec(
-        method="POST",
-        path=f"/client/trading/withdraw/{path_segment(trade)}/cancel",
-        route_group=RouteGroup.CANCEL_ITEM,
-    )
+    trade, segment = check_segment(trade_id, "trade_id")
+    spec = RequestSpec("POST", f"/client/trading/withdraw/{segment}/cancel", RouteGroup.CANCEL_ITEM)
     return Call(spec, functools.partial(decode_trade_cancel, trade_ref=trade), trade)
+
+
+def get_trade_call(trade_id: object) -> Call[Trade]:
+    """``GET /client/trades/{id}`` and its decoder, which refuses a trade the ref cannot name.
+
+    Raises:
+        InvalidRequestError: a bad ref, before anything is sent.
+    """
+    trade, segment = check_segment(trade_id, "trade_id")
+    spec = RequestSpec("GET", f"/client/trades/{segment}", RouteGroup.TRADES_READ)
+    return Call(spec, functools.partial(decode_trade, trade_ref=trade), trade)
+
+
+def list_trades_call(
+    *,
+    cursor: str | None = None,
+    limit: int = 100,
+    type: str | None = None,
+    game: str = DEFAULT_GAME,
+) -> Call[TradePage]:
+    """One page of ``GET /client/trades`` (the checks of `list_trades_request`; a `TradeType` or `Game` is
+    its text) and its decoder: the one builder of a listing's page for the client scope and, with another
+    route, for the merchant scope (``_merchant_proto.secure_list_call``)."""
+    spec = list_trades_request(cursor=cursor, limit=limit, type=type, game=game)
+    return Call(spec, decode_trade_page)
 
 
 def decode_cancel(

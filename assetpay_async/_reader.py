@@ -1,7 +1,7 @@
 """Reading trades: one trade, one page, every trade, or a round of followed trades.
 
 [`AssetPayClient`][assetpay_async.AssetPayClient]'s read methods delegate here. A `TradeReader` is a cheap
-view over one client's request path (its ``_call``) and the session's
+view over one client's request path (its ``_send``, which takes ``_protocol``'s call objects) and the session's
 [`TradeRoutes`][assetpay_async._trade_routes.TradeRoutes], which decides between the single-trade route and the
 list and probes the former once for every concurrent reader. Every scan of ``GET /client/trades`` is bounded by
 a [`ListingScan`][assetpay_async._listing.ListingScan]: a listing that does not end raises
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import functools
 import logging
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Sequence
@@ -26,7 +25,7 @@ from ._models import Game, Trade, TradePage, TradeType
 from ._refs import names
 from ._trade_routes import TradeRoutes
 
-__all__ = ["Caller", "TradeReader"]
+__all__ = ["Sender", "TradeReader"]
 
 T = TypeVar("T")
 _OLDEST: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
@@ -36,13 +35,11 @@ _WITHDRAW: Final = str(TradeType.WITHDRAW)
 logger = logging.getLogger("assetpay_async._reader")
 
 
-class Caller(Protocol):
-    """Runs one call with a client's token: ``AssetPayClient._call``."""
+class Sender(Protocol):
+    """Runs one call object with a client's token: ``AssetPayClient._send``."""
 
-    async def __call__(
-        self, spec: proto.RequestSpec, decode: Callable[[proto.Envelope, int], T], /
-    ) -> T:
-        """Send ``spec`` through the session's request path and decode its answer."""
+    async def __call__(self, call: proto.Call[T], /) -> T:
+        """Send ``call`` through the session's request path and decode its answer."""
         ...
 
 
@@ -77,27 +74,27 @@ class TradeReader:
     """Reads trades for one client.
 
     Args:
-        call: the client's ``_call``.
+        send: the client's ``_send``.
         routes: the session's knowledge of the single-trade route.
         pace: awaited before each request (the shared poller's share of the read quota), or None.
     """
 
-    __slots__ = ("_call", "_pace", "_routes")
+    __slots__ = ("_pace", "_routes", "_send")
 
     def __init__(
         self,
-        call: Caller,
+        send: Sender,
         routes: TradeRoutes,
         pace: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self._call = call
+        self._send = send
         self._routes = routes
         self._pace = pace
 
-    async def _get(self, spec: proto.RequestSpec, decode: Callable[[proto.Envelope, int], T]) -> T:
+    async def _get(self, call: proto.Call[T]) -> T:
         if self._pace is not None:
             await self._pace()
-        return await self._call(spec, decode)
+        return await self._send(call)
 
     # -- one trade --------------------------------------------------------------------------------------
 
@@ -124,9 +121,7 @@ class TradeReader:
             return None
         probe = use is None
         try:
-            trade = await self._get(
-                proto.get_trade_request(ref), functools.partial(proto.decode_trade, trade_ref=ref)
-            )
+            trade = await self._get(proto.get_trade_call(ref))
         except Exception as exc:
             if self._routes.learn(exc, probe=probe):
                 return None
@@ -148,10 +143,9 @@ class TradeReader:
         limit: int,
     ) -> TradePage:
         """``AssetPayClient.list_trades``: one page."""
-        spec = proto.list_trades_request(
-            cursor=cursor, limit=limit, type=None if type is None else str(type), game=str(game)
+        return await self._get(
+            proto.list_trades_call(cursor=cursor, limit=limit, type=type, game=game)
         )
-        return await self._get(spec, proto.decode_trade_page)
 
     async def pages(
         self,

@@ -16,7 +16,15 @@ from typing import Final
 
 from ._errors import InvalidRequestError
 
-__all__ = ["MAX_REF_CHARS", "check_ref", "names", "path_segment", "ref_uuid", "segment_of"]
+__all__ = [
+    "MAX_REF_CHARS",
+    "check_ref",
+    "check_segment",
+    "names",
+    "path_segment",
+    "ref_uuid",
+    "segment_of",
+]
 
 MAX_REF_CHARS: Final = 128
 """The longest ref accepted (AssetPay's ``itemId`` maxLength; applied to trade refs too)."""
@@ -84,6 +92,15 @@ def segment_of(value: object, name: str) -> str:
     if isinstance(value, str) and _PLAIN.fullmatch(value) and value not in (".", ".."):
         return value
     return path_segment(check_ref(value, name))
+
+
+def check_segment(value: object, name: str) -> tuple[str, str]:
+    """The ref as sent (`check_ref`) and its path segment (`path_segment`), with one regular expression in
+    the common case (a plain string ref is its own segment)."""
+    if isinstance(value, str) and _PLAIN.fullmatch(value) and value not in (".", ".."):
+        return value, value
+    ref = check_ref(value, name)
+    return ref, path_segment(ref)
 
 
 def ref_uuid(ref: str) -> uuid.UUID | None:

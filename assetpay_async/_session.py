@@ -15,7 +15,6 @@ from ._client import AssetPayClient
 from ._errors import (
     ConfigurationError,
     InvalidRequestError,
-    MerchantMismatchError,
     SessionClosedError,
 )
 from ._limiting import (
@@ -32,7 +31,7 @@ from ._quota import MerchantTier, Quota, RouteGroup
 from ._read_pace import DEFAULT_READ_SHARE
 from ._redis_urls import SCHEMES as REDIS_URL_SCHEMES
 from ._session_config import merchant_secrets, route_group, session_quotas, session_settings
-from ._tokens import SecretToken, merchant_of
+from ._tokens import SecretToken, token_merchant
 from ._transport import RetryPolicy
 
 if TYPE_CHECKING:
@@ -236,23 +235,11 @@ class AssetPaySession:
             del (
                 token
             )  # only the redacting holder from here on, refused or not: tracebacks show locals
-        merchant = merchant_of(secret)
-        if merchant is None:
-            if self._merchant_id is None:
-                raise InvalidRequestError(
-                    f"client token {secret.fingerprint} is not a JWT naming its merchant; "
-                    "pass merchant_id= to AssetPaySession"
-                )
-            merchant = self._merchant_id
-        elif self._merchant_id is None:
+        merchant = token_merchant(secret, self._merchant_id, what="client token")
+        if self._merchant_id is None:
             self._merchant_id = merchant
             if self._auth is not None and self._auth.merchant_id is None:
                 self._auth.merchant_id = merchant
-        elif merchant != self._merchant_id:
-            raise MerchantMismatchError(
-                f"client token {secret.fingerprint} belongs to merchant {merchant!r}, but this session "
-                f"serves {self._merchant_id!r}: use one AssetPaySession per merchant"
-            )
         return AssetPayClient(self, self._requester, secret, merchant)
 
     def client_for(

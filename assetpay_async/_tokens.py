@@ -124,3 +124,35 @@ def merchant_of(token: SecretToken) -> str | None:
             f"but {from_header!r} in its header; AssetPay refuses such a token"
         )
     return from_payload or from_header
+
+
+def token_merchant(token: SecretToken, known: str | None, *, what: str) -> str:
+    """The merchant ``token`` belongs to, checked against the merchant the session already ``known``s.
+
+    The one rule for a session's tokens, whether the caller gave one (``session.client``) or AssetPay issued
+    it (merchant mode): an opaque token belongs to the known merchant; a JWT names its own, which becomes
+    the session's when none is known yet.
+
+    Args:
+        token: the token.
+        known: the session's merchant, None while it is not known.
+        what: how the messages name the token (its text is never shown, only its fingerprint).
+
+    Raises:
+        InvalidRequestError: an opaque token while no merchant is known.
+        MerchantMismatchError: the token names another merchant than ``known`` (or its claims disagree).
+    """
+    merchant = merchant_of(token)
+    if merchant is None:
+        if known is None:
+            raise InvalidRequestError(
+                f"{what} {token.fingerprint} is not a JWT naming its merchant; "
+                "pass merchant_id= to AssetPaySession"
+            )
+        return known
+    if known is not None and merchant != known:
+        raise MerchantMismatchError(
+            f"{what} {token.fingerprint} belongs to merchant {merchant!r}, but this session serves "
+            f"{known!r}: use one AssetPaySession per merchant"
+        )
+    return merchant

@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import urllib.parse
 import uuid
+from collections.abc import Callable
 
 import pytest
 
 from assetpay_async import InvalidRequestError
+from assetpay_async import _merchant_proto as mp
 from assetpay_async._protocol import (
+    cancel_item_call,
     cancel_request,
+    cancel_trade_call,
     cancel_trade_request,
     canonical_id,
+    get_trade_call,
     get_trade_request,
     parse_id,
 )
+from assetpay_async._refs import check_segment
 from tests.support.core import (
     ITEM_ID,
     TRADE_ID,
@@ -175,3 +181,40 @@ async def test_bad_refs_send_nothing_and_spend_no_quota(
         assert server.requests == []
         assert session.limiter_stats().granted == 0
         assert session.limiter_stats("trades-read").granted == 0
+
+
+_CALLS_OF_ONE_REF: list[Callable[[object], object]] = [
+    lambda ref: cancel_item_call(ref, ITEM_ID),
+    lambda ref: cancel_item_call(TRADE_ID, ref),
+    cancel_trade_call,
+    get_trade_call,
+    lambda ref: mp.buy_cancel_item_call(ref, ITEM_ID),
+    lambda ref: mp.buy_cancel_item_call(TRADE_ID, ref),
+    mp.buy_cancel_call,
+]
+
+
+@pytest.mark.parametrize("value", BAD_REFS, ids=lambda v: ascii(v)[:48])
+def test_every_call_object_refuses_a_bad_ref_before_anything_is_built(value: object) -> None:
+    """The one-regex fast path of the call builders (issue 23) checks what ``parse_id`` checks."""
+    for build in _CALLS_OF_ONE_REF:
+        with pytest.raises(InvalidRequestError):
+            build(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [uuid.UUID(CANONICAL), CANONICAL.upper(), "0010f8d48278ccb8", "a/b", "...", "\u20ac", " x "],
+    ids=ascii,
+)
+def test_a_call_carries_the_ref_as_sent_and_its_segment_in_the_path(value: object) -> None:
+    ref, segment = parse_id(value, "trade_id"), canonical_id(value, "trade_id")
+    assert check_segment(value, "trade_id") == (ref, segment)
+    call = cancel_item_call(value, value)
+    assert (call.trade_ref, call.item_ref) == (ref, ref)
+    assert call.spec.path == f"/client/trading/withdraw/{segment}/items/{segment}/cancel"
+    buy = mp.buy_cancel_item_call(value, value)
+    assert (buy.trade_ref, buy.item_ref) == (ref, ref)
+    assert buy.spec.path == f"/secure/buy/{segment}/items/{segment}/cancel"
+    assert get_trade_call(value).spec.path == f"/client/trades/{segment}"
+    assert get_trade_call(value).trade_ref == ref

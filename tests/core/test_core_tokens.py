@@ -16,7 +16,7 @@ from assetpay_async import (
     MerchantMismatchError,
     MerchantTier,
 )
-from assetpay_async._tokens import SecretToken, merchant_of
+from assetpay_async._tokens import SecretToken, merchant_of, token_merchant
 from tests.support.core import MERCHANT, make_token
 
 
@@ -199,3 +199,21 @@ def test_an_opaque_token_needs_merchant_id() -> None:
 
 def test_a_merchant_mismatch_is_also_a_value_error() -> None:
     assert issubclass(MerchantMismatchError, ValueError)
+
+
+def test_token_merchant_is_the_one_rule_for_a_sessions_tokens() -> None:
+    """``session.client`` and merchant mode's issued tokens share it: a JWT's merchant is taken when none is
+    known and must match one that is; an opaque token needs a known merchant. Only fingerprints are shown."""
+    jwt = SecretToken(make_token(MERCHANT))
+    opaque = SecretToken("opaque-token-value")
+    assert token_merchant(jwt, None, what="client token") == MERCHANT
+    assert token_merchant(jwt, MERCHANT, what="client token") == MERCHANT
+    assert token_merchant(opaque, MERCHANT, what="client token") == MERCHANT
+    with pytest.raises(InvalidRequestError, match="merchant_id=") as opaque_info:
+        token_merchant(opaque, None, what="client token")
+    with pytest.raises(MerchantMismatchError, match="one AssetPaySession per merchant") as other:
+        token_merchant(jwt, "another-merchant", what="AssetPay issued token")
+    assert "opaque-token-value" not in str(opaque_info.value)
+    assert opaque.fingerprint in str(opaque_info.value)
+    assert jwt.reveal() not in str(other.value)
+    assert str(other.value).startswith(f"AssetPay issued token {jwt.fingerprint}")
