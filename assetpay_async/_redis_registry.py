@@ -19,6 +19,7 @@ from ._errors import ConfigurationError, SessionClosedError
 from ._limiter_types import LimiterKey, LimiterPolicy, RateLimiter
 from ._quota import Quota, RouteGroup
 from ._redis_core import RedisLimiter
+from ._redis_scripts import FIRST_CALL_TIMEOUTS, LINGER_TIMEOUTS
 from ._redis_urls import RedisUrl, parse_redis_url
 
 __all__ = ["RedisLimiterRegistry", "redis_client_from_url"]
@@ -34,10 +35,15 @@ def _retry() -> Retry:
 _Client = aioredis.Redis | aioredis.RedisCluster
 
 
-def _made_client(parsed: RedisUrl) -> tuple[_Client, list[aioredis.Redis]]:
-    """The client of ``parsed``, and the extra clients to close with it (Sentinel's)."""
+def _made_client(parsed: RedisUrl, timeout: float) -> tuple[_Client, list[aioredis.Redis]]:
+    """The client of ``parsed``, and the extra clients to close with it (Sentinel's).
+
+    Its socket timeouts cover a call the limiter stopped waiting for (after ``timeout``) while it goes on in
+    the background for `LINGER_TIMEOUTS` more, so a slow answer does not cost the connection.
+    """
     user, password = parsed.username, parsed.password
-    connect, answer = _CONNECT_TIMEOUT, _ANSWER_TIMEOUT
+    connect = max(_CONNECT_TIMEOUT, timeout * FIRST_CALL_TIMEOUTS)
+    answer = max(_ANSWER_TIMEOUT, timeout * (1 + LINGER_TIMEOUTS))
     if parsed.kind == "cluster":
         nodes = [ClusterNode(host, port) for host, port in parsed.nodes]
         cluster = aioredis.RedisCluster(
@@ -60,7 +66,9 @@ def _made_client(parsed: RedisUrl) -> tuple[_Client, list[aioredis.Redis]]:
     return client, []
 
 
-def redis_client_from_url(url: str) -> aioredis.Redis | aioredis.RedisCluster:
+def redis_client_from_url(
+    url: str, timeout: float = _ANSWER_TIMEOUT
+) -> aioredis.Redis | aioredis.RedisCluster:
     """A client for the limiter: quick to give up (so the fallback starts quickly), quick to retry.
 
     Options in a single-server URL's query string (``?socket_timeout=2``) override these.
@@ -69,13 +77,13 @@ def redis_client_from_url(url: str) -> aioredis.Redis | aioredis.RedisCluster:
         ConfigurationError: the URL is not one of the documented forms, or redis-py refused it (the
             message never shows the URL).
     """
-    return _client_from_url(url)[0]
+    return _client_from_url(url, timeout)[0]
 
 
-def _client_from_url(url: str) -> tuple[_Client, list[aioredis.Redis]]:
+def _client_from_url(url: str, timeout: float) -> tuple[_Client, list[aioredis.Redis]]:
     parsed = parse_redis_url(url)
     try:
-        return _made_client(parsed)
+        return _made_client(parsed, timeout)
     except (ValueError, TypeError) as exc:
         raise ConfigurationError(
             f"limiter= Redis URL: redis-py refused it ({type(exc).__name__}; the URL is not shown)"
@@ -156,7 +164,7 @@ class RedisLimiterRegistry:
         self._extra_clients: list[aioredis.Redis] = []
         self._redis: _Client
         if isinstance(redis, str):
-            self._redis, self._extra_clients = _client_from_url(redis)
+            self._redis, self._extra_clients = _client_from_url(redis, self._options["timeout"])
             self._owns_client = True
         elif isinstance(redis, aioredis.Redis | aioredis.RedisCluster):
             self._redis, self._owns_client = redis, False
