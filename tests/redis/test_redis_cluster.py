@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -38,6 +39,19 @@ def busiest(times: list[float], window: float) -> int:
     return max((bisect.bisect_right(times, t + window) - i for i, t in enumerate(times)), default=0)
 
 
+@contextlib.asynccontextmanager
+async def _registries(
+    url: str, *, count: int, timeout: float
+) -> AsyncIterator[list[RedisLimiterRegistry]]:
+    """``count`` registries on the cluster, closed even when the test fails (no connection outlives it)."""
+    registries = [RedisLimiterRegistry(url, timeout=timeout) for _ in range(count)]
+    try:
+        yield registries
+    finally:
+        for registry in registries:
+            await registry.aclose()
+
+
 async def _run(limiters: list[RedisLimiter], seconds: float) -> list[float]:
     """Grant times of three callers per limiter for ``seconds``; a caller never waits past the end (a limiter
     that grants nothing, say while it cannot count its peers, ends the run instead of hanging it)."""
@@ -60,72 +74,72 @@ async def _run(limiters: list[RedisLimiter], seconds: float) -> list[float]:
 async def test_limiters_on_a_cluster_share_one_schedule_per_merchant(cluster: RedisCluster) -> None:
     # A generous deadline: this test is about slots and MOVED, not a slow Redis (a loaded 2-core CI machine
     # can take over a second to answer).
-    registries = [RedisLimiterRegistry(cluster.url, timeout=10.0) for _ in range(LIMITERS)]
-    merchants = [f"merchant-{i}" for i in range(6)]
-    keys: dict[str, list[RedisLimiter]] = {}
-    for merchant in merchants:
-        got = [
-            reg.get(merchant, RouteGroup.CANCEL_ITEM, QUOTA, latency_margin=MARGIN)
-            for reg in registries
-        ]
-        keys[merchant] = [lim for lim in got if isinstance(lim, RedisLimiter)]
-        assert len(keys[merchant]) == LIMITERS
+    async with _registries(cluster.url, count=LIMITERS, timeout=10.0) as registries:
+        merchants = [f"merchant-{i}" for i in range(6)]
+        keys: dict[str, list[RedisLimiter]] = {}
+        for merchant in merchants:
+            got = [
+                reg.get(merchant, RouteGroup.CANCEL_ITEM, QUOTA, latency_margin=MARGIN)
+                for reg in registries
+            ]
+            keys[merchant] = [lim for lim in got if isinstance(lim, RedisLimiter)]
+            assert len(keys[merchant]) == LIMITERS
 
-    per_merchant = await asyncio.gather(*(_run(lims, 2.5) for lims in keys.values()))
+        per_merchant = await asyncio.gather(*(_run(lims, 2.5) for lims in keys.values()))
 
-    nodes = set()
-    for merchant, lims in keys.items():
-        lim = lims[0]
-        assert f"{{{merchant}}}" in lim.redis_key
-        assert f"{{{merchant}}}" in lim.peers_key
-        assert cluster.port_of(lim.redis_key) == cluster.port_of(lim.peers_key)  # one node
-        nodes.add(cluster.port_of(lim.redis_key))
-        assert not any(one.degraded or one.local_granted for one in lims)  # MOVED was followed
-    assert len(nodes) > 1, "the merchants' keys should live on more than one node"
-    for times in per_merchant:
-        assert len(times) >= QUOTA.limit
-        assert busiest(times, QUOTA.period_seconds + MARGIN) <= QUOTA.limit
-    for reg in registries:
-        await reg.aclose()
+        nodes = set()
+        for merchant, lims in keys.items():
+            lim = lims[0]
+            assert f"{{{merchant}}}" in lim.redis_key
+            assert f"{{{merchant}}}" in lim.peers_key
+            assert cluster.port_of(lim.redis_key) == cluster.port_of(lim.peers_key)  # one node
+            nodes.add(cluster.port_of(lim.redis_key))
+            assert not any(one.degraded or one.local_granted for one in lims)  # MOVED was followed
+        assert len(nodes) > 1, "the merchants' keys should live on more than one node"
+        for times in per_merchant:
+            assert len(times) >= QUOTA.limit
+            assert busiest(times, QUOTA.period_seconds + MARGIN) <= QUOTA.limit
 
 
 async def test_a_cluster_client_passed_as_limiter_works_in_a_session(cluster: RedisCluster) -> None:
     client = aioredis.RedisCluster(host="127.0.0.1", port=cluster.ports[0])
-    async with AssetPaySession(
-        cancel_quota=QUOTA, merchant_id="merchant-s", limiter=client
-    ) as session:
-        lim = session._requester.limiter("merchant-s", RouteGroup.CANCEL_ITEM)
-        assert isinstance(lim, RedisLimiter)
-        async with asyncio.timeout(10):
-            for _ in range(3):
-                await lim.acquire()
-        assert await client.exists(lim.redis_key) == 1
-    await client.aclose()
+    try:
+        async with AssetPaySession(
+            cancel_quota=QUOTA, merchant_id="merchant-s", limiter=client
+        ) as session:
+            lim = session._requester.limiter("merchant-s", RouteGroup.CANCEL_ITEM)
+            assert isinstance(lim, RedisLimiter)
+            async with asyncio.timeout(10):
+                for _ in range(3):
+                    await lim.acquire()
+            assert await client.exists(lim.redis_key) == 1
+    finally:
+        await client.aclose()
 
 
 async def test_a_dead_master_is_an_outage_not_a_reason_to_grant_alone(
     cluster: RedisCluster,
 ) -> None:
     """Last in the module: it kills the master that holds the merchant's slot."""
-    registries = [RedisLimiterRegistry(cluster.url, timeout=1.5) for _ in range(2)]
-    lims = [
-        reg.get("merchant-dead", RouteGroup.CANCEL_ITEM, QUOTA, latency_margin=MARGIN)
-        for reg in registries
-    ]
-    assert all(isinstance(lim, RedisLimiter) for lim in lims)
-    typed: list[RedisLimiter] = [lim for lim in lims if isinstance(lim, RedisLimiter)]
-    before = await _run(typed, 1.5)
-    for _ in range(20):  # until both count each other as peers (a heartbeat or two; longer on a loaded host)
-        if all(lim.peers == 2 for lim in typed):
-            break
-        before += await _run(typed, 0.5)
-    assert all(lim.peers == 2 for lim in typed)
+    async with _registries(cluster.url, count=2, timeout=1.5) as registries:
+        lims = [
+            reg.get("merchant-dead", RouteGroup.CANCEL_ITEM, QUOTA, latency_margin=MARGIN)
+            for reg in registries
+        ]
+        assert all(isinstance(lim, RedisLimiter) for lim in lims)
+        typed: list[RedisLimiter] = [lim for lim in lims if isinstance(lim, RedisLimiter)]
+        before = await _run(typed, 1.5)
+        for _ in range(
+            20
+        ):  # until both count each other as peers (a heartbeat or two; longer on a loaded host)
+            if all(lim.peers == 2 for lim in typed):
+                break
+            before += await _run(typed, 0.5)
+        assert all(lim.peers == 2 for lim in typed)
 
-    await asyncio.to_thread(cluster.kill, cluster.port_of(typed[0].redis_key))
-    during = await _run(typed, 4.0)
+        await asyncio.to_thread(cluster.kill, cluster.port_of(typed[0].redis_key))
+        during = await _run(typed, 4.0)
 
-    assert all(lim.degraded for lim in typed)
-    assert all(lim.local_granted > 0 for lim in typed)
-    assert busiest(before + during, QUOTA.period_seconds + MARGIN) <= QUOTA.limit
-    for reg in registries:
-        await reg.aclose()
+        assert all(lim.degraded for lim in typed)
+        assert all(lim.local_granted > 0 for lim in typed)
+        assert busiest(before + during, QUOTA.period_seconds + MARGIN) <= QUOTA.limit
