@@ -15,10 +15,11 @@ Each raises [`ListingDidNotTerminateError`][assetpay_async.ListingDidNotTerminat
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
 from ._errors import ListingDidNotTerminateError
-from ._models import TradePage
+from ._models import Trade, TradePage
 
 __all__ = ["MAX_PAGES", "MAX_STALE_PAGES", "ListingScan"]
 
@@ -81,3 +82,17 @@ class ListingScan:
             pages=self.pages,
             cursor=cursor,
         )
+
+
+async def walk(
+    scan: ListingScan, page_at: Callable[[str | None], Awaitable[TradePage | None]]
+) -> AsyncIterator[Trade]:
+    """Every trade of a listing, page by page: ``page_at(cursor)`` reads a page (None: stop before reading
+    it), and ``scan`` decides whether the listing goes on (it raises when it does not end)."""
+    cursor: str | None = None
+    while (page := await page_at(cursor)) is not None:
+        for trade in page.items:
+            yield trade
+        cursor = scan.next_cursor(cursor, page)
+        if cursor is None:
+            return

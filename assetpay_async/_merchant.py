@@ -22,7 +22,7 @@ from ._errors import (
     InvalidRequestError,
     TradeNotFoundError,
 )
-from ._listing import ListingScan
+from ._listing import ListingScan, walk
 from ._minting import ApiKey, ApiSecret, EndUser, mint
 from ._models import CancelResult, Game, Trade, TradeCancelResult, TradePage, TradeType
 from ._poller import FollowedItem
@@ -313,14 +313,12 @@ class MerchantScope:
         kind = None if type is None else str(type)
         mp.secure_list_call(limit=page_size, type=kind, game=str(game))  # bad filters fail now
         scan = ListingScan(str(game), route="GET /secure/trades", max_pages=max_pages)
-        cursor: str | None = None
-        while True:
-            page = await self.list_trades(type=kind, game=game, cursor=cursor, limit=page_size)
-            for trade in page.items:
-                yield trade
-            cursor = scan.next_cursor(cursor, page)
-            if cursor is None:
-                return
+
+        async def page_at(cursor: str | None) -> TradePage:
+            return await self.list_trades(type=kind, game=game, cursor=cursor, limit=page_size)
+
+        async for trade in walk(scan, page_at):
+            yield trade
 
     async def cancel_buy_item(
         self,

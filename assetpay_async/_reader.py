@@ -20,7 +20,7 @@ from typing import Final, Protocol, TypeVar
 
 from . import _protocol as proto
 from ._errors import TradeNotFoundError
-from ._listing import ListingScan
+from ._listing import ListingScan, walk
 from ._models import Game, Trade, TradePage, TradeType
 from ._refs import names
 from ._trade_routes import TradeRoutes
@@ -161,19 +161,16 @@ class TradeReader:
         Raises:
             ListingDidNotTerminateError: the listing does not end (a cursor came back, the page bound).
         """
-        scan = ListingScan(game)
-        cursor: str | None = None
-        while True:
+
+        async def page_at(cursor: str | None) -> TradePage | None:
             if budget is not None and budget[0] is not None:
                 if budget[0] <= 0:
-                    return
+                    return None
                 budget[0] -= 1
-            page = await self.list_trades(type=type, game=game, cursor=cursor, limit=page_size)
-            for trade in page.items:
-                yield trade
-            cursor = scan.next_cursor(cursor, page)
-            if cursor is None:
-                return
+            return await self.list_trades(type=type, game=game, cursor=cursor, limit=page_size)
+
+        async for trade in walk(ListingScan(game), page_at):
+            yield trade
 
     async def iter_trades(
         self, *, type: TradeType | str | None, game: Game | str | None, page_size: int
