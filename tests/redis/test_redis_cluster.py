@@ -24,7 +24,10 @@ from tests.support.redis_server import RedisCluster, redis_server_binary
 pytestmark = [pytest.mark.redis_server, pytest.mark.slow]
 
 QUOTA = Quota(20, 1.0)
-MARGIN = 0.05
+# J covers the delay between a grant and its use, as it does for AssetPay's count: the grant times here are read
+# by the test's callers after `acquire()` returns, and a loaded 2-core CI worker can resume a caller tenths of a
+# second late.
+MARGIN = 0.5
 LIMITERS = 3
 
 
